@@ -1,0 +1,56 @@
+"""Per-frame confidence: a logistic combination of tracking signals, in [0, 1].
+
+Signals of one pass (``FEATURES``, computed by tracker.ObjectTracker.step):
+  log_fb      log(1 + median forward-backward LK error), normalized-box px
+  good        share of LK points kept after the forward-backward check
+  ncc_key     NCC of the current crop with the keyframe crop
+  ncc_recent  NCC of the current crop with the recent (slowly updated) crop
+  peak_gap    how much better the best NCC match nearby is than the chosen box
+  motion      deviation of this step's motion from the recent velocity, in box sizes
+  log_area    |log(area / keyframe area)|
+  log_dist    log(1 + frames since the keyframe)
+  lk_failed   1 when LK found too few consistent points
+Between two keyframes the forward and backward passes are fused and their agreement (IoU)
+is one more, strong, signal (``fused_confidence``).
+
+Weights: fitted once by logistic regression (target: IoU >= 0.5 against ground truth) on
+ALL shared sequences together (otb_crossing, otb_faceocc1, uav123_wakeboard7,
+mot17_04_mini) plus the synthetic bench videos, with first-frame and first+middle
+keyframes; see bench/propagation.py --fit. Not tuned per sequence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FEATURES = ("log_fb", "good", "ncc_key", "ncc_recent", "peak_gap", "motion", "log_area", "log_dist", "lk_failed")
+
+# logit = SINGLE_BIAS + SINGLE_WEIGHTS . features
+SINGLE_BIAS = -1.5
+SINGLE_WEIGHTS = np.array([-2.0, 1.0, 3.0, 2.0, -3.0, -2.0, -1.0, -0.3, -2.0], np.float32)
+
+# fused logit = FUSED[0] + FUSED[1] * logit(single) + FUSED[2] * agreement + FUSED[3] * both
+FUSED = np.array([0.0, 1.0, 2.5, -1.25], np.float32)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+
+
+def _logit(p):
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def single_pass_confidence(features: np.ndarray) -> float | np.ndarray:
+    """``(len(FEATURES),)`` or ``(n, len(FEATURES))`` -> confidence in [0, 1]."""
+    z = SINGLE_BIAS + np.asarray(features, np.float32) @ SINGLE_WEIGHTS
+    out = _sigmoid(z)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def fused_confidence(single: np.ndarray, agreement: np.ndarray, both: np.ndarray) -> np.ndarray:
+    """Final confidence from the single-pass confidence ``(n,)``, the forward/backward box IoU
+    ``(n,)`` (0 where only one pass exists) and ``both`` ``(n,)`` (1 where two passes exist)."""
+    z = FUSED[0] + FUSED[1] * _logit(np.asarray(single, np.float64)) + FUSED[2] * agreement + FUSED[3] * both
+    return _sigmoid(z).astype(np.float32)

@@ -1,0 +1,72 @@
+"""Choose the frames whose human review would fix the most error, spread in time.
+
+A reviewed frame becomes a keyframe and re-propagation fixes its neighbours too, so after a
+frame is picked the expected error of the frames around it is discounted (a Gaussian
+bump of width ``radius``) before the next pick: one bad moment gets one review, not five.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from src.vision.types import Track
+
+
+def budget_to_count(budget: float, n_frames: int) -> int:
+    """A share of frames when ``budget`` < 1, a frame count when >= 1."""
+    if budget < 0:
+        raise ValueError(f"budget must be >= 0, got {budget}")
+    k = int(round(budget * n_frames)) if budget < 1 else int(budget)
+    return min(k, n_frames)
+
+
+def frame_error(tracks: Sequence[Track], n_frames: int) -> np.ndarray:
+    """``(n_frames,)`` expected number of wrong boxes per frame: the sum over present
+    objects of ``1 - confidence``."""
+    err = np.zeros(n_frames, np.float64)
+    for t in tracks:
+        p = t.present
+        err[p] += 1.0 - t.confidence[p].astype(np.float64)
+    return err
+
+
+def select_hard_frames(
+    tracks: Sequence[Track],
+    n_frames: int,
+    budget: float,
+    *,
+    exclude: Iterable[int] = (),
+    radius: float | None = None,
+) -> list[int]:
+    """Greedy pick of ``budget`` frames (share < 1 or count >= 1) maximising discounted
+    expected error. ``exclude`` (e.g. the keyframes) is never picked and already counts as
+    reviewed. ``radius`` (frames) defaults to half the even spacing of the budget.
+    Returns sorted frame indices; frames with no expected error are not picked."""
+    k = budget_to_count(budget, n_frames)
+    if k == 0 or n_frames == 0:
+        return []
+    err = frame_error(tracks, n_frames)
+    if radius is None:
+        radius = max(1.0, 0.5 * n_frames / (k + 1))
+    idx = np.arange(n_frames)
+    keep = np.ones(n_frames)
+
+    def discount(f: int) -> None:
+        keep[:] *= 1.0 - np.exp(-0.5 * ((idx - f) / radius) ** 2)
+
+    excluded = sorted({int(f) for f in exclude if 0 <= int(f) < n_frames})
+    for f in excluded:
+        discount(f)
+    picked: list[int] = []
+    for _ in range(k):
+        score = err * keep
+        score[excluded] = -1
+        score[picked] = -1
+        f = int(np.argmax(score))
+        if score[f] <= 1e-9:
+            break
+        picked.append(f)
+        discount(f)
+    return sorted(picked)

@@ -1,0 +1,246 @@
+"""Propagate keyframe boxes through a whole video.
+
+For every object, from each of its keyframes a pass runs forward to its next keyframe (or
+the end) and backward to its previous keyframe (or the start). Between two keyframes both
+estimates exist and are fused, weighted by the distance to each keyframe and by their
+confidence, and their agreement feeds the confidence. A ``gone`` keyframe ends the object
+until its next keyframe with a box.
+
+Speed: one thread decodes into a disk-backed store of small grey frames while a thread pool
+runs the passes (OpenCV releases the GIL); each pass starts as soon as its frames exist.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from src.vision.confidence import fused_confidence
+from src.vision.frames import FrameStore
+from src.vision.hard_frames import select_hard_frames
+from src.vision.metrics import iou
+from src.vision.tracker import ObjectTracker
+from src.vision.types import (
+    SOURCE_KEYFRAME,
+    SOURCE_PROPAGATED,
+    PropagationResult,
+    SeedObject,
+    Track,
+    VideoInfo,
+)
+from src.vision.video import probe
+
+WORK_LONG_SIDE = 640  # working resolution: long side in px ...
+MIN_OBJECT_PX = 24  # ... raised (up to full resolution) so the smallest seed box keeps this
+
+
+class SeedError(ValueError):
+    """The keyframes do not fit the video; ``str(err)`` is a human message."""
+
+
+def validate_keyframes(keyframes: dict[int, list[SeedObject]], info: VideoInfo) -> None:
+    """Raise SeedError for: keyframe out of range, box outside the frame, box smaller than
+    2x2 px, duplicate track id on one keyframe, one track id with two classes, no box at all."""
+    classes: dict[int, str] = {}
+    any_box = False
+    for f, objs in keyframes.items():
+        if not 0 <= f < info.frames:
+            raise SeedError(f"keyframe {f} is outside the video (frames 0-{info.frames - 1})")
+        seen: set[int] = set()
+        for o in objs:
+            if o.track_id in seen:
+                raise SeedError(f"track_id {o.track_id} appears twice on keyframe {f}")
+            seen.add(o.track_id)
+            if o.gone:
+                continue
+            if o.box is None or np.shape(o.box) != (4,) or not np.isfinite(o.box).all():
+                raise SeedError(f"track_id {o.track_id} on keyframe {f}: box must be 4 numbers x1, y1, x2, y2")
+            x1, y1, x2, y2 = (float(v) for v in o.box)
+            if x1 < 0 or y1 < 0 or x2 > info.width or y2 > info.height:
+                raise SeedError(
+                    f"track_id {o.track_id} on keyframe {f}: box {[x1, y1, x2, y2]} is outside the "
+                    f"{info.width}x{info.height} frame"
+                )
+            if x2 - x1 < 2 or y2 - y1 < 2:
+                raise SeedError(f"track_id {o.track_id} on keyframe {f}: box smaller than 2x2 px (or x2 < x1)")
+            if classes.setdefault(o.track_id, o.class_name) != o.class_name:
+                raise SeedError(f"track_id {o.track_id} has two classes: {classes[o.track_id]!r}, {o.class_name!r}")
+            any_box = True
+    if not any_box:
+        raise SeedError("no keyframe has a box")
+
+
+def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]]) -> float:
+    """Downscale factor (<= 1) of the tracking copy: long side WORK_LONG_SIDE, unless the
+    smallest seed box would shrink below MIN_OBJECT_PX."""
+    s = min(1.0, WORK_LONG_SIDE / max(info.width, info.height))
+    sides = [min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for objs in keyframes.values() for o in objs if not o.gone]
+    if sides:
+        s = max(s, min(1.0, MIN_OBJECT_PX / max(min(sides), 1.0)))
+    return float(s)
+
+
+def _run_pass(store: FrameStore, start: int, box: np.ndarray, stop: int, step: int):
+    """Track from keyframe ``start`` (box in full-res px) over frames ``start+step .. stop``
+    inclusive. Returns (frames (m,), boxes (m, 4) full-res with NaN rows, conf (m,))."""
+    frames = np.arange(start + step, stop + step, step)
+    boxes = np.full((len(frames), 4), np.nan, np.float64)
+    conf = np.zeros(len(frames), np.float64)
+    if len(frames) == 0:
+        return frames, boxes, conf
+    s = store.scale
+    tr = ObjectTracker(store.get(start), np.asarray(box, np.float64) * s)
+    lost_from = None
+    for i, f in enumerate(frames):
+        r = tr.step(store.get(int(f)))
+        if r.box is None:
+            if lost_from is None:
+                # the low-confidence run that led to "lost" is reported absent too
+                lost_from = i
+                j = i - 1
+                while j >= 0 and 0 < conf[j] < 0.25 and i - j <= 8:
+                    boxes[j], conf[j] = np.nan, 0.0
+                    j -= 1
+            continue
+        lost_from = None
+        boxes[i] = r.box / s
+        conf[i] = r.confidence
+    return frames, boxes, conf
+
+
+def _fuse(n: int, a: int, b: int, fwd, bwd):
+    """Combine passes between keyframes ``a`` < ``b`` (either may be None) into
+    (boxes (n, 4), single-pass conf (n,), agreement (n,), both (n,)) for frames a+1..b-1."""
+    m = b - a - 1
+    out_b = np.full((m, 4), np.nan)
+    out_c = np.zeros(m)
+    agree = np.zeros(m)
+    both = np.zeros(m)
+    F = fwd[1][:m] if fwd is not None else np.full((m, 4), np.nan)
+    cf = fwd[2][:m] if fwd is not None else np.zeros(m)
+    if bwd is not None:  # backward pass runs b-1 .. a+1: reverse to frame order
+        B, cb = bwd[1][:m][::-1], bwd[2][:m][::-1]
+    else:
+        B, cb = np.full((m, 4), np.nan), np.zeros(m)
+    t = np.arange(a + 1, b)
+    wf = (b - t) / (b - a) if (fwd is not None and bwd is not None) else np.ones(m)
+    wb = 1.0 - wf if (fwd is not None and bwd is not None) else np.ones(m)
+    hf, hb = ~np.isnan(F).any(1), ~np.isnan(B).any(1)
+    two = fwd is not None and bwd is not None
+    for i in range(m):
+        if hf[i] and hb[i]:
+            u = float(iou(F[i], B[i])[0])
+            pf, pb = wf[i] * (cf[i] + 1e-3), wb[i] * (cb[i] + 1e-3)
+            if u >= 0.3:
+                out_b[i] = (pf * F[i] + pb * B[i]) / (pf + pb)
+                out_c[i] = (pf * cf[i] + pb * cb[i]) / (pf + pb)
+            elif pf >= pb:
+                out_b[i], out_c[i] = F[i], cf[i]
+            else:
+                out_b[i], out_c[i] = B[i], cb[i]
+            agree[i], both[i] = u, 1.0
+        elif hf[i] or hb[i]:
+            out_b[i], out_c[i] = (F[i], cf[i]) if hf[i] else (B[i], cb[i])
+            both[i] = 1.0 if two else 0.0  # the other pass says "absent": agreement 0
+    return out_b, out_c, agree, both
+
+
+def propagate(
+    video_path: str | Path,
+    keyframes: dict[int, list[SeedObject]],
+    *,
+    budget: float = 0.05,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    info: VideoInfo | None = None,
+) -> PropagationResult:
+    """Propagate ``keyframes`` ({frame: [SeedObject]}, boxes full-res xyxy) through the video.
+
+    ``progress(done, total)`` is called from the decode thread as frames arrive. ``budget``
+    picks the hard frames (share < 1 or count >= 1). Raises VideoProbeError / SeedError.
+    """
+    t0 = time.perf_counter()
+    info = info or probe(video_path)
+    keyframes = {int(f): list(objs) for f, objs in keyframes.items()}
+    validate_keyframes(keyframes, info)
+    n = info.frames
+
+    per_object: dict[int, list[tuple[int, SeedObject]]] = {}
+    for f in sorted(keyframes):
+        for o in keyframes[f]:
+            per_object.setdefault(o.track_id, []).append((f, o))
+
+    store = FrameStore(video_path, n, info.width, info.height, working_scale(info, keyframes))
+    store.start(None if progress is None else (lambda done: progress(done, n)))
+    workers = workers or max(1, os.cpu_count() or 1)
+    try:
+        jobs = []  # (frame the job needs first, track id, kind, keyframe index)
+        for tid, kfs in per_object.items():
+            for j, (f, o) in enumerate(kfs):
+                if o.gone:
+                    continue
+                nxt = kfs[j + 1][0] - 1 if j + 1 < len(kfs) else n - 1
+                prv = kfs[j - 1][0] + 1 if j > 0 else 0
+                jobs.append((f, tid, "fwd", j, f, o.box, nxt, 1))
+                jobs.append((f, tid, "bwd", j, f, o.box, prv, -1))
+        jobs.sort(key=lambda j: j[0])
+        with ThreadPoolExecutor(workers) as pool:
+            futures = {
+                (tid, kind, j): pool.submit(_run_pass, store, f, box, stop, step)
+                for _, tid, kind, j, f, box, stop, step in jobs
+            }
+            passes = {k: fut.result() for k, fut in futures.items()}
+        store.join()
+    finally:
+        store.close()
+
+    tracks = []
+    for tid, kfs in per_object.items():
+        name = next(o.class_name for _, o in kfs if not o.gone)
+        tr = Track.empty(tid, name, n)
+        # boundaries: virtual "gone" before the start and after the end
+        bounds = [(-1, None)] + kfs + [(n, None)]
+        for (a, oa), (b, ob) in zip(bounds[:-1], bounds[1:]):
+            ja = kfs.index((a, oa)) if oa is not None else None
+            jb = kfs.index((b, ob)) if ob is not None else None
+            fwd = passes.get((tid, "fwd", ja)) if oa is not None and not oa.gone else None
+            bwd = passes.get((tid, "bwd", jb)) if ob is not None and not ob.gone else None
+            if b - a <= 1 or (fwd is None and bwd is None):
+                continue
+            boxes, c, agree, both = _fuse(n, a, b, fwd, bwd)
+            ok = ~np.isnan(boxes).any(1)
+            conf = fused_confidence(c, agree, both)
+            sl = slice(a + 1, b)
+            tr.boxes[sl][ok] = boxes[ok]
+            tr.confidence[sl][ok] = conf[ok]
+            tr.source[sl][ok] = SOURCE_PROPAGATED
+        for f, o in kfs:
+            if not o.gone:
+                tr.boxes[f] = o.box
+                tr.confidence[f] = 1.0
+                tr.source[f] = SOURCE_KEYFRAME
+        _clip(tr, info)
+        tracks.append(tr)
+    tracks.sort(key=lambda t: t.track_id)
+    hard = select_hard_frames(tracks, n, budget, exclude=keyframes.keys())
+    return PropagationResult(info, tracks, hard, time.perf_counter() - t0)
+
+
+def _clip(tr: Track, info: VideoInfo) -> None:
+    """Clip boxes to the frame; a box with less than 1 px left is reported absent."""
+    b = tr.boxes
+    b[:, 0] = np.clip(b[:, 0], 0, info.width)
+    b[:, 2] = np.clip(b[:, 2], 0, info.width)
+    b[:, 1] = np.clip(b[:, 1], 0, info.height)
+    b[:, 3] = np.clip(b[:, 3], 0, info.height)
+    with np.errstate(invalid="ignore"):
+        tiny = ((b[:, 2] - b[:, 0]) < 1) | ((b[:, 3] - b[:, 1]) < 1)
+    gone = tiny & tr.present
+    b[gone] = np.nan
+    tr.confidence[gone] = 0
+    tr.source[gone] = 0

@@ -1,0 +1,231 @@
+"""Single-object tracker for one propagation pass (forward or backward) on grey frames.
+
+Each step combines:
+- pyramidal Lucas-Kanade on a grid of points inside the box, filtered by forward-backward
+  error, with median translation and median scale (MedianFlow-style);
+- NCC template matching (cv2.matchTemplate) of the keyframe crop and a slowly updated
+  recent crop in a search window, used to correct LK when it slips and to re-detect;
+- an explicit lost state: the object is reported absent after it leaves the frame or after
+  its confidence stayed low for ``LOST_FRAMES`` frames, and it is re-acquired when the
+  keyframe template matches strongly again.
+
+Every crop is resampled so that the box is about ``NORM`` px on its long side: the cost per
+object and every threshold are independent of the object's size and of the video resolution.
+Boxes here are ``(4,)`` float64 xyxy in working-resolution pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from src.vision.confidence import FEATURES, single_pass_confidence
+
+NORM = 48  # long side of the normalized box for LK, px
+TPL = 32  # long side of the NCC templates, px
+GRID = 8  # LK points: GRID x GRID
+SEARCH = 2.6  # NCC search window, in box sizes
+PULL = 0.5  # share of the way from the LK box to a nearby NCC peak
+PULL_MIN_NCC = 0.5
+LOST_CONF = 0.25
+LOST_FRAMES = 6
+REACQUIRE_NCC = 0.72
+MIN_VISIBLE = 0.35  # share of the box inside the frame below which the object has left
+LK_PARAMS = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03))
+
+
+def sample(img: np.ndarray, x1: float, y1: float, x2: float, y2: float, out_w: int, out_h: int) -> np.ndarray:
+    """Region ``[x1, x2) x [y1, y2)`` of a grey image resampled to ``(out_h, out_w)`` float32;
+    parts outside the image replicate the border."""
+    h, w = img.shape[:2]
+    ix1, iy1 = int(np.floor(x1)), int(np.floor(y1))
+    ix2, iy2 = max(ix1 + 1, int(np.ceil(x2))), max(iy1 + 1, int(np.ceil(y2)))
+    cx1, cy1, cx2, cy2 = max(ix1, 0), max(iy1, 0), min(ix2, w), min(iy2, h)
+    if cx2 <= cx1 or cy2 <= cy1:
+        return np.zeros((out_h, out_w), np.float32)
+    roi = img[cy1:cy2, cx1:cx2]
+    if (cx1, cy1, cx2, cy2) != (ix1, iy1, ix2, iy2):
+        roi = cv2.copyMakeBorder(roi, cy1 - iy1, iy2 - cy2, cx1 - ix1, ix2 - cx2, cv2.BORDER_REPLICATE)
+    interp = cv2.INTER_AREA if roi.shape[1] > out_w else cv2.INTER_LINEAR
+    return cv2.resize(roi, (out_w, out_h), interpolation=interp).astype(np.float32)
+
+
+def ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Zero-mean normalized cross-correlation of two same-size float arrays, in [-1, 1]."""
+    a = a - a.mean()
+    b = b - b.mean()
+    d = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / d) if d > 1e-6 else 0.0
+
+
+def visible_share(box: np.ndarray, w: int, h: int) -> float:
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    ix = max(0.0, min(box[2], w) - max(box[0], 0))
+    iy = max(0.0, min(box[3], h) - max(box[1], 0))
+    return ix * iy / max(bw * bh, 1e-6)
+
+
+@dataclass
+class StepResult:
+    box: np.ndarray | None  # None when absent
+    features: np.ndarray  # (len(FEATURES),) float32
+    confidence: float
+
+
+class ObjectTracker:
+    """Follows one box from a keyframe; call ``step(frame)`` for each next frame in pass order."""
+
+    def __init__(self, frame: np.ndarray, box: np.ndarray):
+        self.box = np.asarray(box, np.float64).copy()
+        self.h, self.w = frame.shape[:2]
+        bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
+        f = TPL / max(bw, bh)
+        self.tw, self.th = max(12, round(bw * f)), max(12, round(bh * f))
+        self.key_tpl = sample(frame, *self.box, self.tw, self.th)
+        self.rec_tpl = self.key_tpl.copy()
+        self.key_area = bw * bh
+        self.prev = frame
+        self.velocity = np.zeros(2)
+        self.lost = False
+        self.low_run = 0
+        self.steps = 0
+
+    # --- motion -------------------------------------------------------------------------
+    def _lk(self, frame: np.ndarray):
+        """LK from the previous frame: (new box or None, fb error, share of good points)."""
+        b = self.box
+        bw, bh = b[2] - b[0], b[3] - b[1]
+        g = NORM / max(bw, bh)
+        margin = 0.5 * max(bw, bh) + np.abs(self.velocity).max()
+        rx1, ry1 = b[0] - margin, b[1] - margin
+        rx2, ry2 = b[2] + margin, b[3] + margin
+        ow, oh = max(8, round((rx2 - rx1) * g)), max(8, round((ry2 - ry1) * g))
+        gx, gy = ow / (rx2 - rx1), oh / (ry2 - ry1)
+        prev_c = sample(self.prev, rx1, ry1, rx2, ry2, ow, oh).astype(np.uint8)
+        cur_c = sample(frame, rx1, ry1, rx2, ry2, ow, oh).astype(np.uint8)
+        xs = np.linspace(b[0] + 0.1 * bw, b[2] - 0.1 * bw, GRID)
+        ys = np.linspace(b[1] + 0.1 * bh, b[3] - 0.1 * bh, GRID)
+        px, py = np.meshgrid((xs - rx1) * gx, (ys - ry1) * gy)
+        p0 = np.stack([px.ravel(), py.ravel()], 1).astype(np.float32).reshape(-1, 1, 2)
+        p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev_c, cur_c, p0, None, **LK_PARAMS)
+        p0b, st2, _ = cv2.calcOpticalFlowPyrLK(cur_c, prev_c, p1, None, **LK_PARAMS)
+        fb = np.linalg.norm((p0 - p0b).reshape(-1, 2), axis=1)
+        ok = (st1.ravel() == 1) & (st2.ravel() == 1) & np.isfinite(fb)
+        if ok.sum() < 4:
+            return None, 10.0, 0.0
+        med_fb = float(np.median(fb[ok]))
+        good = ok & (fb <= max(med_fb, 0.5))
+        if good.sum() < 4:
+            return None, 10.0, 0.0
+        a = p0.reshape(-1, 2)[good] / (gx, gy)
+        c = p1.reshape(-1, 2)[good] / (gx, gy)
+        d = c - a
+        dx, dy = np.median(d[:, 0]), np.median(d[:, 1])
+        i, j = np.triu_indices(len(a), 1)
+        da = np.linalg.norm(a[i] - a[j], axis=1)
+        dc = np.linalg.norm(c[i] - c[j], axis=1)
+        keep = da > 1e-3
+        s = float(np.median(dc[keep] / da[keep])) if keep.any() else 1.0
+        s = float(np.clip(s, 0.85, 1.18))
+        cx, cy = (b[0] + b[2]) / 2 + dx, (b[1] + b[3]) / 2 + dy
+        nb = np.array([cx - s * bw / 2, cy - s * bh / 2, cx + s * bw / 2, cy + s * bh / 2])
+        return nb, float(np.median(fb[good])) , float(good.mean())
+
+    def _search(self, frame: np.ndarray, box: np.ndarray, extent: float, key_only: bool = False):
+        """NCC of the templates in a window ``extent`` box-sizes wide around ``box``:
+        (peak centre (x, y), peak score, response map, window origin, scale)."""
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        fx, fy = self.tw / bw, self.th / bh
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        ww, wh = extent * bw, extent * bh
+        x1, y1 = cx - ww / 2, cy - wh / 2
+        win = sample(frame, x1, y1, x1 + ww, y1 + wh, round(ww * fx), round(wh * fy))
+        r = cv2.matchTemplate(win, self.key_tpl, cv2.TM_CCOEFF_NORMED)
+        if not key_only:
+            r = 0.5 * (r + cv2.matchTemplate(win, self.rec_tpl, cv2.TM_CCOEFF_NORMED))
+        _, peak, _, loc = cv2.minMaxLoc(r)
+        px = x1 + (loc[0] + self.tw / 2) / fx
+        py = y1 + (loc[1] + self.th / 2) / fy
+        return np.array([px, py]), float(peak), r, (x1, y1, fx, fy)
+
+    # --- one step -----------------------------------------------------------------------
+    def step(self, frame: np.ndarray) -> StepResult:
+        self.steps += 1
+        if self.lost:
+            res = self._reacquire(frame)
+            self.prev = frame
+            return res
+        old = self.box.copy()
+        lk_box, fb, good = self._lk(frame)
+        base = lk_box if lk_box is not None else old + np.r_[self.velocity, self.velocity]
+        peak_c, peak, r, (x1, y1, fx, fy) = self._search(frame, base, SEARCH)
+        bcx, bcy = (base[0] + base[2]) / 2, (base[1] + base[3]) / 2
+        ix = int(round((bcx - x1) * fx - self.tw / 2))
+        iy = int(round((bcy - y1) * fy - self.th / 2))
+        ix, iy = min(max(ix, 0), r.shape[1] - 1), min(max(iy, 0), r.shape[0] - 1)
+        r_base = float(r[iy, ix])
+        size = max(base[2] - base[0], base[3] - base[1])
+        jump = np.hypot(peak_c[0] - bcx, peak_c[1] - bcy) / size
+        box = base
+        lk_weak = lk_box is None or fb > 1.0 or good < 0.4
+        if (lk_box is None and peak > 0.6) or (lk_weak and peak > 0.65 and peak - r_base > 0.25 and jump > 0.15):
+            box = base + np.r_[peak_c - (bcx, bcy), peak_c - (bcx, bcy)]
+        elif peak > PULL_MIN_NCC and jump < 0.5:
+            # appearance pulls LK back onto the object: stops slow drift onto the background
+            d = PULL * (peak_c - (bcx, bcy))
+            box = base + np.r_[d, d]
+        cur = sample(frame, *box, self.tw, self.th)
+        ncc_key = ncc(cur, self.key_tpl)
+        ncc_rec = ncc(cur, self.rec_tpl)
+        move = ((box[:2] + box[2:]) - (old[:2] + old[2:])) / 2
+        motion = float(np.linalg.norm(move - self.velocity) / size)
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        feats = np.array(
+            [
+                np.log1p(fb),
+                good,
+                ncc_key,
+                ncc_rec,
+                max(0.0, peak - max(ncc_key, ncc_rec)),
+                min(motion, 2.0),
+                abs(np.log(area / self.key_area)),
+                np.log1p(self.steps),
+                float(lk_box is None),
+            ],
+            np.float32,
+        )
+        conf = single_pass_confidence(feats)
+        self.box = box
+        self.velocity = 0.6 * self.velocity + 0.4 * move
+        self.prev = frame
+        if conf > 0.5 and ncc_rec > 0.5:
+            self.rec_tpl = 0.85 * self.rec_tpl + 0.15 * cur
+        if visible_share(box, self.w, self.h) < MIN_VISIBLE:
+            self.lost = True
+            return StepResult(None, feats, 0.0)
+        self.low_run = self.low_run + 1 if conf < LOST_CONF else 0
+        if self.low_run >= LOST_FRAMES:
+            self.lost = True
+        return StepResult(box.copy(), feats, conf)
+
+    def _reacquire(self, frame: np.ndarray) -> StepResult:
+        """While lost: look for the keyframe template around the last known box."""
+        box = self.box.copy()
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        cx = np.clip((box[0] + box[2]) / 2, 0, self.w)
+        cy = np.clip((box[1] + box[3]) / 2, 0, self.h)
+        box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+        peak_c, peak, _, _ = self._search(frame, box, 2 * SEARCH, key_only=True)
+        feats = np.zeros(len(FEATURES), np.float32)
+        if peak < REACQUIRE_NCC:
+            return StepResult(None, feats, 0.0)
+        nb = np.array([peak_c[0] - bw / 2, peak_c[1] - bh / 2, peak_c[0] + bw / 2, peak_c[1] + bh / 2])
+        if visible_share(nb, self.w, self.h) < 0.9:
+            return StepResult(None, feats, 0.0)
+        self.box, self.lost, self.low_run = nb, False, 0
+        self.velocity[:] = 0
+        self.rec_tpl = self.key_tpl.copy()
+        feats = np.array([np.log1p(1.0), 1.0, peak, peak, 0.0, 0.0, 0.0, np.log1p(self.steps), 0.0], np.float32)
+        return StepResult(nb.copy(), feats, single_pass_confidence(feats))

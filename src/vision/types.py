@@ -1,0 +1,115 @@
+"""Small typed containers that flow through every stage of the engine.
+
+Conventions: a box is ``(4,)`` float32 ``[x1, y1, x2, y2]`` in full-resolution pixels
+(x right, y down, corners, x2 > x1). Frame indices are 0-based decode order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SOURCE_ABSENT = 0
+SOURCE_KEYFRAME = 1
+SOURCE_PROPAGATED = 2
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What `video.probe` learned by really decoding the file."""
+
+    frames: int
+    fps: float
+    width: int  # after rotation metadata was applied
+    height: int
+    codec: str
+    container: str
+    duration_s: float
+
+
+@dataclass
+class SeedObject:
+    """One object on one keyframe. ``box`` is ``(4,)`` float32 xyxy, None when ``gone``."""
+
+    track_id: int
+    class_name: str
+    box: np.ndarray | None
+    gone: bool = False
+
+
+@dataclass
+class Track:
+    """One object through the whole video.
+
+    boxes: ``(n_frames, 4)`` float32 xyxy full-res pixels, NaN rows where absent.
+    confidence: ``(n_frames,)`` float32 in [0, 1], 0 where absent.
+    source: ``(n_frames,)`` uint8, one of SOURCE_ABSENT / SOURCE_KEYFRAME / SOURCE_PROPAGATED.
+    """
+
+    track_id: int
+    class_name: str
+    boxes: np.ndarray
+    confidence: np.ndarray
+    source: np.ndarray
+
+    @classmethod
+    def empty(cls, track_id: int, class_name: str, n_frames: int) -> "Track":
+        return cls(
+            track_id,
+            class_name,
+            np.full((n_frames, 4), np.nan, np.float32),
+            np.zeros(n_frames, np.float32),
+            np.zeros(n_frames, np.uint8),
+        )
+
+    @property
+    def present(self) -> np.ndarray:
+        """``(n_frames,)`` bool: the object is reported on that frame."""
+        return self.source != SOURCE_ABSENT
+
+
+@dataclass
+class PropagationResult:
+    video: VideoInfo
+    tracks: list[Track]
+    hard_frames: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def frame_confidence(self) -> np.ndarray:
+        """``(n_frames,)`` float32: the lowest confidence of any object present on the frame
+        (1.0 on frames with no object)."""
+        conf = np.ones(self.video.frames, np.float32)
+        for t in self.tracks:
+            p = t.present
+            conf[p] = np.minimum(conf[p], t.confidence[p])
+        return conf
+
+    def to_json(self) -> dict:
+        """The OUT.json document of `forge propagate` (see src/vision/cli.py)."""
+        n = self.video.frames
+        frames = [{"frame": i, "objects": []} for i in range(n)]
+        for t in sorted(self.tracks, key=lambda t: t.track_id):
+            for i in np.flatnonzero(t.present):
+                frames[i]["objects"].append(
+                    {
+                        "track_id": int(t.track_id),
+                        "class": t.class_name,
+                        "box": [round(float(v), 2) for v in t.boxes[i]],
+                        "confidence": round(float(t.confidence[i]), 4),
+                    }
+                )
+        return {
+            "video": {
+                "frames": n,
+                "fps": round(float(self.video.fps), 4),
+                "width": self.video.width,
+                "height": self.video.height,
+            },
+            "frames": frames,
+            "hard_frames": [int(i) for i in self.hard_frames],
+            "timing": {
+                "seconds": round(self.seconds, 3),
+                "fps": round(n / self.seconds, 2) if self.seconds > 0 else 0.0,
+            },
+        }

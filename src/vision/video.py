@@ -1,0 +1,185 @@
+"""Video decoding with OpenCV (FFmpeg backend, threaded decode).
+
+Conventions:
+- The frame index (0-based, decode order) is the unit everywhere. Variable frame rate
+  video is treated as a plain sequence of frames; ``fps`` is the container's average and
+  only serves display and timing.
+- Rotated phone videos: OpenCV applies the rotation metadata (CAP_PROP_ORIENTATION_AUTO),
+  so frames, ``width`` and ``height`` are the upright picture.
+- Frames are BGR ``(h, w, 3)`` uint8.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from src.vision.types import VideoInfo
+
+MAX_SIDE = 8192
+MIN_SIDE = 16
+MAX_FPS = 1000.0
+
+# OpenCV's own log lines would break the one-line error contract of the CLI.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+class VideoProbeError(ValueError):
+    """The file is not a video this platform can use; ``str(err)`` is a human message."""
+
+
+def open_capture(path: str | Path) -> cv2.VideoCapture:
+    """A VideoCapture on the FFmpeg backend with threaded decoding and auto-rotation."""
+    params = [cv2.CAP_PROP_N_THREADS, max(1, os.cpu_count() or 1)]
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
+    if cap.isOpened():
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    return cap
+
+
+def _container(path: Path) -> str:
+    """Guess the container from the file's magic bytes (not from its name)."""
+    head = path.open("rb").read(64)
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return "mov" if brand == b"qt  " else "mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm" if b"webm" in head else "mkv"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:3] == b"FLV":
+        return "flv"
+    if head[:1] == b"\x47":
+        return "mpegts"
+    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "mpeg"
+    return "unknown"
+
+
+def _fourcc(cap: cv2.VideoCapture) -> str:
+    code = int(cap.get(cv2.CAP_PROP_FOURCC))
+    s = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ")
+    return s.lower() if s.isprintable() and s else "unknown"
+
+
+def _count_frames(path: Path) -> int:
+    cap = open_capture(path)
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Decode enough of ``path`` to be sure it is a usable video.
+
+    The container's frame count is trusted only if frame ``count - 1`` really decodes and
+    nothing decodes after it; otherwise frames are counted by decoding them all. A file that
+    decodes to less than 90% of its announced frames is reported as truncated.
+    Raises VideoProbeError with a human message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VideoProbeError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise VideoProbeError(f"{path}: empty file, not a video")
+    cap = open_capture(path)
+    try:
+        if not cap.isOpened():
+            raise VideoProbeError(f"{path}: not a video or unreadable (no decodable video stream)")
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise VideoProbeError(f"{path}: no decodable video frame (no video stream, or corrupt)")
+        height, width = frame.shape[:2]
+        if max(width, height) > MAX_SIDE or min(width, height) < MIN_SIDE:
+            raise VideoProbeError(
+                f"{path}: unsupported frame size {width}x{height} (each side must be {MIN_SIDE}-{MAX_SIDE} px)"
+            )
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not (0 < fps <= MAX_FPS) or not np.isfinite(fps):
+            raise VideoProbeError(f"{path}: unsupported frame rate {fps:g} fps (must be in (0, {MAX_FPS:g}])")
+        codec = _fourcc(cap)
+        announced = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        trusted = False
+        if announced > 0:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, announced - 1)
+            ok_last = cap.grab()
+            trusted = ok_last and not cap.grab()
+    finally:
+        cap.release()
+    frames = announced if trusted else _count_frames(path)
+    if frames == 0:
+        raise VideoProbeError(f"{path}: the video has no frames")
+    if announced > 0 and frames < 0.9 * announced:
+        raise VideoProbeError(
+            f"{path}: truncated or corrupt video (announces {announced} frames, only {frames} decode)"
+        )
+    return VideoInfo(
+        frames=frames,
+        fps=fps,
+        width=int(width),
+        height=int(height),
+        codec=codec,
+        container=_container(path),
+        duration_s=frames / fps,
+    )
+
+
+def _resize(frame: np.ndarray, width: int | None, scale: float | None) -> np.ndarray:
+    if width is None and (scale is None or scale == 1.0):
+        return frame
+    h, w = frame.shape[:2]
+    if width is None:
+        width = max(1, round(w * scale))
+    height = max(1, round(h * width / w))
+    if width == w:
+        return frame
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def read_frame(path: str | Path, n: int, width: int | None = None) -> np.ndarray:
+    """Frame ``n`` (0-based) as BGR, optionally resized to ``width`` px (aspect kept).
+
+    Seeks with CAP_PROP_POS_FRAMES (FFmpeg seeks to the previous keyframe and decodes
+    forward, so the result is exact); raises IndexError past the end.
+    """
+    if n < 0:
+        raise IndexError(f"frame {n} < 0")
+    cap = open_capture(path)
+    try:
+        if n > 0:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, n)
+        ok, frame = cap.read()
+    finally:
+        cap.release()
+    if not ok or frame is None:
+        raise IndexError(f"{path}: no frame {n}")
+    return _resize(frame, width, None)
+
+
+def iter_frames(
+    path: str | Path, *, scale: float = 1.0, grey: bool = False, start: int = 0
+) -> Iterator[np.ndarray]:
+    """Decode ``path`` sequentially from frame ``start``, yielding BGR frames (or grey
+    ``(h, w)`` uint8 when ``grey``) resized by ``scale``. One frame in memory at a time."""
+    cap = open_capture(path)
+    try:
+        if start > 0:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            frame = _resize(frame, None, scale)
+            if grey:
+                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            yield frame
+    finally:
+        cap.release()
