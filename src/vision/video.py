@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: errors are ours to report
+
 import cv2
 import numpy as np
 
@@ -39,6 +41,23 @@ def open_capture(path: str | Path) -> cv2.VideoCapture:
     if cap.isOpened():
         cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
+
+
+IMAGE_MAGIC = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG": "PNG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def _image_kind(path: Path) -> str | None:
+    head = path.open("rb").read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in IMAGE_MAGIC.items() if head.startswith(magic)), None)
 
 
 def _container(path: Path) -> str:
@@ -90,6 +109,9 @@ def probe(path: str | Path) -> VideoInfo:
         raise VideoProbeError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise VideoProbeError(f"{path}: empty file, not a video")
+    image = _image_kind(path)
+    if image:
+        raise VideoProbeError(f"{path}: a {image} image, not a video")
     cap = open_capture(path)
     try:
         if not cap.isOpened():

@@ -1,0 +1,113 @@
+"""Which frames to deliver: all, every Nth, or near-duplicate removal, restarting at cuts.
+
+Both the SSIM and the cut detector work on a small grey copy (``SMALL_W`` px wide).
+A scene cut is a frame whose grey-histogram distance to the previous frame is large both in
+absolute terms and relative to the recent typical distance; sampling always keeps the first
+frame of a shot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from src.vision.video import iter_frames, probe
+
+SMALL_W = 160
+CUT_MIN_DIST = 0.35  # Bhattacharyya distance of 32-bin grey histograms ...
+CUT_RATIO = 4.0  # ... and this many times the median of the last frames
+
+
+def _small_grey(path: str | Path):
+    info = probe(path)
+    scale = min(1.0, SMALL_W / info.width)
+    yield from iter_frames(path, scale=scale, grey=True)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two grey uint8 images of the same shape (Gaussian window, sigma 1.5)."""
+    a = a.astype(np.float32)
+    b = b.astype(np.float32)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    blur = lambda x: cv2.GaussianBlur(x, (7, 7), 1.5)  # noqa: E731
+    ma, mb = blur(a), blur(b)
+    va = blur(a * a) - ma * ma
+    vb = blur(b * b) - mb * mb
+    cov = blur(a * b) - ma * mb
+    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+    return float(s.mean())
+
+
+def _hist(g: np.ndarray) -> np.ndarray:
+    h = cv2.calcHist([g], [0], None, [32], [0, 256])
+    return cv2.normalize(h, h).astype(np.float32)
+
+
+def _is_cut(dist: float, recent: list[float]) -> bool:
+    typical = float(np.median(recent)) if recent else 0.0
+    return dist > CUT_MIN_DIST and dist > CUT_RATIO * max(typical, 0.02)
+
+
+def detect_scene_cuts(video_path: str | Path) -> list[int]:
+    """Frame indices that start a new shot (frame 0 not included)."""
+    cuts, recent, prev = [], [], None
+    for i, g in enumerate(_small_grey(video_path)):
+        h = _hist(g)
+        if prev is not None:
+            d = cv2.compareHist(prev, h, cv2.HISTCMP_BHATTACHARYYA)
+            if _is_cut(d, recent):
+                cuts.append(i)
+                recent = []
+            else:
+                recent = (recent + [d])[-30:]
+        prev = h
+    return cuts
+
+
+def sample_frames(
+    video_path: str | Path,
+    *,
+    mode: Literal["all", "every_n", "dedup"] = "all",
+    every_n: int = 1,
+    ssim_threshold: float = 0.95,
+) -> list[int]:
+    """Frame indices to deliver, sorted.
+
+    - ``all``: every frame.
+    - ``every_n``: frames 0, N, 2N, ... counted from the start of each shot.
+    - ``dedup``: a frame is kept when its SSIM to the last kept frame is below
+      ``ssim_threshold`` (and the first frame of each shot is always kept).
+    """
+    if mode not in ("all", "every_n", "dedup"):
+        raise ValueError(f"unknown sampling mode {mode!r}")
+    if every_n < 1:
+        raise ValueError("every_n must be >= 1")
+    if mode == "all":
+        return list(range(probe(video_path).frames))
+    kept: list[int] = []
+    recent: list[float] = []
+    prev_h = last_kept = None
+    shot_start = 0
+    for i, g in enumerate(_small_grey(video_path)):
+        h = _hist(g)
+        cut = False
+        if prev_h is not None:
+            d = cv2.compareHist(prev_h, h, cv2.HISTCMP_BHATTACHARYYA)
+            cut = _is_cut(d, recent)
+            recent = [] if cut else (recent + [d])[-30:]
+        prev_h = h
+        if i == 0 or cut:
+            shot_start = i
+            kept.append(i)
+            last_kept = g
+            continue
+        if mode == "every_n":
+            if (i - shot_start) % every_n == 0:
+                kept.append(i)
+        elif ssim(g, last_kept) < ssim_threshold:
+            kept.append(i)
+            last_kept = g
+    return kept
