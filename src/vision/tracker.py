@@ -91,6 +91,7 @@ class ObjectTracker:
         self.lost = False
         self.low_run = 0
         self.steps = 0
+        self.lost_steps = 0
 
     # --- motion -------------------------------------------------------------------------
     def _lk(self, frame: np.ndarray):
@@ -217,6 +218,7 @@ class ObjectTracker:
         cx = np.clip((box[0] + box[2]) / 2, 0, self.w)
         cy = np.clip((box[1] + box[3]) / 2, 0, self.h)
         box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+        self.lost_steps += 1
         peak_c, peak, _, _ = self._search(frame, box, 2 * SEARCH, key_only=True)
         feats = np.zeros(len(FEATURES), np.float32)
         if peak < REACQUIRE_NCC:
@@ -224,7 +226,7 @@ class ObjectTracker:
         nb = np.array([peak_c[0] - bw / 2, peak_c[1] - bh / 2, peak_c[0] + bw / 2, peak_c[1] + bh / 2])
         if visible_share(nb, self.w, self.h) < 0.9:
             return StepResult(None, feats, 0.0)
-        self.box, self.lost, self.low_run = nb, False, 0
+        self.box, self.lost, self.low_run, self.lost_steps = nb, False, 0, 0
         self.velocity[:] = 0
         self.rec_tpl = self.key_tpl.copy()
         feats = np.array([np.log1p(1.0), 1.0, peak, peak, 0.0, 0.0, 0.0, np.log1p(self.steps), 0.0], np.float32)
