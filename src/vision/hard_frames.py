@@ -13,6 +13,8 @@ import numpy as np
 
 from src.vision.types import Track
 
+LOST_ERROR = 0.8  # a lost object is probably still there, unlabeled
+
 
 def budget_to_count(budget: float, n_frames: int) -> int:
     """A share of frames when ``budget`` < 1, a frame count when >= 1."""
@@ -24,11 +26,12 @@ def budget_to_count(budget: float, n_frames: int) -> int:
 
 def frame_error(tracks: Sequence[Track], n_frames: int) -> np.ndarray:
     """``(n_frames,)`` expected number of wrong boxes per frame: the sum over present
-    objects of ``1 - confidence``."""
+    objects of ``1 - confidence``, plus ``LOST_ERROR`` per object that tracking lost there."""
     err = np.zeros(n_frames, np.float64)
     for t in tracks:
         p = t.present
         err[p] += 1.0 - t.confidence[p].astype(np.float64)
+        err[t.lost & ~p] += LOST_ERROR
     return err
 
 

@@ -87,35 +87,38 @@ def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]]) -> fl
 
 def _run_pass(store: FrameStore, start: int, box: np.ndarray, stop: int, step: int):
     """Track from keyframe ``start`` (box in full-res px) over frames ``start+step .. stop``
-    inclusive. Returns (frames (m,), boxes (m, 4) full-res with NaN rows, conf (m,))."""
+    inclusive. Returns (frames (m,), boxes (m, 4) full-res with NaN rows, conf (m,),
+    lost (m,) bool: absent because tracking failed, not because the object left the picture)."""
     frames = np.arange(start + step, stop + step, step)
     boxes = np.full((len(frames), 4), np.nan, np.float64)
     conf = np.zeros(len(frames), np.float64)
+    lost = np.zeros(len(frames), bool)
     if len(frames) == 0:
-        return frames, boxes, conf
+        return frames, boxes, conf, lost
     s = store.scale
     tr = ObjectTracker(store.get(start), np.asarray(box, np.float64) * s)
     lost_from = None
     for i, f in enumerate(frames):
         r = tr.step(store.get(int(f)))
         if r.box is None:
+            lost[i] = not tr.left_frame
             if lost_from is None:
                 # the low-confidence run that led to "lost" is reported absent too
                 lost_from = i
                 j = i - 1
                 while j >= 0 and 0 < conf[j] < 0.25 and i - j <= 8:
-                    boxes[j], conf[j] = np.nan, 0.0
+                    boxes[j], conf[j], lost[j] = np.nan, 0.0, True
                     j -= 1
             continue
         lost_from = None
         boxes[i] = r.box / s
         conf[i] = r.confidence
-    return frames, boxes, conf
+    return frames, boxes, conf, lost
 
 
 def _fuse(n: int, a: int, b: int, fwd, bwd):
     """Combine passes between keyframes ``a`` < ``b`` (either may be None) into
-    (boxes (n, 4), single-pass conf (n,), agreement (n,), both (n,)) for frames a+1..b-1."""
+    (boxes (n, 4), single-pass conf (n,), agreement (n,), both (n,), lost (n,)) for frames a+1..b-1."""
     m = b - a - 1
     out_b = np.full((m, 4), np.nan)
     out_c = np.zeros(m)
@@ -127,6 +130,11 @@ def _fuse(n: int, a: int, b: int, fwd, bwd):
         B, cb = bwd[1][:m][::-1], bwd[2][:m][::-1]
     else:
         B, cb = np.full((m, 4), np.nan), np.zeros(m)
+    lost = np.zeros(m, bool)
+    if fwd is not None:
+        lost |= fwd[3][:m]
+    if bwd is not None:
+        lost |= bwd[3][:m][::-1]
     t = np.arange(a + 1, b)
     wf = (b - t) / (b - a) if (fwd is not None and bwd is not None) else np.ones(m)
     wb = 1.0 - wf if (fwd is not None and bwd is not None) else np.ones(m)
@@ -147,7 +155,8 @@ def _fuse(n: int, a: int, b: int, fwd, bwd):
         elif hf[i] or hb[i]:
             out_b[i], out_c[i] = (F[i], cf[i]) if hf[i] else (B[i], cb[i])
             both[i] = 1.0 if two else 0.0  # the other pass says "absent": agreement 0
-    return out_b, out_c, agree, both
+    lost &= np.isnan(out_b).any(1)
+    return out_b, out_c, agree, both, lost
 
 
 def propagate(
@@ -212,13 +221,14 @@ def propagate(
             bwd = passes.get((tid, "bwd", jb)) if ob is not None and not ob.gone else None
             if b - a <= 1 or (fwd is None and bwd is None):
                 continue
-            boxes, c, agree, both = _fuse(n, a, b, fwd, bwd)
+            boxes, c, agree, both, lost = _fuse(n, a, b, fwd, bwd)
             ok = ~np.isnan(boxes).any(1)
             conf = fused_confidence(c, agree, both)
             sl = slice(a + 1, b)
             tr.boxes[sl][ok] = boxes[ok]
             tr.confidence[sl][ok] = conf[ok]
             tr.source[sl][ok] = SOURCE_PROPAGATED
+            tr.lost[sl] = lost
         for f, o in kfs:
             if not o.gone:
                 tr.boxes[f] = o.box

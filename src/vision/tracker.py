@@ -29,6 +29,7 @@ GRID = 8  # LK points: GRID x GRID
 SEARCH = 2.6  # NCC search window, in box sizes
 PULL = 0.5  # share of the way from the LK box to a nearby NCC peak
 PULL_MIN_NCC = 0.5
+SCALES = (0.95, 1.0, 1.05)
 LOST_CONF = 0.25
 LOST_FRAMES = 6
 REACQUIRE_NCC = 0.72
@@ -92,6 +93,7 @@ class ObjectTracker:
         self.low_run = 0
         self.steps = 0
         self.lost_steps = 0
+        self.left_frame = False  # lost because it left the picture (not a tracking failure)
 
     # --- motion -------------------------------------------------------------------------
     def _lk(self, frame: np.ndarray):
@@ -177,6 +179,7 @@ class ObjectTracker:
             # appearance pulls LK back onto the object: stops slow drift onto the background
             d = PULL * (peak_c - (bcx, bcy))
             box = base + np.r_[d, d]
+        box = self._refine_scale(frame, box)
         cur = sample(frame, *box, self.tw, self.th)
         ncc_key = ncc(cur, self.key_tpl)
         ncc_rec = ncc(cur, self.rec_tpl)
@@ -204,12 +207,26 @@ class ObjectTracker:
         if conf > 0.5 and ncc_rec > 0.5:
             self.rec_tpl = 0.85 * self.rec_tpl + 0.15 * cur
         if visible_share(box, self.w, self.h) < MIN_VISIBLE:
-            self.lost = True
+            self.lost = self.left_frame = True
             return StepResult(None, feats, 0.0)
         self.low_run = self.low_run + 1 if conf < LOST_CONF else 0
         if self.low_run >= LOST_FRAMES:
             self.lost = True
         return StepResult(box.copy(), feats, conf)
+
+    def _refine_scale(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """Try the box a little smaller / larger; move half-way to the size whose crop best
+        matches the templates (LK scale alone drifts on thin objects)."""
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        hw, hh = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
+        best, best_s = -2.0, 1.0
+        for s in SCALES:
+            c = sample(frame, cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh, self.tw, self.th)
+            v = 0.5 * (ncc(c, self.key_tpl) + ncc(c, self.rec_tpl)) - (0.01 if s != 1.0 else 0.0)
+            if v > best:
+                best, best_s = v, s
+        s = 1.0 + 0.5 * (best_s - 1.0)
+        return np.array([cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh])
 
     def _reacquire(self, frame: np.ndarray) -> StepResult:
         """While lost: look for the keyframe template around the last known box."""
@@ -226,7 +243,7 @@ class ObjectTracker:
         nb = np.array([peak_c[0] - bw / 2, peak_c[1] - bh / 2, peak_c[0] + bw / 2, peak_c[1] + bh / 2])
         if visible_share(nb, self.w, self.h) < 0.9:
             return StepResult(None, feats, 0.0)
-        self.box, self.lost, self.low_run, self.lost_steps = nb, False, 0, 0
+        self.box, self.lost, self.low_run, self.lost_steps, self.left_frame = nb, False, 0, 0, False
         self.velocity[:] = 0
         self.rec_tpl = self.key_tpl.copy()
         feats = np.array([np.log1p(1.0), 1.0, peak, peak, 0.0, 0.0, 0.0, np.log1p(self.steps), 0.0], np.float32)

@@ -45,6 +45,8 @@ class Track:
     boxes: ``(n_frames, 4)`` float32 xyxy full-res pixels, NaN rows where absent.
     confidence: ``(n_frames,)`` float32 in [0, 1], 0 where absent.
     source: ``(n_frames,)`` uint8, one of SOURCE_ABSENT / SOURCE_KEYFRAME / SOURCE_PROPAGATED.
+    lost: ``(n_frames,)`` bool, absent because tracking lost the object (it may still be in
+    the picture: a frame worth reviewing), as opposed to gone or out of the frame.
     """
 
     track_id: int
@@ -52,6 +54,11 @@ class Track:
     boxes: np.ndarray
     confidence: np.ndarray
     source: np.ndarray
+    lost: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.lost is None:
+            self.lost = np.zeros(len(self.source), bool)
 
     @classmethod
     def empty(cls, track_id: int, class_name: str, n_frames: int) -> "Track":
