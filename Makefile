@@ -1,0 +1,61 @@
+# Data Forge: two commands set up a fresh machine.
+#   make up    run the whole platform on embedded PostgreSQL + Redis (http://127.0.0.1:8000)
+#   make test  install what the tests need (Debian chromium included) and run the suite
+# Uses the active virtualenv if there is one, else creates .venv in the repo root.
+
+VENV ?= .venv
+ifdef VIRTUAL_ENV
+PY := $(VIRTUAL_ENV)/bin/python
+STAMP_DIR := $(VIRTUAL_ENV)
+else
+PY := $(VENV)/bin/python
+STAMP_DIR := $(VENV)
+endif
+PIP := $(PY) -m pip install --disable-pip-version-check -q
+PYTEST_ARGS ?=
+
+.PHONY: up test install install-dev chromium web worker migrate bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP_DIR)/.installed-base: requirements/base.txt pyproject.toml | $(PY)
+	$(PIP) -r requirements/base.txt
+	$(PIP) --no-deps -e .
+	touch $@
+
+$(STAMP_DIR)/.installed-dev: requirements/dev.txt $(STAMP_DIR)/.installed-base
+	$(PIP) -r requirements/dev.txt
+	touch $@
+
+install: $(STAMP_DIR)/.installed-base
+install-dev: $(STAMP_DIR)/.installed-dev
+
+# Debian's Chromium for the browser tests (Playwright drives it; never `playwright install`).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
+up: install
+	$(PY) -m src.cli up
+
+web: install
+	$(PY) -m src.cli web
+
+worker: install
+	$(PY) -m src.cli worker
+
+migrate: install
+	$(PY) -m src.cli migrate
+
+test: install-dev chromium
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest: no tests were collected"; fi; exit $$status
+
+bench: install-dev
+	$(PY) bench/propagation.py
+	$(PY) bench/review_efficiency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,38 @@
+"""The `user` table. The role column is the one source of truth for permissions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, Enum, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from src.database import Base, CreatedAtMixin
+
+
+class Role(StrEnum):
+    user = "user"
+    annotator = "annotator"
+    admin = "admin"
+
+
+class User(CreatedAtMixin, Base):
+    __tablename__ = "user"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
+    hashed_password: Mapped[str] = mapped_column(String(1024))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, name="role", native_enum=False, length=16), default=Role.user
+    )
+    last_login_at: Mapped[datetime | None]
+    cvat_username: Mapped[str | None] = mapped_column(String(150))
+
+    @property
+    def is_superuser(self) -> bool:
+        """fastapi-users' notion of an admin, derived from the role (never stored twice)."""
+        return self.role == Role.admin

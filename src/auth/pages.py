@@ -1,0 +1,165 @@
+"""Account pages. Forms post back to the same URL; errors come back inline (an HTMX
+fragment of the form block, or the whole page for a plain post)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi_users import exceptions as fu_exceptions
+from fastapi_users.authentication import Strategy
+from pydantic import ValidationError
+
+from src.auth import service
+from src.auth.dependencies import OptionalUser, PageUser
+from src.auth.exceptions import AuthError
+from src.auth.router import UserManagerDep
+from src.auth.schemas import UserCreate
+from src.auth.users import cookie_backend
+from src.security import client_ip
+from src.templating import redirect, render
+
+router = APIRouter(include_in_schema=False)
+StrategyDep = Annotated[Strategy, Depends(cookie_backend.get_strategy)]
+
+
+def _safe_next(next_url: str | None) -> str:
+    # Only local paths: never redirect to another site after login.
+    if next_url and next_url.startswith("/") and not next_url.startswith("//"):
+        return next_url
+    return "/"
+
+
+async def _logged_in_redirect(request: Request, strategy: Strategy, user, url: str):
+    login_response = await cookie_backend.login(strategy, user)
+    response = redirect(request, url)
+    response.headers.append("set-cookie", login_response.headers["set-cookie"])
+    return response
+
+
+@router.get("/")
+async def home(request: Request, user: OptionalUser):
+    if user is None:
+        return redirect(request, "/login")
+    return redirect(request, "/videos")
+
+
+@router.get("/login")
+async def login_page(request: Request, next: str | None = None):
+    return render(request, "auth/login.html", {"next": _safe_next(next)})
+
+
+@router.post("/login")
+async def login_submit(
+    request: Request,
+    user_manager: UserManagerDep,
+    strategy: StrategyDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+):
+    try:
+        user = await service.authenticate(
+            user_manager, service.login_limiter(request.app.state.redis),
+            email=email, password=password, ip=client_ip(request),
+        )
+    except AuthError as error:
+        context = {"error": error.message, "email": email, "next": _safe_next(next)}
+        return render(request, "auth/login.html", context, block="form", status_code=error.status_code)
+    return await _logged_in_redirect(request, strategy, user, _safe_next(next))
+
+
+@router.get("/register")
+async def register_page(request: Request):
+    return render(request, "auth/register.html", {"errors": {}})
+
+
+@router.post("/register")
+async def register_submit(
+    request: Request,
+    user_manager: UserManagerDep,
+    strategy: StrategyDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+):
+    errors: dict[str, str] = {}
+    try:
+        user = await user_manager.create(UserCreate(email=email, password=password), safe=True, request=request)
+    except ValidationError:
+        errors["email"] = "Enter a valid e-mail address."
+    except fu_exceptions.UserAlreadyExists:
+        errors["email"] = "An account with this e-mail already exists. Log in or reset your password."
+    except fu_exceptions.InvalidPasswordException as error:
+        errors["password"] = str(error.reason)
+    if errors:
+        return render(request, "auth/register.html", {"errors": errors, "email": email}, block="form", status_code=422)
+    return await _logged_in_redirect(request, strategy, user, "/profile")
+
+
+@router.post("/logout")
+async def logout(request: Request):
+    response = redirect(request, "/login")
+    response.delete_cookie(cookie_backend.transport.cookie_name, path="/")
+    return response
+
+
+@router.get("/forgot-password")
+async def forgot_password_page(request: Request):
+    return render(request, "auth/forgot_password.html")
+
+
+@router.post("/forgot-password")
+async def forgot_password_submit(request: Request, user_manager: UserManagerDep, email: Annotated[str, Form()] = ""):
+    try:
+        user = await user_manager.get_by_email(email.strip())
+        await user_manager.forgot_password(user, request)
+    except (fu_exceptions.UserNotExists, fu_exceptions.UserInactive):
+        pass  # same answer either way: do not reveal which e-mails have accounts
+    return render(request, "auth/forgot_password.html", {"sent": True}, block="form")
+
+
+@router.get("/reset-password")
+async def reset_password_page(request: Request, token: str = ""):
+    return render(request, "auth/reset_password.html", {"token": token})
+
+
+@router.post("/reset-password")
+async def reset_password_submit(
+    request: Request,
+    user_manager: UserManagerDep,
+    token: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+):
+    error = None
+    try:
+        await user_manager.reset_password(token, password, request)
+    except (fu_exceptions.InvalidResetPasswordToken, fu_exceptions.UserInactive, fu_exceptions.UserNotExists):
+        error = "This reset link is invalid or has expired. Ask for a new one."
+    except fu_exceptions.InvalidPasswordException as exc:
+        error = str(exc.reason)
+    context = {"token": token, "error": error, "done": error is None}
+    return render(request, "auth/reset_password.html", context, block="form", status_code=400 if error else 200)
+
+
+@router.get("/verify")
+async def verify_page(request: Request, user_manager: UserManagerDep, token: str = ""):
+    try:
+        await user_manager.verify(token, request)
+        message = "Your e-mail address is confirmed."
+    except fu_exceptions.UserAlreadyVerified:
+        message = "Your e-mail address was already confirmed."
+    except (fu_exceptions.InvalidVerifyToken, fu_exceptions.UserNotExists):
+        message = "This confirmation link is invalid or has expired."
+    return render(request, "auth/message.html", {"title": "E-mail confirmation", "message": message})
+
+
+@router.get("/profile")
+async def profile_page(request: Request, user: PageUser):
+    return render(request, "auth/profile.html", {"profile": user})
+
+
+@router.post("/profile/request-verify")
+async def request_verify(request: Request, user: PageUser, user_manager: UserManagerDep):
+    if not user.is_verified:
+        await user_manager.request_verify(user, request)
+    return render(request, "auth/profile.html", {"profile": user, "verify_sent": True}, block="verify")

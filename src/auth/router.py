@@ -1,0 +1,72 @@
+"""Account endpoints: /auth/* (fastapi-users) and /api/v1/users/me.
+
+Login is our own thin route over fastapi-users' backend.login so that failed attempts are
+counted (rate limit) before and after the password check.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import OAuth2PasswordRequestForm
+from fastapi_users.authentication import AuthenticationBackend, Strategy
+
+from src.auth import service
+from src.auth.dependencies import CurrentUser
+from src.auth.schemas import UserCreate, UserRead
+from src.auth.users import UserManager, bearer_backend, cookie_backend, fastapi_users, user_manager_in_unit_of_work
+from src.security import client_ip
+
+UserManagerDep = Annotated[UserManager, Depends(user_manager_in_unit_of_work, scope="function")]
+PasswordForm = Annotated[OAuth2PasswordRequestForm, Depends()]
+
+
+def _login_route(backend: AuthenticationBackend):
+    async def login(
+        request: Request,
+        form: PasswordForm,
+        user_manager: UserManagerDep,
+        strategy: Strategy = Depends(backend.get_strategy),
+    ) -> Response:
+        user = await service.authenticate(
+            user_manager,
+            service.login_limiter(request.app.state.redis),
+            email=form.username,
+            password=form.password,
+            ip=client_ip(request),
+        )
+        return await backend.login(strategy, user)
+
+    return login
+
+
+def _logout_route(backend: AuthenticationBackend):
+    current = fastapi_users.authenticator.current_user_token(active=True)
+
+    async def logout(
+        user_token=Depends(current), strategy: Strategy = Depends(backend.get_strategy)
+    ) -> Response:
+        user, token = user_token
+        return await backend.logout(strategy, user, token)
+
+    return logout
+
+
+auth_router = APIRouter(prefix="/auth", tags=["auth"])
+auth_router.add_api_route("/login", _login_route(cookie_backend), methods=["POST"], status_code=204,
+                          summary="Log in with a form (username = e-mail); sets the session cookie")
+auth_router.add_api_route("/logout", _logout_route(cookie_backend), methods=["POST"], status_code=204,
+                          summary="Log out: clears the session cookie")
+auth_router.add_api_route("/jwt/login", _login_route(bearer_backend), methods=["POST"],
+                          summary="Log in with a form; returns a bearer token for scripts")
+auth_router.include_router(fastapi_users.get_register_router(UserRead, UserCreate))
+auth_router.include_router(fastapi_users.get_reset_password_router())
+auth_router.include_router(fastapi_users.get_verify_router(UserRead))
+
+users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+@users_router.get("/me", response_model=UserRead)
+async def read_me(user: CurrentUser):
+    return user

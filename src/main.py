@@ -1,0 +1,131 @@
+"""create_app(): routers, middleware, error handling and the lifespan (engine, Redis pool)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from arq import create_pool
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from src.auth import pages as auth_pages
+from src.auth.dependencies import LoginRequired
+from src.auth.router import auth_router, users_router
+from src.auth.users import SESSION_COOKIE, jwt_keys
+from src.config import ROOT, get_settings
+from src.database import create_engine, create_sessionmaker
+from src.exceptions import DomainError
+from src.security import SecurityMiddleware
+from src.templating import redirect, render
+from src.worker import redis_settings
+
+log = logging.getLogger("forge")
+
+ERROR_TITLES = {
+    400: "Bad request", 401: "Please log in", 403: "Not allowed", 404: "Not found",
+    405: "Not allowed", 413: "Too large", 422: "Check your input", 429: "Slow down",
+    500: "Something went wrong",
+}
+API_PREFIXES = ("/api/", "/auth/", "/health", "/docs", "/openapi.json")
+
+
+def wants_json(request: Request) -> bool:
+    if request.url.path.startswith(API_PREFIXES):
+        return True
+    return "text/html" not in request.headers.get("accept", "")
+
+
+def error_page(request: Request, status_code: int, message: str):
+    context = {"status_code": status_code, "title": ERROR_TITLES.get(status_code, "Error"), "message": message}
+    return render(request, "errors/error.html", context, status_code=status_code)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings = get_settings()
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set for the web server (`forge up` sets both).")
+    jwt_keys()  # generate or load certs/ before the first request
+    app.state.engine = create_engine(settings.database_url)
+    app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    app.state.redis = await create_pool(redis_settings(settings.redis_url))
+    try:
+        yield
+    finally:
+        await app.state.redis.aclose()
+        await app.state.engine.dispose()
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(title="Data Forge", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(SecurityMiddleware, session_cookie=SESSION_COOKIE, secure_cookies=settings.cookie_secure)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    app.include_router(auth_pages.router)
+
+    @app.get("/health", tags=["health"])
+    async def health(request: Request):
+        checks = {}
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as error:  # noqa: BLE001 - health reports any failure
+            checks["database"] = f"error: {error.__class__.__name__}"
+        try:
+            await request.app.state.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as error:  # noqa: BLE001
+            checks["redis"] = f"error: {error.__class__.__name__}"
+        ok = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ok" if ok else "error", **checks}, status_code=200 if ok else 503)
+
+    install_error_handlers(app)
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, error: DomainError):
+        if wants_json(request):
+            headers = {"Retry-After": str(error.retry_after)} if hasattr(error, "retry_after") else None
+            return JSONResponse({"detail": error.message}, status_code=error.status_code, headers=headers)
+        return error_page(request, error.status_code, error.message)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, error: LoginRequired):
+        return redirect(request, f"/login?next={error.next_url}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        if wants_json(request):
+            return await http_exception_handler(request, error)
+        message = error.detail if isinstance(error.detail, str) else ERROR_TITLES.get(error.status_code, "Error")
+        if error.status_code == 404:
+            message = "There is nothing here, or it belongs to someone else."
+        return error_page(request, error.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError):
+        if wants_json(request):
+            return await request_validation_exception_handler(request, error)
+        return error_page(request, 422, "Some of the values sent are not valid.")
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+        if wants_json(request):
+            return JSONResponse({"detail": "Internal server error. It has been logged."}, status_code=500)
+        return error_page(request, 500, "An unexpected error happened. It has been logged; please try again.")
+
+
+app = create_app()

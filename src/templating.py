@@ -1,0 +1,43 @@
+"""Jinja2 + HTMX: render a whole page, or only one block of it for an HTMX request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+from jinja2_fragments.fastapi import Jinja2Blocks
+
+from src.config import ROOT
+
+templates = Jinja2Blocks(directory=ROOT / "templates")
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The page `name`; just its `block` when HTMX asked for a fragment."""
+    ctx = {
+        "user": getattr(request.state, "user", None),
+        "csrf_token": request.scope.get("state", {}).get("csrf_token", ""),
+        **(context or {}),
+    }
+    if block and is_htmx(request):
+        return templates.TemplateResponse(request, name, ctx, block_name=block, status_code=status_code)
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+def redirect(request: Request, url: str) -> Response:
+    """See Other for plain forms; HX-Redirect for HTMX (which would otherwise swap the page in)."""
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)

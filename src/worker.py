@@ -1,0 +1,86 @@
+"""arq worker: the task functions of every domain, one process pool for CPU-heavy work.
+
+Jobs take ids, never objects, and open one session each through `job_session`, which
+commits once when the job's work is done. CPU-heavy steps (decoding, tracking, export)
+go through `run_cpu`, so the worker's event loop keeps answering arq's heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import multiprocessing
+import os
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from arq.connections import RedisSettings
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.config import get_settings
+from src.database import create_engine, create_sessionmaker, unit_of_work
+
+T = TypeVar("T")
+
+
+def redis_settings(url: str | None = None) -> RedisSettings:
+    return RedisSettings.from_dsn(url or get_settings().redis_url or "redis://127.0.0.1:6379/0")
+
+
+@asynccontextmanager
+async def job_session(ctx: dict) -> AsyncIterator[AsyncSession]:
+    """The job's unit of work: one session, committed once at the end."""
+    async with unit_of_work(ctx["sessionmaker"]) as session:
+        yield session
+
+
+async def run_cpu(ctx: dict, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a picklable function in the worker's process pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(ctx["pool"], functools.partial(fn, *args, **kwargs))
+
+
+def _cpu_probe() -> int:
+    return os.getpid()
+
+
+async def health_job(ctx: dict, note: str = "") -> dict:
+    """Proves the wiring: Redis -> worker -> process pool -> database."""
+    from sqlalchemy import text
+
+    pid = await run_cpu(ctx, _cpu_probe)
+    async with job_session(ctx) as session:
+        one = (await session.execute(text("SELECT 1"))).scalar_one()
+    return {"note": note, "pool_pid": pid, "worker_pid": os.getpid(), "database": one == 1}
+
+
+async def startup(ctx: dict) -> None:
+    settings = get_settings()
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL must be set for the worker (`forge up` sets it).")
+    ctx["engine"] = create_engine(settings.database_url)
+    ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
+    # spawn, not fork: the worker process holds an event loop, sockets and threads.
+    ctx["pool"] = ProcessPoolExecutor(settings.worker_processes, mp_context=multiprocessing.get_context("spawn"))
+
+
+async def shutdown(ctx: dict) -> None:
+    ctx["pool"].shutdown(wait=False, cancel_futures=True)
+    await ctx["engine"].dispose()
+
+
+def task_functions() -> list:
+    """Every domain's arq functions; a domain adds its own here."""
+    return [health_job]
+
+
+class WorkerSettings:
+    functions = task_functions()
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = redis_settings()
+    max_tries = get_settings().job_max_tries
+    job_timeout = 6 * 3600
+    health_check_interval = 30
