@@ -24,7 +24,7 @@ from src.config import ROOT, get_settings
 log = logging.getLogger("forge")
 
 
-def migrate(revision: str = "head", *, down: bool = False, database_url: str | None = None) -> None:
+def migrate(revision: str = "heads", *, down: bool = False, database_url: str | None = None) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return worker()
     if args.command == "migrate":
-        migrate("base" if args.direction == "down" else "head", down=args.direction == "down")
+        migrate("base" if args.direction == "down" else "heads", down=args.direction == "down")
         return 0
     if args.command == "create-admin":
         _admin_from_settings()
