@@ -13,11 +13,14 @@ Signals of one pass (``FEATURES``, computed by tracker.ObjectTracker.step):
 Between two keyframes the forward and backward passes are fused and their agreement (IoU)
 is one more, strong, signal (``fused_confidence``).
 
-Weights: fitted once by logistic regression (target: IoU >= 0.5 against ground truth) on
-ALL shared sequences together (otb_crossing, otb_faceocc1, uav123_wakeboard7,
-mot17_04_mini) plus the synthetic bench videos, with first-frame and first+middle
-keyframes; see bench/propagation.py --fit. Not tuned per sequence.
+Weights: a hand-set mapping (not fitted to any sequence): appearance similarity raises
+confidence, forward-backward LK error, a better match elsewhere, implausible motion, scale
+change and distance from the keyframe lower it; between keyframes, agreement of the two
+passes (IoU) is worth +2.5 logits at full agreement and -1.25 at none. The benches report
+how well it ranks errors (AUROC for IoU < 0.5). Refitting them by logistic regression on
+all shared sequences together is the obvious next step.
 """
+
 
 from __future__ import annotations
 
