@@ -1,7 +1,10 @@
 """Every table of every domain, imported in one place for Alembic and the tests."""
 
+from src.admin.models import AuditEntry  # noqa: F401
 from src.annotation.models import Keyframe, LabelClass  # noqa: F401
 from src.auth.models import User  # noqa: F401
+from src.billing.models import BillingSetting, LedgerEntry, PriceList  # noqa: F401
 from src.database import Base  # noqa: F401
 from src.datasets.models import Dataset  # noqa: F401
+from src.quotas.models import QuotaDefault, UserQuota  # noqa: F401
 from src.videos.models import Video  # noqa: F401

@@ -1,0 +1,218 @@
+"""Quotas: what a user may use, what they use now (summed from the database), and the
+checks the video and dataset services call inside their own transaction.
+
+Every check first locks the user's row (`lock_user`), so the check and the insert that
+follows it are serialised per user: 20 concurrent uploads against a limit of 5 admit 5.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.datasets.models import ACTIVE_STATES, Dataset, DatasetState
+from src.quotas.exceptions import QuotaExceeded
+from src.quotas.models import QUOTA_FIELDS, QuotaDefault, UserQuota
+from src.videos.models import Video, VideoStatus
+
+ASK_ADMIN = "ask an administrator for more"
+
+
+@dataclass
+class Quota:
+    max_storage_bytes: int
+    max_videos: int
+    max_video_duration_s: float
+    max_video_bytes: int
+    frames_per_month: int
+    concurrent_jobs: int
+
+
+@dataclass
+class Usage:
+    storage_bytes: int
+    videos: int
+    frames_this_month: int
+    running_jobs: int
+
+
+# Used until an admin saves the defaults (the migration writes the same row).
+BUILT_IN_DEFAULTS = Quota(
+    max_storage_bytes=10_000_000_000,
+    max_videos=50,
+    max_video_duration_s=3600.0,
+    max_video_bytes=2_000_000_000,
+    frames_per_month=100_000,
+    concurrent_jobs=2,
+)
+
+
+# --- reading -------------------------------------------------------------------------
+
+async def defaults(session: AsyncSession) -> Quota:
+    row = await session.get(QuotaDefault, 1)
+    if row is None:
+        return Quota(**asdict(BUILT_IN_DEFAULTS))
+    return Quota(**{name: getattr(row, name) for name in QUOTA_FIELDS})
+
+
+async def overrides(session: AsyncSession, *, user_id: uuid.UUID) -> dict[str, int | float | None]:
+    row = await session.get(UserQuota, user_id)
+    return {name: getattr(row, name) if row else None for name in QUOTA_FIELDS}
+
+
+async def effective_quota(session: AsyncSession, *, user_id: uuid.UUID) -> Quota:
+    quota = await defaults(session)
+    for name, value in (await overrides(session, user_id=user_id)).items():
+        if value is not None:
+            setattr(quota, name, value)
+    return quota
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    now = now or datetime.now(UTC)
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+async def usage(session: AsyncSession, *, user_id: uuid.UUID) -> Usage:
+    video_bytes, videos = (await session.execute(
+        select(func.coalesce(func.sum(Video.size_bytes), 0), func.count().filter(Video.status != VideoStatus.failed))
+        .where(Video.owner_id == user_id)
+    )).one()
+    frames = func.coalesce(Dataset.delivered_frames, Dataset.quote["frames"].as_integer(), 0)
+    counted_month = (
+        (Dataset.confirmed_at >= month_start())
+        & Dataset.state.not_in([DatasetState.cancelled, DatasetState.failed])
+    )
+    dataset_bytes, frames_this_month, running_jobs = (await session.execute(
+        select(
+            func.coalesce(func.sum(Dataset.size_bytes), 0),
+            func.coalesce(func.sum(frames).filter(counted_month), 0),
+            func.count().filter(Dataset.state.in_(ACTIVE_STATES)),
+        ).where(Dataset.owner_id == user_id)
+    )).one()
+    return Usage(
+        storage_bytes=int(video_bytes) + int(dataset_bytes),
+        videos=videos,
+        frames_this_month=int(frames_this_month),
+        running_jobs=running_jobs,
+    )
+
+
+# --- changing (admin) ------------------------------------------------------------------
+
+async def update_defaults(session: AsyncSession, *, changes: dict) -> Quota:
+    row = await session.get(QuotaDefault, 1, with_for_update=True)
+    if row is None:
+        row = QuotaDefault(id=1, **asdict(BUILT_IN_DEFAULTS))
+        session.add(row)
+    for name, value in changes.items():
+        if name in QUOTA_FIELDS and value is not None:
+            setattr(row, name, value)
+    await session.flush()
+    return await defaults(session)
+
+
+async def set_overrides(session: AsyncSession, *, user_id: uuid.UUID, changes: dict) -> dict:
+    """Set (value) or clear (None) the user's overrides named in `changes`."""
+    row = await session.get(UserQuota, user_id, with_for_update=True)
+    if row is None:
+        row = UserQuota(user_id=user_id)
+        session.add(row)
+    for name, value in changes.items():
+        if name in QUOTA_FIELDS:
+            setattr(row, name, value)
+    await session.flush()
+    return await overrides(session, user_id=user_id)
+
+
+# --- checks (called by the video and dataset services) ---------------------------------
+
+async def lock_user(session: AsyncSession, *, user_id: uuid.UUID) -> None:
+    """Serialise every quota and balance check of one user within the caller's transaction."""
+    await session.execute(text('SELECT id FROM "user" WHERE id = :id FOR UPDATE'), {"id": user_id})
+
+
+async def upload_byte_limit(session: AsyncSession, *, user_id: uuid.UUID) -> int:
+    """How many bytes an upload may have right now (no lock: only to cut a stream early)."""
+    quota = await effective_quota(session, user_id=user_id)
+    used = await usage(session, user_id=user_id)
+    return max(0, min(quota.max_video_bytes, quota.max_storage_bytes - used.storage_bytes))
+
+
+async def check_new_video(session: AsyncSession, *, user_id: uuid.UUID, size_bytes: int, duration_s: float) -> None:
+    await lock_user(session, user_id=user_id)
+    quota = await effective_quota(session, user_id=user_id)
+    used = await usage(session, user_id=user_id)
+    if used.videos + 1 > quota.max_videos:
+        raise QuotaExceeded(
+            f"Video quota reached: {used.videos} of {quota.max_videos} videos; delete a video or {ASK_ADMIN}.",
+            quota="max_videos",
+        )
+    if size_bytes > quota.max_video_bytes:
+        raise QuotaExceeded(
+            f"Video too large: {human_bytes(size_bytes)}; the limit per video is {human_bytes(quota.max_video_bytes)}. "
+            f"Upload a smaller file or {ASK_ADMIN}.",
+            quota="max_video_bytes", status_code=413,
+        )
+    if duration_s > quota.max_video_duration_s:
+        raise QuotaExceeded(
+            f"Video too long: {human_duration(duration_s)}; the limit is {human_duration(quota.max_video_duration_s)}. "
+            f"Trim the video or {ASK_ADMIN}.",
+            quota="max_video_duration_s",
+        )
+    if used.storage_bytes + size_bytes > quota.max_storage_bytes:
+        raise QuotaExceeded(
+            f"Storage quota reached: {human_bytes(used.storage_bytes)} of {human_bytes(quota.max_storage_bytes)} used "
+            f"and this video needs {human_bytes(size_bytes)}; delete videos or {ASK_ADMIN}.",
+            quota="max_storage_bytes", status_code=413,
+        )
+
+
+async def check_dataset_confirm(session: AsyncSession, *, user_id: uuid.UUID, frames: int) -> None:
+    await lock_user(session, user_id=user_id)
+    quota = await effective_quota(session, user_id=user_id)
+    used = await usage(session, user_id=user_id)
+    if used.frames_this_month + frames > quota.frames_per_month:
+        raise QuotaExceeded(
+            f"Monthly frame quota reached: {used.frames_this_month:,} of {quota.frames_per_month:,} frames used "
+            f"this month and this dataset needs {frames:,}; choose fewer frames, wait for next month or {ASK_ADMIN}.",
+            quota="frames_per_month",
+        )
+    if used.running_jobs + 1 > quota.concurrent_jobs:
+        raise QuotaExceeded(
+            f"Concurrent job limit reached: {used.running_jobs} of {quota.concurrent_jobs} jobs running; "
+            f"wait for one to finish or {ASK_ADMIN}.",
+            quota="concurrent_jobs",
+        )
+    if used.storage_bytes >= quota.max_storage_bytes:
+        raise QuotaExceeded(
+            f"Storage quota reached: {human_bytes(used.storage_bytes)} of {human_bytes(quota.max_storage_bytes)} used; "
+            f"delete videos or datasets or {ASK_ADMIN}.",
+            quota="max_storage_bytes",
+        )
+
+
+# --- words -------------------------------------------------------------------------------
+
+def human_bytes(n: int | float) -> str:
+    """Decimal units, as disks are sold: 1_900_000_000 -> "1.9 GB"."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} TB"
+
+
+def human_duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
