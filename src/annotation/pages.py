@@ -1,0 +1,147 @@
+"""HTML pages of dataset drafts: the new-dataset form, the draft page (classes, keyframes)
+and the box editor. Forms work without JavaScript; HTMX swaps the `classes` and `create`
+blocks of the draft page."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+
+from src.annotation import service
+from src.annotation.dependencies import PageDataset
+from src.annotation.exceptions import ClassInUse
+from src.auth.dependencies import PageUser
+from src.database import SessionDep
+from src.datasets.models import Dataset, DatasetState
+from src.exceptions import DomainError
+from src.templating import is_htmx, redirect, render
+from src.videos import service as video_service
+
+router = APIRouter(include_in_schema=False)
+
+
+def _classes_list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+@router.get("/videos/{video_id}/new-dataset")
+async def new_dataset_form(request: Request, video_id: uuid.UUID, session: SessionDep, user: PageUser):
+    video = await video_service.get_for_user(session, video_id=video_id, user=user)
+    return render(request, "annotation/new_dataset.html", {"video": video, "name": video.display_name, "classes": ""})
+
+
+@router.post("/videos/{video_id}/new-dataset")
+async def new_dataset_submit(
+    request: Request,
+    video_id: uuid.UUID,
+    session: SessionDep,
+    user: PageUser,
+    name: Annotated[str, Form()] = "",
+    classes: Annotated[str, Form()] = "",
+):
+    video = await video_service.get_for_user(session, video_id=video_id, user=user)
+    try:
+        dataset = await service.create_draft(
+            session, user=user, video_id=video.id, name=name, classes=_classes_list(classes)
+        )
+    except DomainError as error:
+        context = {"video": video, "name": name, "classes": classes, "error": error.message}
+        return render(request, "annotation/new_dataset.html", context, block="form", status_code=error.status_code)
+    return redirect(request, str(request.url_for("draft_editor", dataset_id=dataset.id)))
+
+
+async def _draft_context(session, dataset: Dataset, **extra) -> dict:
+    classes = await service.list_classes(session, dataset_id=dataset.id)
+    return {
+        "dataset": dataset,
+        "video": await service.get_video(session, dataset=dataset),
+        "classes": classes,
+        "colors": {c.name: c.color for c in classes},
+        "keyframes": await service.list_keyframes(session, dataset=dataset),
+        "editable": dataset.state == DatasetState.draft,
+        **extra,
+    }
+
+
+@router.get("/datasets/{dataset_id}", name="draft_page")
+async def draft_page(request: Request, dataset: PageDataset, session: SessionDep):
+    return render(request, "annotation/draft.html", await _draft_context(session, dataset))
+
+
+async def _classes_answer(request: Request, session, dataset: Dataset, *, status_code: int = 200, **extra):
+    if not is_htmx(request) and status_code == 200 and not extra:
+        return redirect(request, str(request.url_for("draft_page", dataset_id=dataset.id)))
+    context = await _draft_context(session, dataset, **extra)
+    return render(request, "annotation/draft.html", context, block="classes", status_code=status_code)
+
+
+@router.post("/datasets/{dataset_id}/classes")
+async def add_class(
+    request: Request, dataset: PageDataset, session: SessionDep,
+    name: Annotated[str, Form()] = "", color: Annotated[str, Form()] = "",
+):
+    try:
+        await service.add_class(session, dataset=dataset, name=name, color=color or None)
+    except DomainError as error:
+        return await _classes_answer(request, session, dataset, status_code=error.status_code, class_error=error.message)
+    return await _classes_answer(request, session, dataset)
+
+
+@router.post("/datasets/{dataset_id}/classes/{class_id}")
+async def update_class(
+    request: Request, class_id: int, dataset: PageDataset, session: SessionDep,
+    name: Annotated[str, Form()] = "", color: Annotated[str, Form()] = "",
+):
+    try:
+        await service.update_class(session, dataset=dataset, class_id=class_id, name=name, color=color or None)
+    except DomainError as error:
+        return await _classes_answer(request, session, dataset, status_code=error.status_code, class_error=error.message)
+    return await _classes_answer(request, session, dataset)
+
+
+@router.post("/datasets/{dataset_id}/classes/{class_id}/delete")
+async def remove_class(
+    request: Request, class_id: int, dataset: PageDataset, session: SessionDep,
+    force: Annotated[bool, Form()] = False,
+):
+    try:
+        await service.remove_class(session, dataset=dataset, class_id=class_id, force=force)
+    except ClassInUse as error:
+        confirm = {"class_id": class_id, "message": error.message.split(" Confirm")[0]}
+        return await _classes_answer(request, session, dataset, confirm=confirm)
+    except DomainError as error:
+        return await _classes_answer(request, session, dataset, status_code=error.status_code, class_error=error.message)
+    return await _classes_answer(request, session, dataset)
+
+
+@router.post("/datasets/{dataset_id}/check")
+async def create_dataset(request: Request, dataset: PageDataset, session: SessionDep):
+    """"Create dataset": only checks the draft here, then hands over to the options page."""
+    try:
+        await service.check_ready_to_create(session, dataset=dataset)
+    except DomainError as error:
+        context = await _draft_context(session, dataset, create_error=error.message)
+        return render(request, "annotation/draft.html", context, block="create", status_code=error.status_code)
+    return redirect(request, f"/datasets/{dataset.id}/create")
+
+
+@router.get("/datasets/{dataset_id}/editor", name="draft_editor")
+async def editor_page(request: Request, dataset: PageDataset, session: SessionDep, frame: int = 0):
+    context = await _draft_context(session, dataset)
+    video = context["video"]
+    frame = min(max(frame, 0), max((video.frame_count or 1) - 1, 0))
+    editor = {
+        "dataset_id": str(dataset.id),
+        "video_id": str(video.id),
+        "width": video.width,
+        "height": video.height,
+        "frame_count": video.frame_count,
+        "fps": video.fps,
+        "frame": frame,
+        "editable": context["editable"],
+        "classes": [{"id": c.id, "name": c.name, "color": c.color} for c in context["classes"]],
+        "keyframes": context["keyframes"],
+    }
+    return render(request, "annotation/editor.html", {**context, "editor": editor, "frame": frame})

@@ -1,0 +1,68 @@
+"""JSON API of dataset drafts: the draft, its label classes and its keyframes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from src.annotation import service
+from src.annotation.dependencies import OwnedDataset
+from src.annotation.schemas import (
+    DraftCreate,
+    DraftRead,
+    KeyframeList,
+    KeyframePut,
+    KeyframeRead,
+    LabelClassCreate,
+    LabelClassRead,
+    LabelClassUpdate,
+)
+from src.auth.dependencies import CurrentUser
+from src.database import SessionDep
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DraftRead)
+async def create_draft(body: DraftCreate, session: SessionDep, user: CurrentUser):
+    dataset = await service.create_draft(
+        session, user=user, video_id=body.video_id, name=body.name, classes=body.classes
+    )
+    return await service.read_draft(session, dataset=dataset)
+
+
+@router.get("/{dataset_id}", response_model=DraftRead)
+async def get_draft(dataset: OwnedDataset, session: SessionDep):
+    return await service.read_draft(session, dataset=dataset)
+
+
+@router.post("/{dataset_id}/classes", status_code=status.HTTP_201_CREATED, response_model=LabelClassRead)
+async def add_class(body: LabelClassCreate, dataset: OwnedDataset, session: SessionDep):
+    return await service.add_class(session, dataset=dataset, name=body.name, color=body.color)
+
+
+@router.patch("/{dataset_id}/classes/{class_id}", response_model=LabelClassRead)
+async def update_class(class_id: int, body: LabelClassUpdate, dataset: OwnedDataset, session: SessionDep):
+    return await service.update_class(session, dataset=dataset, class_id=class_id, name=body.name, color=body.color)
+
+
+@router.delete("/{dataset_id}/classes/{class_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_class(class_id: int, dataset: OwnedDataset, session: SessionDep, force: bool = False):
+    await service.remove_class(session, dataset=dataset, class_id=class_id, force=force)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{dataset_id}/keyframes", response_model=KeyframeList)
+async def list_keyframes(dataset: OwnedDataset, session: SessionDep):
+    return {"keyframes": await service.list_keyframes(session, dataset=dataset)}
+
+
+@router.put("/{dataset_id}/keyframes/{frame}", response_model=KeyframeRead)
+async def put_keyframe(frame: int, body: KeyframePut, dataset: OwnedDataset, session: SessionDep):
+    objects = await service.put_keyframe(session, dataset=dataset, frame=frame, objects=body.objects)
+    return {"frame": frame, "objects": objects}
+
+
+@router.delete("/{dataset_id}/keyframes/{frame}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_keyframe(frame: int, dataset: OwnedDataset, session: SessionDep):
+    await service.delete_keyframe(session, dataset=dataset, frame=frame)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,496 @@
+// The box editor: draw, select, move, resize and delete boxes on one frame of the video,
+// link boxes to tracks of other keyframes, mark objects gone, step between frames.
+// Boxes are kept in full-resolution video pixels; every change is saved with
+// PUT /api/v1/datasets/{id}/keyframes/{frame} (autosave, or the Save button).
+(() => {
+  "use strict";
+  const data = JSON.parse(document.getElementById("editor-data").textContent);
+  const W = data.width, H = data.height, COUNT = data.frame_count;
+  const MIN_BOX = 2, HANDLE = 7;
+  const api = `/api/v1/datasets/${data.dataset_id}`;
+  const $ = (id) => document.getElementById(id);
+  const canvas = $("editor-canvas"), ctx = canvas.getContext("2d");
+  const clone = (value) => JSON.parse(JSON.stringify(value));
+
+  const keyframes = new Map(data.keyframes.map((k) => [k.frame, k.objects]));
+  let frame = data.frame;
+  let objects = clone(keyframes.get(frame) || []);
+  let selected = -1;
+  let activeClass = data.classes.length ? data.classes[0].name : null;
+  let undoStack = [], redoStack = [];
+  let view = { scale: 1, x: 0, y: 0 };  // canvas px = video px * scale + offset
+  let image = null;
+  let drag = null, spaceDown = false;
+  let dirty = false, saveTimer = null, saving = Promise.resolve(), pending = 0;
+
+  const colorOf = (name) => (data.classes.find((c) => c.name === name) || { color: "#ffffff" }).color;
+  const isBox = (o) => o && !o.gone;
+  const message = (text) => { $("editor-message").textContent = text || ""; };
+
+  // ---- geometry -----------------------------------------------------------------------
+  function fit() {
+    const wrap = $("canvas-wrap");
+    let width = wrap.clientWidth;
+    let height = Math.round(width * H / W);
+    const maxHeight = Math.max(240, window.innerHeight * 0.7);
+    if (height > maxHeight) { height = Math.round(maxHeight); width = Math.round(height * W / H); }
+    canvas.width = width; canvas.height = height;
+    view = { scale: width / W, x: 0, y: 0 };
+    render();
+  }
+
+  function toVideo(event) {
+    const rect = canvas.getBoundingClientRect();
+    const cx = (event.clientX - rect.left) * canvas.width / rect.width;
+    const cy = (event.clientY - rect.top) * canvas.height / rect.height;
+    return { x: (cx - view.x) / view.scale, y: (cy - view.y) / view.scale, cx, cy };
+  }
+
+  const clampX = (x) => Math.min(W, Math.max(0, x));
+  const clampY = (y) => Math.min(H, Math.max(0, y));
+  const normal = ([a, b, c, d]) => [Math.min(a, c), Math.min(b, d), Math.max(a, c), Math.max(b, d)];
+  const bigEnough = (b) => b[2] - b[0] >= MIN_BOX && b[3] - b[1] >= MIN_BOX;
+
+  function handles(box) {
+    const [x1, y1, x2, y2] = box, mx = (x1 + x2) / 2, my = (y1 + y2) / 2;
+    return { nw: [x1, y1], n: [mx, y1], ne: [x2, y1], e: [x2, my], se: [x2, y2], s: [mx, y2], sw: [x1, y2], w: [x1, my] };
+  }
+
+  function handleAt(p) {
+    if (!isBox(objects[selected])) return null;
+    const tolerance = HANDLE / view.scale;
+    for (const [name, [hx, hy]] of Object.entries(handles(objects[selected].box))) {
+      if (Math.abs(p.x - hx) <= tolerance && Math.abs(p.y - hy) <= tolerance) return name;
+    }
+    return null;
+  }
+
+  function boxAt(p) {
+    for (let i = objects.length - 1; i >= 0; i--) {
+      const o = objects[i];
+      if (isBox(o) && p.x >= o.box[0] && p.x <= o.box[2] && p.y >= o.box[1] && p.y <= o.box[3]) return i;
+    }
+    return -1;
+  }
+
+  // ---- tracks -------------------------------------------------------------------------
+  function otherTracks() {
+    // track id -> {class, frames} over the keyframes other than this one
+    const tracks = new Map();
+    for (const [f, objs] of [...keyframes.entries()].sort((a, b) => a[0] - b[0])) {
+      if (f === frame) continue;
+      for (const o of objs) {
+        if (!isBox(o)) continue;
+        const t = tracks.get(o.track_id) || { class: o.class, frames: [] };
+        t.frames.push(f);
+        if (f < frame || !t.class) t.class = o.class;
+        tracks.set(o.track_id, t);
+      }
+    }
+    return tracks;
+  }
+
+  function nextTrackId() {
+    let max = 0;
+    for (const [f, objs] of keyframes) if (f !== frame) for (const o of objs) max = Math.max(max, o.track_id);
+    for (const o of objects) max = Math.max(max, o.track_id);
+    return max + 1;
+  }
+
+  // ---- drawing ------------------------------------------------------------------------
+  function render() {
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#1d2433";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.setTransform(view.scale, 0, 0, view.scale, view.x, view.y);
+    if (image && image.complete && image.naturalWidth) ctx.drawImage(image, 0, 0, W, H);
+    else { ctx.fillStyle = "#444"; ctx.fillRect(0, 0, W, H); }
+    const px = 1 / view.scale;
+    objects.forEach((o, i) => {
+      if (!isBox(o)) return;
+      const [x1, y1, x2, y2] = o.box;
+      ctx.strokeStyle = colorOf(o.class);
+      ctx.lineWidth = (i === selected ? 3 : 2) * px;
+      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      ctx.font = `${12 * px}px system-ui, sans-serif`;
+      ctx.fillStyle = colorOf(o.class);
+      ctx.fillText(`#${o.track_id} ${o.class || "?"}`, x1 + 2 * px, Math.max(y1 - 3 * px, 12 * px));
+      if (i === selected) {
+        ctx.fillStyle = "#fff";
+        for (const [hx, hy] of Object.values(handles(o.box))) {
+          ctx.fillRect(hx - 3 * px, hy - 3 * px, 6 * px, 6 * px);
+          ctx.strokeRect(hx - 3 * px, hy - 3 * px, 6 * px, 6 * px);
+        }
+      }
+    });
+    if (drag && drag.mode === "draw") {
+      const [x1, y1, x2, y2] = normal(drag.box);
+      ctx.setLineDash([4 * px, 3 * px]);
+      ctx.strokeStyle = activeClass ? colorOf(activeClass) : "#fff";
+      ctx.lineWidth = 2 * px;
+      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      ctx.setLineDash([]);
+    }
+  }
+
+  // ---- changes, undo, save ------------------------------------------------------------
+  function changed(before) {
+    undoStack.push(before);
+    redoStack = [];
+    scheduleSave();
+    refresh();
+  }
+
+  function change(mutate) {
+    if (!data.editable) return;
+    const before = clone(objects);
+    mutate();
+    changed(before);
+  }
+
+  function undo() {
+    if (!undoStack.length) return;
+    redoStack.push(clone(objects));
+    objects = undoStack.pop();
+    selected = -1;
+    scheduleSave(); refresh();
+  }
+
+  function redo() {
+    if (!redoStack.length) return;
+    undoStack.push(clone(objects));
+    objects = redoStack.pop();
+    selected = -1;
+    scheduleSave(); refresh();
+  }
+
+  function setStatus(state, text) {
+    const el = $("save-status");
+    el.dataset.state = state;
+    el.textContent = text;
+  }
+
+  function scheduleSave() {
+    dirty = true;
+    setStatus("unsaved", "Unsaved changes…");
+    clearTimeout(saveTimer);
+    saveTimer = setTimeout(flush, 400);
+  }
+
+  function flush() {
+    clearTimeout(saveTimer);
+    if (!dirty) return saving;
+    dirty = false;
+    const target = frame, payload = clone(objects);
+    pending++;
+    setStatus("saving", "Saving…");
+    saving = saving.then(() => put(target, payload)).finally(() => { pending--; });
+    return saving;
+  }
+
+  async function put(target, payload) {
+    const objs = payload.map((o) => (o.gone ? { track_id: o.track_id, gone: true }
+      : { track_id: o.track_id, class: o.class, box: o.box }));
+    try {
+      const response = await fetch(`${api}/keyframes/${target}`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": window.forgeCsrfToken() },
+        body: JSON.stringify({ objects: objs }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        const detail = typeof body.detail === "string" ? body.detail : `error ${response.status}`;
+        setStatus("error", `Not saved: ${detail}`);
+        return;
+      }
+      if (body.objects.length) keyframes.set(target, body.objects); else keyframes.delete(target);
+      if (!dirty && pending <= 1) setStatus("saved", "Saved");
+      refreshMarks(); refreshTracks();
+    } catch (error) {
+      setStatus("error", "Not saved: the server could not be reached.");
+    }
+  }
+
+  // ---- frames -------------------------------------------------------------------------
+  function loadImage() {
+    canvas.dataset.ready = "0";
+    const img = new Image();
+    image = img;
+    const done = (ok) => {
+      if (image !== img) return;
+      if (!ok) message("This frame could not be loaded.");
+      canvas.dataset.ready = "1";
+      render();
+    };
+    img.onload = () => done(true);
+    img.onerror = () => done(false);
+    img.src = `/api/v1/videos/${data.video_id}/frames/${frame}`;
+  }
+
+  async function goFrame(n) {
+    n = Math.min(COUNT - 1, Math.max(0, Math.round(n)));
+    if (Number.isNaN(n) || n === frame) return;
+    await flush();
+    frame = n;
+    objects = clone(keyframes.get(frame) || []);
+    selected = -1; undoStack = []; redoStack = [];
+    message("");
+    const url = new URL(window.location.href);
+    url.searchParams.set("frame", String(frame));
+    window.history.replaceState(null, "", url);
+    $("frame-slider").value = frame;
+    $("frame-number").value = frame;
+    loadImage();
+    refresh();
+  }
+
+  // ---- side panel ---------------------------------------------------------------------
+  function el(tag, props = {}, ...children) {
+    const node = Object.assign(document.createElement(tag), props);
+    node.append(...children);
+    return node;
+  }
+
+  function swatch(color) {
+    const s = el("span", { className: "swatch" });
+    s.style.background = color;
+    return s;
+  }
+
+  function refreshClasses() {
+    const list = $("class-list");
+    list.replaceChildren(...data.classes.map((c, i) => {
+      const button = el("button", { type: "button", className: "class-button" + (c.name === activeClass ? " active" : "") },
+        swatch(c.color), ` ${i < 9 ? i + 1 + " · " : ""}${c.name}`);
+      button.dataset.name = c.name;
+      button.addEventListener("click", () => pickClass(c.name));
+      return button;
+    }));
+  }
+
+  function refreshSelected() {
+    const o = objects[selected];
+    $("selected-panel").hidden = !isBox(o);
+    $("nothing-selected").hidden = isBox(o);
+    if (!isBox(o)) return;
+    $("object-class").replaceChildren(...data.classes.map((c) => el("option", { value: c.name, textContent: c.name, selected: c.name === o.class })));
+    const used = new Set(objects.filter((x, i) => i !== selected).map((x) => x.track_id));
+    const options = [el("option", { value: String(o.track_id), textContent: `#${o.track_id} (this box)`, selected: true })];
+    for (const [id, t] of otherTracks()) {
+      if (id === o.track_id || used.has(id)) continue;
+      options.push(el("option", { value: String(id), textContent: `same as #${id} ${t.class} (frame ${t.frames.join(", ")})` }));
+    }
+    options.push(el("option", { value: "new", textContent: "a new object" }));
+    $("object-track").replaceChildren(...options);
+  }
+
+  function refreshObjects() {
+    $("object-list").replaceChildren(...objects.map((o, i) => {
+      const remove = el("button", { type: "button", className: "link-button", textContent: "×", title: "Remove" });
+      remove.addEventListener("click", (event) => { event.stopPropagation(); removeObject(i); });
+      const label = o.gone ? `#${o.track_id} gone from here on` : `#${o.track_id} ${o.class}`;
+      const item = el("li", { className: "object-item" + (i === selected ? " selected" : "") },
+        swatch(o.gone ? "#999" : colorOf(o.class)), ` ${label} `, remove);
+      item.dataset.trackId = o.track_id;
+      if (isBox(o)) item.addEventListener("click", () => { selected = i; refresh(); });
+      return item;
+    }));
+  }
+
+  function refreshTracks() {
+    const here = new Set(objects.map((o) => o.track_id));
+    const items = [];
+    for (const [id, t] of otherTracks()) {
+      if (here.has(id)) continue;
+      const item = el("li", { className: "object-item" }, swatch(colorOf(t.class)), ` #${id} ${t.class} (frame ${t.frames.join(", ")}) `);
+      item.dataset.trackId = id;
+      if (t.frames.some((f) => f < frame)) {
+        const gone = el("button", { type: "button", className: "link-button", textContent: "gone from here" });
+        gone.addEventListener("click", () => change(() => objects.push({ track_id: id, gone: true })));
+        item.append(gone);
+      }
+      items.push(item);
+    }
+    $("track-list").replaceChildren(...items);
+  }
+
+  function refreshMarks() {
+    const marks = $("keyframe-marks");
+    marks.replaceChildren(...[...keyframes.keys()].sort((a, b) => a - b).map((f) => {
+      const mark = el("span", { className: "kf-mark" + (f === frame ? " current" : ""), title: `keyframe ${f}` });
+      mark.style.left = `${COUNT > 1 ? (f / (COUNT - 1)) * 100 : 0}%`;
+      mark.dataset.frame = f;
+      mark.addEventListener("click", () => goFrame(f));
+      return mark;
+    }));
+    $("keyframe-flag").hidden = !keyframes.has(frame);
+  }
+
+  function refresh() {
+    refreshClasses(); refreshSelected(); refreshObjects(); refreshTracks(); refreshMarks(); render();
+  }
+
+  // ---- actions ------------------------------------------------------------------------
+  function pickClass(name) {
+    activeClass = name;
+    if (isBox(objects[selected]) && objects[selected].class !== name) {
+      change(() => { objects[selected].class = name; });
+    } else refresh();
+  }
+
+  function removeObject(i) {
+    change(() => { objects.splice(i, 1); });
+    selected = -1;
+    refresh();
+  }
+
+  function linkTrack(value) {
+    const o = objects[selected];
+    if (!isBox(o)) return;
+    change(() => {
+      if (value === "new") { o.track_id = nextTrackId(); return; }
+      const id = Number(value), track = otherTracks().get(id);
+      o.track_id = id;
+      if (track && track.class) o.class = track.class;
+    });
+  }
+
+  // ---- mouse --------------------------------------------------------------------------
+  canvas.addEventListener("mousedown", (event) => {
+    canvas.focus();
+    const p = toVideo(event);
+    if (event.button === 1 || (event.button === 0 && spaceDown)) {
+      event.preventDefault();
+      drag = { mode: "pan", cx: p.cx, cy: p.cy, x: view.x, y: view.y };
+      return;
+    }
+    if (event.button !== 0 || !data.editable) return;
+    const handle = handleAt(p);
+    if (handle) {
+      drag = { mode: "resize", handle, before: clone(objects), start: p };
+      return;
+    }
+    const hit = boxAt(p);
+    if (hit >= 0) {
+      selected = hit;
+      drag = { mode: "move", before: clone(objects), start: p, box: objects[hit].box.slice() };
+      refresh();
+      return;
+    }
+    const x = clampX(p.x), y = clampY(p.y);
+    drag = { mode: "draw", box: [x, y, x, y] };
+  });
+
+  window.addEventListener("mousemove", (event) => {
+    if (!drag) return;
+    const p = toVideo(event);
+    if (drag.mode === "pan") {
+      view.x = drag.x + (p.cx - drag.cx);
+      view.y = drag.y + (p.cy - drag.cy);
+    } else if (drag.mode === "draw") {
+      drag.box[2] = clampX(p.x); drag.box[3] = clampY(p.y);
+    } else if (drag.mode === "move") {
+      const [x1, y1, x2, y2] = drag.box;
+      const dx = Math.min(W - x2, Math.max(-x1, p.x - drag.start.x));
+      const dy = Math.min(H - y2, Math.max(-y1, p.y - drag.start.y));
+      objects[selected].box = [x1 + dx, y1 + dy, x2 + dx, y2 + dy];
+      drag.moved = true;
+    } else if (drag.mode === "resize") {
+      const box = objects[selected].box;
+      if (drag.handle.includes("w")) box[0] = clampX(p.x);
+      if (drag.handle.includes("e")) box[2] = clampX(p.x);
+      if (drag.handle.includes("n")) box[1] = clampY(p.y);
+      if (drag.handle.includes("s")) box[3] = clampY(p.y);
+      drag.moved = true;
+    }
+    render();
+  });
+
+  window.addEventListener("mouseup", () => {
+    if (!drag) return;
+    const d = drag;
+    drag = null;
+    if (d.mode === "draw") {
+      const box = normal(d.box);
+      if (box[2] - box[0] < 0.5 && box[3] - box[1] < 0.5) { selected = -1; refresh(); return; }
+      if (!bigEnough(box)) { message("Boxes must be at least 2×2 pixels."); render(); return; }
+      if (!activeClass) { message("Add a class on the dataset page first."); render(); return; }
+      message("");
+      change(() => { objects.push({ track_id: nextTrackId(), class: activeClass, box }); });
+      selected = objects.length - 1;
+      refresh();
+    } else if ((d.mode === "move" || d.mode === "resize") && d.moved) {
+      const box = normal(objects[selected].box);
+      if (!bigEnough(box)) {
+        objects = d.before;
+        message("Boxes must be at least 2×2 pixels.");
+        refresh();
+        return;
+      }
+      objects[selected].box = box;
+      changed(d.before);
+    }
+    render();
+  });
+
+  canvas.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    const p = toVideo(event);
+    const fitScale = canvas.width / W;
+    const scale = Math.min(fitScale * 30, Math.max(fitScale * 0.5, view.scale * Math.pow(1.0015, -event.deltaY)));
+    view = { scale, x: p.cx - p.x * scale, y: p.cy - p.y * scale };
+    render();
+  }, { passive: false });
+
+  canvas.addEventListener("auxclick", (event) => event.preventDefault());
+
+  // ---- keyboard -----------------------------------------------------------------------
+  document.addEventListener("keydown", (event) => {
+    if (event.target.closest("input, select, textarea")) return;
+    const key = event.key.toLowerCase();
+    if ((event.ctrlKey || event.metaKey) && key === "z") {
+      event.preventDefault();
+      if (event.shiftKey) redo(); else undo();
+    } else if ((event.ctrlKey || event.metaKey) && key === "y") {
+      event.preventDefault(); redo();
+    } else if (event.key === " ") {
+      event.preventDefault(); spaceDown = true; canvas.classList.add("panning");
+    } else if (/^[1-9]$/.test(event.key) && data.classes[Number(event.key) - 1]) {
+      pickClass(data.classes[Number(event.key) - 1].name);
+    } else if (event.key === "0") {
+      fit();
+    } else if (event.key === "Delete" || event.key === "Backspace") {
+      if (isBox(objects[selected])) { event.preventDefault(); removeObject(selected); }
+    } else if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+      event.preventDefault();
+      const step = (event.shiftKey ? 10 : 1) * (event.key === "ArrowLeft" ? -1 : 1);
+      goFrame(frame + step);
+    } else if (event.key === "Escape") {
+      selected = -1; refresh();
+    }
+  });
+  document.addEventListener("keyup", (event) => {
+    if (event.key === " ") { spaceDown = false; canvas.classList.remove("panning"); }
+  });
+
+  // ---- controls -----------------------------------------------------------------------
+  $("object-class").addEventListener("change", (event) => pickClass(event.target.value));
+  $("object-track").addEventListener("change", (event) => linkTrack(event.target.value));
+  $("delete-object").addEventListener("click", () => removeObject(selected));
+  $("save-button").addEventListener("click", () => { dirty = true; flush(); });
+  $("undo-button").addEventListener("click", undo);
+  $("redo-button").addEventListener("click", redo);
+  $("fit-button").addEventListener("click", fit);
+  $("prev-frame").addEventListener("click", () => goFrame(frame - 1));
+  $("next-frame").addEventListener("click", () => goFrame(frame + 1));
+  $("frame-slider").addEventListener("change", (event) => goFrame(Number(event.target.value)));
+  $("frame-number").addEventListener("change", (event) => goFrame(Number(event.target.value)));
+  window.addEventListener("resize", fit);
+  window.addEventListener("beforeunload", (event) => {
+    if (dirty || pending) { flush(); event.preventDefault(); }
+  });
+
+  fit();
+  loadImage();
+  refresh();
+})();
