@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     login_max_failures: int = 10
     login_window_seconds: int = 60
 
+    # Video import by URL: hosts allowed even though they resolve to private addresses
+    # (SSRF protection refuses those otherwise). Comma-separated; for tests and intranets.
+    url_import_allowed_hosts: str = ""
+    url_import_timeout_s: float = 60.0
+
     # Worker
     worker_processes: int = 2
     job_max_tries: int = 3

@@ -23,6 +23,8 @@ from src.database import create_engine, create_sessionmaker
 from src.exceptions import DomainError
 from src.security import SecurityMiddleware
 from src.templating import redirect, render
+from src.videos import pages as video_pages
+from src.videos.router import router as videos_router
 from src.worker import redis_settings
 
 log = logging.getLogger("forge")
@@ -71,6 +73,8 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(auth_pages.router)
+    app.include_router(videos_router)
+    app.include_router(video_pages.router)
 
     @app.get("/health", tags=["health"])
     async def health(request: Request):

@@ -73,7 +73,9 @@ async def shutdown(ctx: dict) -> None:
 
 def task_functions() -> list:
     """Every domain's arq functions; a domain adds its own here."""
-    return [health_job]
+    from src.videos.tasks import import_video
+
+    return [health_job, import_video]
 
 
 class WorkerSettings:

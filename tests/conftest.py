@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -132,6 +133,10 @@ async def _clean_state(request):
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
     await redis.aclose()
+    storage = get_settings().storage_path
+    if storage.exists():
+        for child in storage.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 @pytest.fixture

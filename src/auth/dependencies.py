@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -36,10 +38,19 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+@dataclass(frozen=True)
+class NavUser:
+    """What the page layout shows of the user: a plain snapshot that outlives the session."""
+
+    id: uuid.UUID
+    email: str
+    role: Role
+
+
 async def page_user(request: Request, user: OptionalUser) -> User:
     if user is None:
         raise LoginRequired(request.url.path)
-    request.state.user = user
+    request.state.user = NavUser(user.id, user.email, user.role)
     return user
 
 

@@ -1,0 +1,181 @@
+"""Videos: upload (streamed), URL import, probing, frames, listing and deletion.
+
+Files live in storage under `videos/<id>/` (source, thumb.jpg); the uploaded name is only
+a display name. Quotas (src.quotas) are checked before the body is read (Content-Length),
+while it streams (byte limit), and in the transaction that inserts the row (count,
+duration, storage) under a per-user lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+import uuid
+from pathlib import Path
+
+import cv2
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.auth.models import Role, User
+from src.database import utcnow
+from src.datasets.models import ACTIVE_STATES, Dataset
+from src.quotas import service as quota_service
+from src.storage import get_storage
+from src.videos.exceptions import InvalidVideo, VideoInUse, VideoNotFound
+from src.videos.models import Video, VideoStatus
+from src.videos.upload import receive_file
+from src.vision.types import VideoInfo
+from src.vision.video import VideoProbeError, probe, read_frame
+
+THUMB_WIDTH = 320
+JPEG_QUALITY = 90
+
+
+def source_key(video_id: uuid.UUID) -> str:
+    return f"videos/{video_id}/source"
+
+
+def thumb_key(video_id: uuid.UUID) -> str:
+    return f"videos/{video_id}/thumb.jpg"
+
+
+def display_name(raw: str | None) -> str:
+    """A safe display name from what the user sent: path parts and control characters dropped."""
+    name = (raw or "").replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C")
+    name = name.strip().strip(".") or "video"
+    return name[:255]
+
+
+def probe_file(path: Path) -> VideoInfo:
+    """Decode-probe a file; InvalidVideo with a message that does not leak server paths."""
+    try:
+        return probe(path)
+    except VideoProbeError as error:
+        raise InvalidVideo(str(error).removeprefix(f"{path}: ").capitalize()) from error
+
+
+def encode_jpeg(frame, quality: int = JPEG_QUALITY) -> bytes:
+    ok, buffer = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buffer.tobytes()
+
+
+def _write_thumbnail(video_path: Path, thumb_path: Path) -> None:
+    thumb_path.write_bytes(encode_jpeg(read_frame(video_path, 0, width=THUMB_WIDTH), 80))
+
+
+def apply_probe(video: Video, info: VideoInfo) -> None:
+    video.container, video.codec = info.container, info.codec
+    video.width, video.height, video.fps = info.width, info.height, info.fps
+    video.frame_count, video.duration_s = info.frames, info.duration_s
+
+
+async def store_probed_file(
+    session: AsyncSession, *, video: Video, path: Path, info: VideoInfo, size: int
+) -> Video:
+    """Quota check under the user lock, then move the file into place and mark the video ready."""
+    await quota_service.check_new_video(session, user_id=video.owner_id, size_bytes=size, duration_s=info.duration_s)
+    storage = get_storage()
+    apply_probe(video, info)
+    video.size_bytes = size
+    video.storage_key = source_key(video.id)
+    video.status, video.ready_at, video.error = VideoStatus.ready, utcnow(), None
+    session.add(video)
+    await session.flush()
+    storage.put_file(video.storage_key, path)
+    await asyncio.to_thread(_write_thumbnail, storage.local_path(video.storage_key), storage.local_path(thumb_key(video.id)))
+    return video
+
+
+async def upload(session: AsyncSession, request: Request, *, user: User) -> Video:
+    """Stream the request's `file` to disk, probe it, check quotas, store it. Nothing is kept on error."""
+    storage = get_storage()
+    limit = await quota_service.upload_byte_limit(session, user_id=user.id)
+    temp = storage.temp_file()
+    video_id = uuid.uuid4()
+    try:
+        received = await receive_file(request, temp, limit=limit)
+        info = await asyncio.to_thread(probe_file, temp)
+        video = Video(id=video_id, owner_id=user.id, display_name=display_name(received.filename))
+        return await store_probed_file(session, video=video, path=temp, info=info, size=received.size)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        storage.delete_prefix(f"videos/{video_id}")
+        raise
+
+
+async def get_for_user(session: AsyncSession, *, video_id: uuid.UUID, user: User) -> Video:
+    video = await session.get(Video, video_id)
+    if video is None or (video.owner_id != user.id and user.role != Role.admin):
+        raise VideoNotFound()
+    return video
+
+
+async def get_ready_for_user(session: AsyncSession, *, video_id: uuid.UUID, user: User) -> Video:
+    video = await get_for_user(session, video_id=video_id, user=user)
+    if video.status != VideoStatus.ready:
+        raise VideoNotFound()
+    return video
+
+
+async def list_for_owner(session: AsyncSession, *, user: User) -> list[Video]:
+    query = select(Video).where(Video.owner_id == user.id).order_by(Video.created_at.desc())
+    return list((await session.scalars(query)).all())
+
+
+async def frame_jpeg(video: Video, *, n: int, width: int | None) -> bytes:
+    """Frame n (0-based, exact) as JPEG, optionally scaled to `width` px."""
+    if video.frame_count is None or not 0 <= n < video.frame_count:
+        raise VideoNotFound()
+    if width is not None and not 16 <= width <= 8192:
+        raise InvalidVideo("width must be between 16 and 8192 pixels.")
+    path = get_storage().local_path(video.storage_key)
+
+    def work() -> bytes:
+        return encode_jpeg(read_frame(path, n, width=width if width and width < video.width else None))
+
+    try:
+        return await asyncio.to_thread(work)
+    except IndexError as error:
+        raise VideoNotFound() from error
+
+
+async def delete(session: AsyncSession, *, video: Video) -> list[str]:
+    """Delete a video with its drafts and datasets. Refused while a dataset job runs.
+
+    Returns the storage prefixes to remove once the transaction has committed."""
+    running = await session.scalar(
+        select(Dataset.id).where(Dataset.video_id == video.id, Dataset.state.in_(ACTIVE_STATES)).limit(1)
+    )
+    if running is not None:
+        raise VideoInUse("A dataset of this video is still being made; cancel it first.")
+    dataset_ids = (await session.scalars(select(Dataset.id).where(Dataset.video_id == video.id))).all()
+    await session.delete(video)
+    await session.flush()
+    return [f"videos/{video.id}", *(f"datasets/{dataset_id}" for dataset_id in dataset_ids)]
+
+
+def delete_files(prefixes: list[str]) -> None:
+    storage = get_storage()
+    for prefix in prefixes:
+        storage.delete_prefix(prefix)
+
+
+async def request_import(session: AsyncSession, redis, *, user: User, url: str, name: str | None) -> Video:
+    """Create an `importing` video and enqueue its download (job id `import:<video_id>`)."""
+    from src.videos.url_import import check_url
+
+    await check_url(url)
+    await quota_service.check_new_video(session, user_id=user.id, size_bytes=0, duration_s=0.0)
+    fallback = url.rstrip("/").split("/")[-1].split("?")[0]
+    video = Video(
+        owner_id=user.id, display_name=display_name(name or fallback), status=VideoStatus.importing, source_url=url
+    )
+    session.add(video)
+    await session.flush()
+    await redis.enqueue_job("import_video", str(video.id), _job_id=f"import:{video.id}")
+    return video

@@ -1,0 +1,44 @@
+// Upload with a progress bar: posts the file to the JSON API, then reloads the list.
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("upload-form");
+  if (!form) return;
+  const input = document.getElementById("upload-file");
+  const bar = document.getElementById("upload-progress");
+  const status = document.getElementById("upload-status");
+  const error = document.getElementById("upload-error");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const file = input.files[0];
+    if (!file) return;
+    error.hidden = true;
+    const limit = Number(form.dataset.limit || 0);
+    if (limit && file.size > limit) {
+      error.textContent = `The file is ${(file.size / 1048576).toFixed(1)} MB; your limit is ${(limit / 1048576).toFixed(1)} MB.`;
+      error.hidden = false;
+      return;
+    }
+    const data = new FormData();
+    data.append("file", file);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.dataset.api);
+    xhr.setRequestHeader("X-CSRF-Token", window.forgeCsrfToken());
+    xhr.upload.addEventListener("progress", (e) => {
+      if (!e.lengthComputable) return;
+      const percent = Math.round((e.loaded / e.total) * 100);
+      bar.hidden = false;
+      bar.firstElementChild.style.width = percent + "%";
+      status.textContent = percent < 100 ? `Uploading… ${percent}%` : "Checking the video…";
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status === 201) { window.location.reload(); return; }
+      let message = `Upload failed (${xhr.status}).`;
+      try { message = JSON.parse(xhr.responseText).detail; } catch (_) { /* keep the generic message */ }
+      error.textContent = typeof message === "string" ? message : JSON.stringify(message);
+      error.hidden = false;
+      bar.hidden = true;
+      status.textContent = "";
+    });
+    xhr.addEventListener("error", () => { error.textContent = "The connection was lost; try again."; error.hidden = false; });
+    xhr.send(data);
+  });
+});
