@@ -15,10 +15,10 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from src.auth import pages as auth_pages
-from src.auth.dependencies import LoginRequired
-from src.auth.router import auth_router, users_router
 from src.annotation import pages as annotation_pages
 from src.annotation.router import router as annotation_router
+from src.auth.dependencies import LoginRequired
+from src.auth.router import auth_router, users_router
 from src.auth.users import SESSION_COOKIE, jwt_keys
 from src.config import ROOT, get_settings
 from src.database import create_engine, create_sessionmaker
@@ -75,12 +75,12 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(auth_pages.router)
+    app.include_router(annotation_router)
+    app.include_router(annotation_pages.router)
     app.include_router(videos_router)
     app.include_router(video_pages.router)
 
     @app.get("/health", tags=["health"])
-    app.include_router(annotation_router)
-    app.include_router(annotation_pages.router)
     async def health(request: Request):
         checks = {}
         try:
