@@ -14,12 +14,16 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from src.admin import pages as admin_pages
+from src.admin.router import router as admin_router
 from src.auth import pages as auth_pages
 from src.annotation import pages as annotation_pages
 from src.annotation.router import router as annotation_router
 from src.auth.dependencies import LoginRequired
 from src.auth.router import auth_router, users_router
 from src.auth.users import SESSION_COOKIE, jwt_keys
+from src.billing import pages as billing_pages
+from src.billing.router import router as billing_router
 from src.config import ROOT, get_settings
 from src.database import create_engine, create_sessionmaker
 from src.exceptions import DomainError
@@ -75,6 +79,10 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(auth_pages.router)
+    app.include_router(admin_router)
+    app.include_router(admin_pages.router)
+    app.include_router(billing_router)
+    app.include_router(billing_pages.router)
     app.include_router(annotation_router)
     app.include_router(annotation_pages.router)
     app.include_router(videos_router)

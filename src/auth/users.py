@@ -46,6 +46,11 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             raise InvalidPasswordException("Password must not contain your e-mail address.")
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
+        from src.billing import service as billing_service  # billing imports auth: import late
+
+        # The starting balance (an admin setting) as a `top_up` ledger row; the user row is already committed.
+        await billing_service.grant_starting_balance(self.user_db.session, user_id=user.id)
+        await self.user_db.session.commit()
         await self.request_verify(user, request)
 
     async def on_after_request_verify(self, user: User, token: str, request: Request | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import BigInteger, cast, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,7 +104,7 @@ async def balances(session: AsyncSession, *, user_ids: list[uuid.UUID]) -> dict[
 
 async def ledger(session: AsyncSession, *, user_id: uuid.UUID, limit: int = 50, offset: int = 0) -> list[dict]:
     """The user's rows, newest first, each with the balance right after it."""
-    running = func.sum(LedgerEntry.amount_cents).over(order_by=LedgerEntry.id)
+    running = cast(func.sum(LedgerEntry.amount_cents).over(order_by=LedgerEntry.id), BigInteger)
     inner = select(LedgerEntry, running.label("balance_after_cents")).where(LedgerEntry.user_id == user_id).subquery()
     query = select(inner).order_by(inner.c.id.desc()).limit(limit).offset(offset)
     return [dict(row._mapping) for row in await session.execute(query)]

@@ -1,0 +1,34 @@
+"""The user's billing page: balance, quota usage and the ledger."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from src.auth.dependencies import PageUser
+from src.billing import service
+from src.billing.service import money
+from src.database import SessionDep
+from src.quotas import service as quota_service
+from src.quotas.service import human_bytes, human_duration
+from src.templating import render, templates
+
+router = APIRouter(include_in_schema=False)
+templates.env.filters.update(money=money, bytes=human_bytes, duration=human_duration)
+PER_PAGE = 50
+
+
+@router.get("/billing")
+async def billing_page(request: Request, session: SessionDep, user: PageUser, page: int = 1):
+    page = max(page, 1)
+    prices = await service.current_price_list(session)
+    context = {
+        "prices": prices,
+        "currency": prices.currency,
+        "balance_cents": await service.balance_cents(session, user_id=user.id),
+        "quota": await quota_service.effective_quota(session, user_id=user.id),
+        "usage": await quota_service.usage(session, user_id=user.id),
+        "ledger": await service.ledger(session, user_id=user.id, limit=PER_PAGE, offset=(page - 1) * PER_PAGE),
+        "page": page,
+        "per_page": PER_PAGE,
+    }
+    return render(request, "billing/billing.html", context, block="ledger")
