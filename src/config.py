@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # Worker
     worker_processes: int = 2
     job_max_tries: int = 3
+    # A running dataset job whose heartbeat is older than this is taken as dead and retried.
+    job_stale_seconds: int = 300
 
     # First admin (forge up / forge create-admin)
     forge_admin_email: str | None = None

@@ -26,6 +26,8 @@ from src.billing import pages as billing_pages
 from src.billing.router import router as billing_router
 from src.config import ROOT, get_settings
 from src.database import create_engine, create_sessionmaker
+from src.datasets import pages as dataset_pages
+from src.datasets.router import router as datasets_router
 from src.exceptions import DomainError
 from src.security import SecurityMiddleware
 from src.templating import redirect, render
@@ -83,6 +85,8 @@ def create_app() -> FastAPI:
     app.include_router(admin_pages.router)
     app.include_router(billing_router)
     app.include_router(billing_pages.router)
+    app.include_router(datasets_router)
+    app.include_router(dataset_pages.router)
     app.include_router(annotation_router)
     app.include_router(annotation_pages.router)
     app.include_router(videos_router)

@@ -73,13 +73,23 @@ async def shutdown(ctx: dict) -> None:
 
 def task_functions() -> list:
     """Every domain's arq functions; a domain adds its own here."""
+    from src.datasets.tasks import build_dataset
     from src.videos.tasks import import_video
 
-    return [health_job, import_video]
+    return [health_job, import_video, build_dataset]
+
+
+def cron_jobs() -> list:
+    from arq import cron
+
+    from src.datasets.tasks import requeue_stale
+
+    return [cron(requeue_stale, second=0, run_at_startup=True, unique=True)]
 
 
 class WorkerSettings:
     functions = task_functions()
+    cron_jobs = cron_jobs()
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = redis_settings()

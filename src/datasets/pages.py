@@ -1,0 +1,168 @@
+"""Dataset pages: the cabinet (all datasets, balance, quota), the create page (options +
+live quote + confirm) and the dataset page (progress, downloads, preview, timeline)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from pydantic import ValidationError
+
+from src.auth.dependencies import PageUser
+from src.billing import service as billing_service
+from src.database import SessionDep
+from src.datasets import service
+from src.datasets.dependencies import PageDataset
+from src.datasets.models import ACTIVE_STATES, DatasetState
+from src.datasets.schemas import DatasetOptions
+from src.exceptions import DomainError
+from src.quotas import service as quota_service
+from src.templating import redirect, render
+
+router = APIRouter(include_in_schema=False)
+GALLERY_PAGE = 36
+LOW_CONFIDENCE = 0.5
+
+
+def options_from_form(form: dict[str, Any]) -> DatasetOptions:
+    """The create form's fields -> DatasetOptions (raises ValidationError with readable messages)."""
+    return DatasetOptions.model_validate({
+        "sampling": {"mode": form.get("sampling_mode", "all"), "every_n": form.get("every_n") or 5,
+                     "ssim_threshold": form.get("ssim_threshold") or 0.95},
+        "split": {"train": float(form.get("train") or 0) / 100, "valid": float(form.get("valid") or 0) / 100,
+                  "test": float(form.get("test") or 0) / 100, "seed": form.get("seed") or 0},
+        "formats": form.getlist("formats") if hasattr(form, "getlist") else form.get("formats", []),
+        "review_budget": float(form.get("review_budget") or 0) / 100,
+        "review_backend": form.get("review_backend", "builtin"),
+        "keep_empty": form.get("keep_empty") == "on",
+        "ava_rate": form.get("ava_rate") or 1.0,
+    })
+
+
+def _errors(error: ValidationError) -> list[str]:
+    return [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()]
+
+
+async def _cabinet_context(session, user) -> dict:
+    datasets = await service.list_for_owner(session, user=user)
+    return {
+        "datasets": datasets,
+        "polling": any(d.state in ACTIVE_STATES for d in datasets),
+        "balance": await billing_service.balance_cents(session, user_id=user.id),
+        "currency": (await billing_service.current_price_list(session)).currency,
+        "quota": await quota_service.effective_quota(session, user_id=user.id),
+        "usage": await quota_service.usage(session, user_id=user.id),
+        "ledger": await billing_service.ledger(session, user_id=user.id, limit=10),
+        "money": billing_service.money,
+    }
+
+
+@router.get("/datasets")
+async def cabinet(request: Request, session: SessionDep, user: PageUser):
+    return render(request, "datasets/cabinet.html", await _cabinet_context(session, user), block="dataset_list")
+
+
+@router.get("/datasets/{dataset_id}/create")
+async def create_page(request: Request, dataset: PageDataset, session: SessionDep):
+    if dataset.state != DatasetState.draft:
+        return redirect(request, f"/datasets/{dataset.id}/overview")
+    options = service.options_of(dataset)
+    context = {"dataset": dataset, "options": options, "quote": await service.quote(session, dataset=dataset, options=options),
+               "money": billing_service.money, "errors": []}
+    return render(request, "datasets/create.html", context)
+
+
+@router.post("/datasets/{dataset_id}/quote")
+async def quote_fragment(request: Request, dataset: PageDataset, session: SessionDep):
+    form = await request.form()
+    context: dict[str, Any] = {"dataset": dataset, "money": billing_service.money, "errors": []}
+    try:
+        options = options_from_form(form)
+        context |= {"options": options, "quote": await service.quote(session, dataset=dataset, options=options)}
+    except ValidationError as error:
+        context |= {"errors": _errors(error), "quote": None}
+    return render(request, "datasets/create.html", context, block="quote")
+
+
+@router.post("/datasets/{dataset_id}/confirm")
+async def confirm_submit(request: Request, dataset: PageDataset, session: SessionDep):
+    form = await request.form()
+    try:
+        options = options_from_form(form)
+        expected = int(form["expected_total_cents"]) if form.get("expected_total_cents") else None
+        dataset, new = await service.confirm(session, dataset=dataset, options=options, expected_total_cents=expected)
+    except ValidationError as error:
+        return await _create_error(request, session, dataset, _errors(error), 422)
+    except DomainError as error:
+        return await _create_error(request, session, dataset, [error.message], error.status_code)
+    await session.commit()
+    if new:
+        await service.enqueue(request.app.state.redis, dataset)
+    return redirect(request, f"/datasets/{dataset.id}/overview")
+
+
+async def _create_error(request, session, dataset, errors: list[str], status_code: int):
+    await session.rollback()
+    options = service.options_of(dataset)
+    context = {"dataset": dataset, "options": options, "money": billing_service.money, "errors": errors,
+               "quote": await service.quote(session, dataset=dataset, options=options)}
+    return render(request, "datasets/create.html", context, block="quote", status_code=status_code)
+
+
+def _gallery(manifest: dict | None, *, class_id: int | None, source: str | None, low: bool, page: int) -> dict:
+    frames = (manifest or {}).get("frames", [])
+    if class_id is not None:
+        frames = [f for f in frames if any(o["class_id"] == class_id for o in f["objects"])]
+    if source:
+        frames = [f for f in frames if f["source"] == source]
+    if low:
+        frames = sorted((f for f in frames if f["confidence"] < LOW_CONFIDENCE), key=lambda f: f["confidence"])
+    start = page * GALLERY_PAGE
+    return {"items": frames[start : start + GALLERY_PAGE], "total": len(frames), "page": page,
+            "pages": max(1, -(-len(frames) // GALLERY_PAGE))}
+
+
+def _timeline_points(timeline: dict | None, width: int = 1000, height: int = 80) -> dict | None:
+    if not timeline or not timeline.get("confidence"):
+        return None
+    conf = timeline["confidence"]
+    n = len(conf)
+    step = max(1, n // width)
+    points = " ".join(f"{i * width / max(n - 1, 1):.1f},{(1 - c) * height:.1f}" for i, c in list(enumerate(conf))[::step])
+
+    def x(frame: int) -> float:
+        return round(frame * width / max(n - 1, 1), 1)
+
+    return {"points": points, "width": width, "height": height, "n": n,
+            "hard": [x(f) for f in timeline.get("hard_frames", [])],
+            "reviewed": [x(f) for f in timeline.get("reviewed_frames", [])],
+            "keyframes": [x(f) for f in timeline.get("keyframes", [])]}
+
+
+@router.get("/datasets/{dataset_id}/overview")
+async def overview(
+    request: Request, dataset: PageDataset, session: SessionDep,
+    class_id: int | None = None, source: str | None = None, low: bool = False, page: int = 0,
+):
+    manifest = service.read_artifact(dataset, "manifest.json") if dataset.state == DatasetState.ready else None
+    from src.videos.models import Video
+
+    context = {
+        "dataset": dataset, "view": await service.to_read(session, dataset=dataset), "money": billing_service.money,
+        "video": await session.get(Video, dataset.video_id),
+        "active": dataset.state in ACTIVE_STATES,
+        "gallery": _gallery(manifest, class_id=class_id, source=source, low=low, page=max(page, 0)),
+        "filters": {"class_id": class_id, "source": source, "low": low},
+        "classes": (manifest or {}).get("classes", []),
+        "timeline": _timeline_points(service.read_artifact(dataset, "timeline.json")),
+    }
+    return render(request, "datasets/overview.html", context, block="status")
+
+
+@router.post("/datasets/{dataset_id}/cancel")
+async def cancel_submit(request: Request, dataset: PageDataset, session: SessionDep):
+    try:
+        await service.cancel(session, request.app.state.redis, dataset_id=dataset.id)
+    except DomainError:
+        pass  # already building or finished: the page shows the state
+    return redirect(request, f"/datasets/{dataset.id}/overview")

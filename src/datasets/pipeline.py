@@ -1,0 +1,97 @@
+"""The CPU-heavy steps of a dataset job, run in the worker's process pool.
+
+Plain functions over paths and small values (picklable), importing only `src.vision`.
+Progress goes through a small JSON file that the job's coroutine polls: a process pool
+has no other cheap channel back to the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.vision.formats.build import build_exports
+from src.vision.formats.model import ExportSpec, labeled_frames, split_by_blocks
+from src.vision.hard_frames import select_hard_frames
+from src.vision.propagate import propagate
+from src.vision.sampling import sample_frames
+from src.vision.types import PropagationResult, SeedObject
+
+
+class ProgressFile:
+    """`{"done": d, "total": t}` written atomically, at most every `interval` seconds."""
+
+    def __init__(self, path: Path, interval: float = 0.3):
+        self.path, self.interval, self.last = Path(path), interval, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval and done < total:
+            return
+        self.last = now
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"done": int(done), "total": int(total)}))
+        os.replace(tmp, self.path)
+
+    @staticmethod
+    def read(path: Path) -> dict[str, int] | None:
+        try:
+            return json.loads(Path(path).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+def seed_objects(seeds: dict[int, list[dict[str, Any]]]) -> dict[int, list[SeedObject]]:
+    """`{frame: [{"track_id", "class", "box"} | {"track_id", "gone": True}]}` -> engine seeds."""
+    out: dict[int, list[SeedObject]] = {}
+    for frame, objects in seeds.items():
+        out[int(frame)] = [
+            SeedObject(int(o["track_id"]), o.get("class") or "", None, gone=True) if o.get("gone")
+            else SeedObject(int(o["track_id"]), o["class"], np.asarray(o["box"], np.float32))
+            for o in objects
+        ]
+    return out
+
+
+def run_propagation(video_path: str, seeds: dict[int, list[dict]], progress_path: str) -> PropagationResult:
+    return propagate(video_path, seed_objects(seeds), budget=0, progress=ProgressFile(Path(progress_path)))
+
+
+def run_sampling(video_path: str, sampling: dict[str, Any], progress_path: str | None = None) -> list[int]:
+    return sample_frames(
+        video_path, mode=sampling["mode"], every_n=sampling.get("every_n", 1),
+        ssim_threshold=sampling.get("ssim_threshold", 0.95),
+    )
+
+
+def pick_review_frames(result: PropagationResult, delivered: list[int], budget: float, keyframes: list[int]) -> list[int]:
+    """Up to ceil(budget x delivered) hard frames, chosen among the delivered frames only."""
+    count = math.floor(budget * len(delivered) + 1e-9)
+    if count <= 0:
+        return []
+    delivered_set = set(delivered)
+    exclude = set(keyframes) | {f for f in range(result.video.frames) if f not in delivered_set}
+    return select_hard_frames(result.tracks, result.video.frames, count, exclude=exclude)
+
+
+def run_build(
+    video_path: str, result: PropagationResult, spec: ExportSpec, delivered: list[int],
+    split: dict[str, Any], keep_empty: bool, out_dir: str, progress_path: str,
+) -> dict[str, Any]:
+    """Split, label and export; returns the zip paths and the actual quantities for the charge."""
+    assignment = split_by_blocks(delivered, split, int(split.get("seed", 0)))
+    class_ids = {name: i for i, name in enumerate(spec.classes)}
+    frames = labeled_frames(result, delivered, assignment, class_ids, reviewed=spec.reviewed_frames, keep_empty=keep_empty)
+    zips = build_exports(Path(video_path), result, spec, frames, Path(out_dir), progress=ProgressFile(Path(progress_path)))
+    return {
+        "zips": {fmt: str(path) for fmt, path in zips.items()},
+        "frames": len(frames),
+        "object_frames": sum(len(f.objects) for f in frames),
+        "splits": {s: sum(1 for f in frames if f.split == s) for s in ("train", "valid", "test")},
+    }

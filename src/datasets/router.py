@@ -1,0 +1,69 @@
+"""Datasets JSON API: options, quote, confirm, cancel, state, downloads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+
+from src.auth.dependencies import CurrentUser
+from src.database import SessionDep
+from src.datasets import service
+from src.datasets.dependencies import OwnedDataset
+from src.datasets.schemas import ConfirmBody, DatasetOptions, DatasetRead, Quote
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+
+
+@router.get("", response_model=list[DatasetRead])
+async def list_datasets(session: SessionDep, user: CurrentUser):
+    return [await service.to_read(session, dataset=d) for d in await service.list_for_owner(session, user=user)]
+
+
+@router.get("/{dataset_id}", response_model=DatasetRead)
+async def read_dataset(dataset: OwnedDataset, session: SessionDep):
+    """The draft (classes, keyframes) and the job: state, progress, price, downloads."""
+    return await service.to_read(session, dataset=dataset)
+
+
+@router.put("/{dataset_id}/options", response_model=DatasetRead)
+async def set_options(dataset: OwnedDataset, options: DatasetOptions, session: SessionDep):
+    """Frame sampling, split, formats, review budget and backend (drafts only)."""
+    await service.set_options(session, dataset=dataset, options=options)
+    return await service.to_read(session, dataset=dataset)
+
+
+@router.get("/{dataset_id}/quote", response_model=Quote)
+async def get_quote(dataset: OwnedDataset, session: SessionDep):
+    """Frames to deliver, objects, expected review frames and the itemised price (integer cents)."""
+    if dataset.quote is not None:
+        return dataset.quote  # confirmed: the quote that was reserved
+    return await service.quote(session, dataset=dataset)
+
+
+@router.post("/{dataset_id}/confirm", status_code=202, response_model=DatasetRead)
+async def confirm(dataset: OwnedDataset, request: Request, session: SessionDep, body: ConfirmBody | None = None):
+    """Check quota and balance, reserve the quote and queue the job. Confirming twice is harmless."""
+    body = body or ConfirmBody()
+    dataset, new = await service.confirm(
+        session, dataset=dataset, options=body.options, expected_total_cents=body.expected_total_cents
+    )
+    await session.commit()  # the job must see the queued row
+    if new:
+        await service.enqueue(request.app.state.redis, dataset)
+    return await service.to_read(session, dataset=dataset)
+
+
+@router.post("/{dataset_id}/cancel", response_model=DatasetRead)
+async def cancel(dataset: OwnedDataset, request: Request, session: SessionDep):
+    dataset = await service.cancel(session, request.app.state.redis, dataset_id=dataset.id)
+    return await service.to_read(session, dataset=dataset)
+
+
+@router.get("/{dataset_id}/download", responses={200: {"content": {"application/zip": {}}}})
+async def download(dataset: OwnedDataset, format: Literal["yolo", "coco", "cvat", "ava"]):
+    """The export as a zip (streamed from disk)."""
+    path = service.download_path(dataset, format)
+    filename = f"{dataset.name}-{format}.zip".replace('"', "")
+    return FileResponse(path, media_type="application/zip", filename=filename)

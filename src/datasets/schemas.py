@@ -1,0 +1,103 @@
+"""Creation options, quotes and the dataset as the API returns it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from src.annotation.schemas import DraftRead
+from src.datasets.models import DatasetState
+
+Format = Literal["yolo", "coco", "cvat", "ava"]
+
+
+class SamplingOptions(BaseModel):
+    mode: Literal["all", "every_n", "dedup"] = "all"
+    every_n: int = Field(5, ge=1, le=10_000, description="with mode=every_n: keep one frame in N")
+    ssim_threshold: float = Field(0.95, gt=0, lt=1, description="with mode=dedup: drop frames at least this similar")
+
+
+class SplitOptions(BaseModel):
+    train: float = Field(0.8, ge=0, le=1)
+    valid: float = Field(0.2, ge=0, le=1)
+    test: float = Field(0.0, ge=0, le=1)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "SplitOptions":
+        total = self.train + self.valid + self.test
+        if abs(total - 1.0) > 1e-3:
+            raise ValueError(f"train + valid + test must add up to 1 (they add up to {total:g})")
+        if self.train <= 0:
+            raise ValueError("train must be more than 0")
+        return self
+
+
+class DatasetOptions(BaseModel):
+    sampling: SamplingOptions = SamplingOptions()
+    split: SplitOptions = SplitOptions()
+    formats: list[Format] = Field(default_factory=lambda: ["yolo", "coco", "cvat", "ava"], min_length=1)
+    review_budget: float = Field(0.05, ge=0, le=0.5, description="share of delivered frames a human may check")
+    review_backend: Literal["builtin", "cvat"] = "builtin"
+    keep_empty: bool = Field(True, description="keep frames without objects as negatives")
+    ava_rate: float = Field(1.0, gt=0, le=30, description="AVA CSV rows per second of video")
+
+    @field_validator("formats")
+    @classmethod
+    def _unique(cls, formats: list[str]) -> list[str]:
+        return list(dict.fromkeys(formats))
+
+
+class QuoteItem(BaseModel):
+    label: str
+    quantity: int
+    unit_cents: int
+    cents: int
+
+
+class Quote(BaseModel):
+    frames: int
+    frames_exact: bool
+    objects: int
+    object_frames: int
+    review_frames: int
+    price_list_version: int
+    currency: str
+    items: list[QuoteItem]
+    subtotal_cents: int
+    minimum_cents: int
+    total_cents: int
+
+
+class ConfirmBody(BaseModel):
+    options: DatasetOptions | None = None
+    expected_total_cents: int | None = Field(None, description="refuse if the price changed since the quote shown")
+
+
+class Progress(BaseModel):
+    stage: str | None = None
+    percent: float = 0
+    frames_done: int | None = None
+    frames_total: int | None = None
+    eta_s: float | None = None
+    message: str | None = None
+
+
+class DatasetRead(DraftRead):
+    """The draft (classes, keyframes) plus the job: state, options, price, progress, downloads."""
+
+    state: DatasetState
+    options: dict[str, Any]
+    quote: dict[str, Any] | None
+    quoted_cents: int | None
+    charged_cents: int | None
+    delivered_frames: int | None
+    progress: Progress
+    error: str | None
+    created_at: datetime
+    confirmed_at: datetime | None
+    finished_at: datetime | None
+    downloads: dict[str, str]

@@ -1,0 +1,208 @@
+"""The dataset lifecycle: options, quote, confirm (quota + reservation), cancel, retry,
+progress and downloads. The job itself is in tasks.py; the pure steps in pipeline.py.
+
+States: draft -> queued -> propagating -> in_review -> building -> ready, plus failed and
+cancelled. Every transition is a row update under a row lock, so a job that runs twice or
+a user who clicks twice cannot move a dataset backwards or charge it twice.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.annotation import service as annotation_service
+from src.auth.models import User
+from src.billing import service as billing_service
+from src.database import utcnow
+from src.datasets.exceptions import DatasetNotReady, DownloadNotFound, InvalidOptions, PriceChanged
+from src.datasets.models import Dataset, DatasetState
+from src.datasets.schemas import DatasetOptions, DatasetRead, Progress, Quote
+from src.quotas import service as quota_service
+from src.storage import get_storage
+from src.videos.models import Video
+
+CANCELLABLE = (DatasetState.queued, DatasetState.propagating, DatasetState.in_review)
+FORMAT_NAMES = {"yolo": "YOLO (Ultralytics)", "coco": "COCO (RF-DETR)", "cvat": "CVAT for video 1.1", "ava": "AVA CSV"}
+
+
+def job_id(dataset_id: uuid.UUID, attempt: int = 0) -> str:
+    """Deterministic arq job id: confirming twice cannot enqueue twice."""
+    return f"dataset:{dataset_id}" if attempt == 0 else f"dataset:{dataset_id}:retry{attempt}"
+
+
+def zip_key(dataset_id: uuid.UUID, fmt: str) -> str:
+    return f"datasets/{dataset_id}/{fmt}.zip"
+
+
+def artifact_key(dataset_id: uuid.UUID, name: str) -> str:
+    return f"datasets/{dataset_id}/{name}"
+
+
+def review_count(budget: float, frames: int) -> int:
+    return math.floor(budget * frames + 1e-9)
+
+
+async def get_for_user(session: AsyncSession, *, dataset_id: uuid.UUID, user: User) -> Dataset:
+    return await annotation_service.get_for_user(session, dataset_id=dataset_id, user=user)
+
+
+async def list_for_owner(session: AsyncSession, *, user: User) -> list[Dataset]:
+    query = select(Dataset).where(Dataset.owner_id == user.id).order_by(Dataset.created_at.desc())
+    return list((await session.scalars(query)).all())
+
+
+def options_of(dataset: Dataset) -> DatasetOptions:
+    return DatasetOptions.model_validate(dataset.options or {})
+
+
+async def set_options(session: AsyncSession, *, dataset: Dataset, options: DatasetOptions) -> Dataset:
+    annotation_service.ensure_draft(dataset)
+    dataset.options = options.model_dump()
+    await session.flush()
+    return dataset
+
+
+def estimate_frames(video: Video, options: DatasetOptions) -> tuple[int, bool]:
+    """Frames to deliver: exact for every frame / every Nth, an upper bound for near-duplicate removal."""
+    total = video.frame_count or 0
+    if options.sampling.mode == "every_n":
+        return math.ceil(total / options.sampling.every_n), True
+    return total, options.sampling.mode == "all"
+
+
+async def quote(session: AsyncSession, *, dataset: Dataset, options: DatasetOptions | None = None) -> Quote:
+    """Itemised price from the current price list. Quantities are upper bounds, so the final
+    charge (from the actual quantities, same price-list version) never exceeds it."""
+    options = options or options_of(dataset)
+    video = await session.get(Video, dataset.video_id)
+    frames, exact = estimate_frames(video, options)
+    seeds = await annotation_service.seeds_for_engine(session, dataset_id=dataset.id)
+    objects = len({o["track_id"] for objs in seeds.values() for o in objs if not o.get("gone")})
+    review = review_count(options.review_budget, frames)
+    price_list = await billing_service.current_price_list(session)
+    priced = billing_service.price(price_list, frames=frames, object_frames=objects * frames, review_frames=review)
+    return Quote(frames=frames, frames_exact=exact, objects=objects, object_frames=objects * frames,
+                 review_frames=review, **priced)
+
+
+async def confirm(
+    session: AsyncSession, *, dataset: Dataset, options: DatasetOptions | None = None,
+    expected_total_cents: int | None = None,
+) -> tuple[Dataset, bool]:
+    """Check quota and balance, reserve the quote and queue the dataset.
+
+    Returns (dataset, newly_confirmed). A dataset already past draft is returned as it is,
+    so a double click does not reserve or enqueue twice."""
+    locked = await session.get(Dataset, dataset.id, with_for_update=True, populate_existing=True)
+    if locked.state != DatasetState.draft:
+        return locked, False
+    if options is not None:
+        locked.options = options.model_dump()
+    await annotation_service.check_ready_to_create(session, dataset=locked)
+    priced = await quote(session, dataset=locked)
+    if expected_total_cents is not None and expected_total_cents != priced.total_cents:
+        raise PriceChanged("The price changed since the quote you saw; review the new quote and confirm again.")
+    await quota_service.check_dataset_confirm(session, user_id=locked.owner_id, frames=priced.frames)
+    await billing_service.reserve(session, user_id=locked.owner_id, dataset_id=locked.id, amount_cents=priced.total_cents)
+    locked.options = options_of(locked).model_dump()
+    locked.quote = priced.model_dump()
+    locked.quoted_cents = priced.total_cents
+    locked.state = DatasetState.queued
+    locked.confirmed_at = utcnow()
+    locked.progress = {"stage": "queued", "percent": 0}
+    locked.error = None
+    await session.flush()
+    return locked, True
+
+
+async def enqueue(redis, dataset: Dataset) -> None:
+    """Enqueue the build job (after the confirming transaction has committed)."""
+    await redis.enqueue_job("build_dataset", str(dataset.id), _job_id=job_id(dataset.id, dataset.attempts))
+
+
+async def cancel(session: AsyncSession, redis=None, *, dataset_id: uuid.UUID) -> Dataset:
+    """Cancel until building starts; the reservation is released. Cancelling twice is harmless."""
+    dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
+    if dataset.state == DatasetState.cancelled:
+        return dataset
+    if dataset.state not in CANCELLABLE:
+        raise DatasetNotReady(f"A dataset that is {dataset.state.value} can no longer be cancelled.")
+    dataset.state = DatasetState.cancelled
+    dataset.finished_at = utcnow()
+    dataset.progress = {**(dataset.progress or {}), "stage": "cancelled"}
+    await billing_service.release(session, dataset_id=dataset.id)
+    await session.flush()
+    return dataset
+
+
+async def retry(session: AsyncSession, redis, *, dataset_id: uuid.UUID) -> Dataset:
+    """Queue a failed dataset again (reserving its quote again)."""
+    dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
+    if dataset.state != DatasetState.failed:
+        raise DatasetNotReady(f"Only failed datasets can be retried; this one is {dataset.state.value}.")
+    await billing_service.reserve(session, user_id=dataset.owner_id, dataset_id=dataset.id, amount_cents=dataset.quoted_cents or 0)
+    dataset.state, dataset.error, dataset.finished_at = DatasetState.queued, None, None
+    dataset.attempts += 1  # a fresh job id: arq keeps the failed job's result under the old one
+    dataset.progress = {"stage": "queued", "percent": 0}
+    await session.flush()
+    if redis is not None:
+        await enqueue(redis, dataset)
+    return dataset
+
+
+async def fail(session: AsyncSession, *, dataset_id: uuid.UUID, message: str) -> None:
+    """Mark failed with a message the user understands; release the reservation."""
+    dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
+    if dataset is None or dataset.state in (DatasetState.ready, DatasetState.cancelled, DatasetState.failed):
+        return
+    dataset.state, dataset.error, dataset.finished_at = DatasetState.failed, message, utcnow()
+    dataset.progress = {**(dataset.progress or {}), "stage": "failed"}
+    await billing_service.release(session, dataset_id=dataset.id)
+    await session.flush()
+
+
+def downloads(dataset: Dataset) -> dict[str, str]:
+    if dataset.state != DatasetState.ready:
+        return {}
+    formats = (dataset.options or {}).get("formats", [])
+    return {fmt: f"/api/v1/datasets/{dataset.id}/download?format={fmt}" for fmt in formats}
+
+
+async def to_read(session: AsyncSession, *, dataset: Dataset) -> DatasetRead:
+    draft = await annotation_service.read_draft(session, dataset=dataset)
+    return DatasetRead(
+        **draft.model_dump(exclude={"state"}), state=dataset.state,
+        options=dataset.options or {}, quote=dataset.quote, quoted_cents=dataset.quoted_cents,
+        charged_cents=dataset.charged_cents, delivered_frames=dataset.delivered_frames,
+        progress=Progress.model_validate(dataset.progress or {}), error=dataset.error,
+        created_at=dataset.created_at, confirmed_at=dataset.confirmed_at, finished_at=dataset.finished_at,
+        downloads=downloads(dataset),
+    )
+
+
+def download_path(dataset: Dataset, fmt: str):
+    if fmt not in FORMAT_NAMES:
+        raise InvalidOptions(f"Unknown format {fmt!r}; choose one of {', '.join(FORMAT_NAMES)}.")
+    if dataset.state != DatasetState.ready:
+        raise DatasetNotReady("The dataset is not ready yet.")
+    storage = get_storage()
+    key = zip_key(dataset.id, fmt)
+    if not storage.exists(key):
+        raise DownloadNotFound(f"This dataset was not exported as {FORMAT_NAMES[fmt]}.")
+    return storage.local_path(key)
+
+
+def read_artifact(dataset: Dataset, name: str) -> Any | None:
+    import json
+
+    storage = get_storage()
+    key = artifact_key(dataset.id, name)
+    if not storage.exists(key):
+        return None
+    with storage.open(key) as f:
+        return json.load(f)

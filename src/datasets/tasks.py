@@ -1,0 +1,224 @@
+"""The dataset job: propagate -> sample -> pick hard frames -> (review) -> build -> settle.
+
+Idempotent: the state is checked under a row lock before each stage, a stage's output is
+rewritten from scratch on a re-run, and the charge is settled once (billing.settle is
+idempotent) in the transaction that marks the dataset ready. A worker that dies leaves a
+stale heartbeat; `requeue_stale` (every minute) restarts such jobs a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from src.annotation import service as annotation_service
+from src.billing import service as billing_service
+from src.config import get_settings
+from src.database import utcnow
+from src.datasets import pipeline, service
+from src.datasets.models import Dataset, DatasetState
+from src.datasets.pipeline import ProgressFile
+from src.storage import get_storage
+from src.videos.models import Video
+from src.vision.formats.model import ExportSpec
+from src.vision.propagate import SeedError
+from src.vision.video import VideoProbeError
+from src.worker import job_session, run_cpu
+
+log = logging.getLogger("forge.datasets")
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+RUNNING = (DatasetState.queued, DatasetState.propagating, DatasetState.building)
+# percent ranges of the stages on the progress bar
+STAGES = {"propagating": (0, 70), "sampling": (70, 75), "building": (75, 100)}
+
+
+class Cancelled(Exception):
+    pass
+
+
+async def _update(ctx: dict, dataset_id: uuid.UUID, **fields: Any) -> Dataset:
+    """Write fields under the row lock; raise Cancelled if the user cancelled meanwhile."""
+    async with job_session(ctx) as session:
+        dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
+        if dataset.state not in RUNNING:
+            raise Cancelled()
+        for name, value in fields.items():
+            setattr(dataset, name, value)
+        dataset.heartbeat_at = utcnow()
+        return dataset
+
+
+async def _stage(ctx: dict, dataset_id: uuid.UUID, stage: str, fn: Callable, *args: Any, state: DatasetState | None = None) -> Any:
+    """Run `fn(*args, progress_path)` in the process pool, mirroring its progress file into the
+    dataset row every second (percent, frames, ETA, heartbeat)."""
+    lo, hi = STAGES[stage]
+    progress_path = get_storage().temp_file(".progress.json")
+    fields: dict[str, Any] = {"progress": {"stage": stage, "percent": lo}}
+    if state is not None:
+        fields["state"] = state
+    await _update(ctx, dataset_id, **fields)
+    started = time.monotonic()
+    future = asyncio.ensure_future(run_cpu(ctx, fn, *args, str(progress_path)))
+    try:
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=1.0)
+            if done:
+                return future.result()
+            report = ProgressFile.read(progress_path) or {}
+            frames_done, total = report.get("done"), report.get("total")
+            progress = {"stage": stage, "percent": lo}
+            if frames_done and total:
+                share = frames_done / total
+                elapsed = time.monotonic() - started
+                progress = {
+                    "stage": stage, "percent": round(lo + (hi - lo) * share, 1), "frames_done": frames_done,
+                    "frames_total": total, "eta_s": round(elapsed * (1 - share) / share, 1) if share > 0 else None,
+                }
+            await _update(ctx, dataset_id, progress=progress)
+    finally:
+        progress_path.unlink(missing_ok=True)
+
+
+async def _load(ctx: dict, dataset_id: uuid.UUID) -> dict[str, Any] | None:
+    """Claim the dataset for this worker; None when there is nothing (more) to do."""
+    settings = get_settings()
+    async with job_session(ctx) as session:
+        dataset = await session.get(Dataset, dataset_id, with_for_update=True)
+        if dataset is None or dataset.state not in RUNNING:
+            return None
+        fresh = dataset.heartbeat_at and utcnow() - dataset.heartbeat_at < timedelta(seconds=settings.job_stale_seconds)
+        if dataset.state != DatasetState.queued and fresh and dataset.worker_id not in (None, WORKER_ID):
+            return None  # another live worker is on it
+        dataset.worker_id, dataset.heartbeat_at = WORKER_ID, utcnow()
+        video = await session.get(Video, dataset.video_id)
+        classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
+        return {
+            "video_path": str(get_storage().local_path(video.storage_key)),
+            "video": video, "dataset": dataset, "classes": classes,
+            "seeds": await annotation_service.seeds_for_engine(session, dataset_id=dataset.id),
+        }
+
+
+def _spec(job: dict[str, Any], options, reviewed: list[int]) -> ExportSpec:
+    dataset, video = job["dataset"], job["video"]
+    return ExportSpec(
+        dataset_id=str(dataset.id), dataset_name=dataset.name, video_id=str(video.id),
+        video_name=video.display_name, width=video.width, height=video.height, fps=video.fps,
+        n_frames=video.frame_count, classes=[c.name for c in job["classes"]],
+        colors=[c.color for c in job["classes"]], formats=tuple(options.formats), ava_rate=options.ava_rate,
+        sampling=options.sampling.model_dump(), split=options.split.model_dump(), reviewed_frames=frozenset(reviewed),
+    )
+
+
+async def _save_outputs(dataset_id: uuid.UUID, built: dict[str, Any], out_dir: Path, timeline: dict) -> int:
+    storage = get_storage()
+    size = 0
+    for fmt, path in built["zips"].items():
+        size += storage.put_file(service.zip_key(dataset_id, fmt), Path(path))
+    size += storage.put_file(service.artifact_key(dataset_id, "manifest.json"), out_dir / "manifest.json")
+    timeline_path = storage.temp_file(".json")
+    timeline_path.write_text(json.dumps(timeline))
+    size += storage.put_file(service.artifact_key(dataset_id, "timeline.json"), timeline_path)
+    return size
+
+
+async def build_dataset(ctx: dict, dataset_id: str) -> str:
+    did = uuid.UUID(dataset_id)
+    job = await _load(ctx, did)
+    if job is None:
+        return "skipped"
+    options = service.options_of(job["dataset"])
+    out_dir = get_storage().temp_file(".build")
+    out_dir.unlink()
+    try:
+        result = await _stage(ctx, did, "propagating", pipeline.run_propagation, job["video_path"], job["seeds"],
+                              state=DatasetState.propagating)
+        delivered = await _stage(ctx, did, "sampling", pipeline.run_sampling, job["video_path"], options.sampling.model_dump())
+        keyframes = sorted(job["seeds"])
+        hard = pipeline.pick_review_frames(result, delivered, options.review_budget, keyframes)
+        # Review (CVAT or the built-in page) is not built yet: the hard frames are recorded and
+        # shown in the timeline, and nothing is charged for review.
+        reviewed: list[int] = []
+        spec = _spec(job, options, reviewed)
+        built = await _stage(ctx, did, "building", pipeline.run_build, job["video_path"], result, spec, delivered,
+                             options.split.model_dump(), options.keep_empty, str(out_dir), state=DatasetState.building)
+        timeline = {
+            "confidence": [round(float(c), 3) for c in result.frame_confidence()],
+            "hard_frames": hard, "reviewed_frames": reviewed, "keyframes": keyframes,
+            "delivered": len(delivered), "engine_seconds": round(result.seconds, 2),
+        }
+        size = await _save_outputs(did, built, out_dir, timeline)
+        await _finish(ctx, did, built, size, reviewed=len(reviewed))
+        return "ready"
+    except Cancelled:
+        return "cancelled"
+    except (SeedError, VideoProbeError, ValueError) as error:
+        await _fail(ctx, did, f"The dataset could not be made: {error}")
+        return "failed"
+    except Exception:
+        log.exception("dataset %s: job failed (try %s)", did, ctx.get("job_try"))
+        if ctx.get("job_try", 1) >= get_settings().job_max_tries:
+            await _fail(ctx, did, "An internal error stopped this dataset. Your reservation was released; "
+                                  "try again, or contact support if it happens again.")
+            return "failed"
+        raise  # arq retries the job
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+async def _finish(ctx: dict, dataset_id: uuid.UUID, built: dict[str, Any], size: int, *, reviewed: int) -> None:
+    """Settle the charge from the actual quantities and mark ready, in one transaction."""
+    async with job_session(ctx) as session:
+        dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
+        if dataset.state not in RUNNING:
+            raise Cancelled()
+        version = (dataset.quote or {}).get("price_list_version")
+        price_list = await billing_service.get_price_list(session, version=version) if version else None
+        price_list = price_list or await billing_service.current_price_list(session)
+        final = billing_service.price(price_list, frames=built["frames"], object_frames=built["object_frames"],
+                                      review_frames=reviewed)
+        dataset.charged_cents = await billing_service.settle(session, dataset_id=dataset.id, final_cents=final["total_cents"])
+        dataset.delivered_frames = built["frames"]
+        dataset.size_bytes = size
+        dataset.state, dataset.finished_at = DatasetState.ready, utcnow()
+        dataset.progress = {"stage": "ready", "percent": 100, "splits": built["splits"]}
+
+
+async def _fail(ctx: dict, dataset_id: uuid.UUID, message: str) -> None:
+    async with job_session(ctx) as session:
+        await service.fail(session, dataset_id=dataset_id, message=message)
+
+
+async def requeue_stale(ctx: dict) -> int:
+    """Restart dataset jobs whose worker stopped sending heartbeats (bounded tries)."""
+    settings = get_settings()
+    cutoff = utcnow() - timedelta(seconds=settings.job_stale_seconds)
+    requeued = 0
+    async with job_session(ctx) as session:
+        query = select(Dataset).where(
+            Dataset.state.in_(RUNNING),
+            or_(Dataset.heartbeat_at < cutoff, (Dataset.heartbeat_at.is_(None)) & (Dataset.confirmed_at < cutoff)),
+        ).with_for_update(skip_locked=True)
+        for dataset in (await session.scalars(query)).all():
+            if dataset.attempts + 1 >= settings.job_max_tries:
+                await service.fail(session, dataset_id=dataset.id, message=(
+                    "The worker making this dataset stopped several times. Your reservation was released; try again."))
+                continue
+            dataset.attempts += 1
+            dataset.heartbeat_at = utcnow()  # give the new job time to start
+            await session.flush()
+            await ctx["redis"].enqueue_job("build_dataset", str(dataset.id), _job_id=service.job_id(dataset.id, dataset.attempts))
+            requeued += 1
+    return requeued

@@ -1,0 +1,109 @@
+"""Build every requested export of one dataset: decode once, write JPEGs, write labels, zip.
+
+Memory holds one decoded frame and the (small) label metadata; images are streamed into
+the zips (stored, not re-compressed: JPEG is already compressed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+
+from src.vision.formats.ava import write_ava
+from src.vision.formats.coco import write_coco
+from src.vision.formats.cvat import write_cvat
+from src.vision.formats.model import ExportSpec, LabeledFrame
+from src.vision.formats.yolo import write_yolo
+from src.vision.types import PropagationResult
+from src.vision.video import iter_frames
+
+FORMATS = ("yolo", "coco", "cvat", "ava")
+JPEG_QUALITY = 92
+
+
+def write_images(video_path: Path, frames: list[int], out: Path, progress: Callable[[int, int], None] | None = None) -> None:
+    """Decode the video once and write the wanted frames as frame_NNNNNN.jpg."""
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = sorted(set(frames))
+    if not wanted:
+        return
+    cursor = 0
+    for index, image in enumerate(iter_frames(video_path)):
+        if index == wanted[cursor]:
+            cv2.imwrite(str(out / f"frame_{index:06d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            cursor += 1
+            if progress:
+                progress(cursor, len(wanted))
+            if cursor == len(wanted):
+                return
+    raise ValueError(f"the video ended before frame {wanted[cursor]}")
+
+
+def manifest(spec: ExportSpec, frames: list[LabeledFrame]) -> dict:
+    counts = {s: sum(1 for f in frames if f.split == s) for s in ("train", "valid", "test")}
+    return {
+        "dataset_id": spec.dataset_id,
+        "name": spec.dataset_name,
+        "video": {"id": spec.video_id, "name": spec.video_name, "frames": spec.n_frames, "fps": spec.fps,
+                  "width": spec.width, "height": spec.height},
+        "classes": [{"id": i, "name": n} for i, n in enumerate(spec.classes)],
+        "sampling": spec.sampling,
+        "split": {**spec.split, "counts": counts},
+        "formats": list(spec.formats),
+        "frames": [
+            {"frame": f.frame, "file": f.file_name, "split": f.split, "source": f.source,
+             "confidence": round(f.confidence, 4),
+             "objects": [{**asdict(o), "box": [round(v, 2) for v in o.box], "confidence": round(o.confidence, 4)}
+                         for o in f.objects]}
+            for f in frames
+        ],
+    }
+
+
+def _zip(target: Path, root: Path, extra: list[tuple[Path, str]], manifest_json: str) -> None:
+    tmp = target.with_suffix(".zip.part")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        zf.writestr("manifest.json", manifest_json)
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            zf.write(path, path.relative_to(root).as_posix())
+        for source, name in extra:
+            zf.write(source, name, compress_type=zipfile.ZIP_STORED)
+    tmp.replace(target)  # a half-written zip is never visible under its final name
+
+
+def build_exports(
+    video_path: Path, result: PropagationResult, spec: ExportSpec, frames: list[LabeledFrame], out_dir: Path,
+    *, progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Path]:
+    """Write `<out_dir>/<format>.zip` for each format in `spec.formats`; returns their paths."""
+    work = out_dir / "work"
+    shutil.rmtree(work, ignore_errors=True)  # a re-run starts clean
+    images = work / "images"
+    write_images(video_path, [f.frame for f in frames], images, progress)
+    manifest_json = json.dumps(manifest(spec, frames), indent=1)
+    (out_dir / "manifest.json").write_text(manifest_json)
+    zips = {}
+    for fmt in spec.formats:
+        root = work / fmt
+        root.mkdir(parents=True, exist_ok=True)
+        if fmt == "yolo":
+            extra = write_yolo(root, spec, frames, images)
+        elif fmt == "coco":
+            extra = write_coco(root, spec, frames, images)
+        elif fmt == "cvat":
+            extra = write_cvat(root, spec, frames, images)
+        elif fmt == "ava":
+            write_ava(root, spec, result)
+            extra = []
+        else:
+            raise ValueError(f"unknown export format {fmt!r}")
+        zips[fmt] = out_dir / f"{fmt}.zip"
+        _zip(zips[fmt], root, extra, manifest_json)
+    shutil.rmtree(work, ignore_errors=True)
+    return zips

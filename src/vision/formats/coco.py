@@ -1,0 +1,51 @@
+"""COCO JSON: RF-DETR's layout (train/ valid/ test/ each with _annotations.coco.json next to
+the images) and a single-file variant (annotations.coco.json over images/)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from src.vision.formats.model import ExportSpec, LabeledFrame
+
+RFDETR_SPLITS = ("train", "valid", "test")
+
+
+def coco_document(spec: ExportSpec, frames: list[LabeledFrame], *, path_prefix: str = "") -> dict:
+    """COCO detection dict; category ids are 1-based (0 is reserved in many tools)."""
+    images, annotations = [], []
+    for image_id, f in enumerate(frames, start=1):
+        images.append({
+            "id": image_id, "file_name": path_prefix + f.file_name, "width": spec.width, "height": spec.height,
+            "frame_index": f.frame, "split": f.split,
+        })
+        for o in f.objects:
+            x1, y1, x2, y2 = o.box
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": o.class_id + 1,
+                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": 0,
+                "track_id": o.track_id, "score": round(o.confidence, 4),
+            })
+    return {
+        "info": {"description": spec.dataset_name, "version": "1.0", "date_created": datetime.now(UTC).isoformat()},
+        "licenses": [],
+        "categories": [{"id": i + 1, "name": name, "supercategory": "object"} for i, name in enumerate(spec.classes)],
+        "images": images,
+        "annotations": annotations,
+    }
+
+
+def write_coco(root: Path, spec: ExportSpec, frames: list[LabeledFrame], images: Path) -> list[tuple[Path, str]]:
+    entries = []
+    by_split = {s: [f for f in frames if f.split == s] for s in RFDETR_SPLITS}
+    if not by_split["test"]:
+        by_split["test"] = by_split["valid"]  # RF-DETR expects a test folder; reuse valid when no test split
+    for split, split_frames in by_split.items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        (root / split / "_annotations.coco.json").write_text(json.dumps(coco_document(spec, split_frames)))
+        entries += [(images / f.file_name, f"{split}/{f.file_name}") for f in split_frames]
+    (root / "annotations.coco.json").write_text(json.dumps(coco_document(spec, frames, path_prefix="images/")))
+    entries += [(images / f.file_name, f"images/{f.file_name}") for f in frames]
+    return entries

@@ -1,0 +1,115 @@
+"""The one shape every writer reads: delivered frames with their labeled objects.
+
+Boxes are xyxy floats in full-resolution pixels; class ids are 0-based indexes into
+`ExportSpec.classes`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from src.vision.types import SOURCE_KEYFRAME, PropagationResult
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class LabeledObject:
+    track_id: int
+    class_id: int
+    box: tuple[float, float, float, float]
+    confidence: float
+
+
+@dataclass(frozen=True)
+class LabeledFrame:
+    frame: int
+    split: str  # train | valid | test
+    source: str  # keyframe | reviewed | propagated
+    confidence: float
+    objects: tuple[LabeledObject, ...]
+
+    @property
+    def file_name(self) -> str:
+        return f"frame_{self.frame:06d}.jpg"
+
+
+@dataclass
+class ExportSpec:
+    dataset_id: str
+    dataset_name: str
+    video_id: str
+    video_name: str
+    width: int
+    height: int
+    fps: float
+    n_frames: int
+    classes: list[str]
+    colors: list[str] = field(default_factory=list)
+    formats: tuple[str, ...] = ("yolo", "coco", "cvat", "ava")
+    ava_rate: float = 1.0
+    sampling: dict = field(default_factory=dict)
+    split: dict = field(default_factory=dict)
+    reviewed_frames: frozenset[int] = frozenset()
+
+
+def split_by_blocks(frames: list[int], ratios: dict[str, float], seed: int, n_blocks: int = 20) -> dict[int, str]:
+    """Assign delivered frames to splits by contiguous time blocks (no neighbour leakage).
+
+    The frames (in time order) are cut into about `n_blocks` runs of consecutive delivered
+    frames; whole runs are dealt to valid / test first (seeded shuffle) until their share
+    is met, the rest is train. Ratios are normalised; a split with ratio > 0 gets at least
+    one block when there are at least as many blocks as non-empty splits.
+    """
+    if not frames:
+        return {}
+    total = sum(max(0.0, ratios.get(s, 0.0)) for s in SPLITS) or 1.0
+    share = {s: max(0.0, ratios.get(s, 0.0)) / total for s in SPLITS}
+    size = max(1, round(len(frames) / n_blocks))
+    blocks = [frames[i : i + size] for i in range(0, len(frames), size)]
+    order = list(range(len(blocks)))
+    random.Random(seed).shuffle(order)
+    assigned: dict[int, str] = {}
+    taken = {s: 0 for s in SPLITS}
+    for split in ("valid", "test"):
+        want = share[split] * len(frames)
+        while order and share[split] > 0 and (taken[split] == 0 or taken[split] + len(blocks[order[0]]) / 2 <= want):
+            if len(order) == 1 and share["train"] > 0:
+                break  # keep at least one block for training
+            block = blocks[order.pop(0)]
+            taken[split] += len(block)
+            assigned.update({f: split for f in block})
+    for index in order:
+        assigned.update({f: "train" for f in blocks[index]})
+    return assigned
+
+
+def labeled_frames(
+    result: PropagationResult, frames: list[int], split: dict[int, str], class_ids: dict[str, int],
+    *, reviewed: frozenset[int] = frozenset(), keep_empty: bool = True,
+) -> list[LabeledFrame]:
+    """Delivered frames (in order) with the objects the engine reports on them."""
+    out = []
+    frame_conf = result.frame_confidence()
+    for f in frames:
+        objects = []
+        keyframe = False
+        for t in result.tracks:
+            if not t.present[f]:
+                continue
+            keyframe |= bool(t.source[f] == SOURCE_KEYFRAME)
+            box = tuple(float(v) for v in t.boxes[f])
+            objects.append(LabeledObject(int(t.track_id), class_ids[t.class_name], box, float(t.confidence[f])))
+        if not objects and not keep_empty:
+            continue
+        source = "reviewed" if f in reviewed else "keyframe" if keyframe else "propagated"
+        out.append(LabeledFrame(f, split.get(f, "train"), source, float(frame_conf[f]), tuple(objects)))
+    return out
+
+
+def box_at(result: PropagationResult, frame: int) -> list[tuple[int, str, np.ndarray]]:
+    """(track_id, class_name, box) of every object present on `frame`."""
+    return [(t.track_id, t.class_name, t.boxes[frame]) for t in result.tracks if t.present[frame]]

@@ -1,0 +1,41 @@
+"""Ultralytics detection layout: images/{train,val,test}, labels/{...}, data.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from src.vision.formats.model import ExportSpec, LabeledFrame
+
+YOLO_SPLIT = {"train": "train", "valid": "val", "test": "test"}
+
+
+def yolo_line(class_id: int, box, width: int, height: int) -> str:
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
+    w, h = (x2 - x1) / width, (y2 - y1) / height
+    return f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
+
+
+def write_yolo(root: Path, spec: ExportSpec, frames: list[LabeledFrame], images: Path) -> list[tuple[Path, str]]:
+    """Write labels and data.yaml under `root`; returns (source image, archive name) pairs to add."""
+    used = sorted({YOLO_SPLIT[f.split] for f in frames}) or ["train"]
+    for split in used:
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+    image_entries = []
+    for f in frames:
+        split = YOLO_SPLIT[f.split]
+        lines = [yolo_line(o.class_id, o.box, spec.width, spec.height) for o in f.objects]
+        (root / "labels" / split / f.file_name.replace(".jpg", ".txt")).write_text("\n".join(lines) + ("\n" if lines else ""))
+        image_entries.append((images / f.file_name, f"images/{split}/{f.file_name}"))
+    names = "\n".join(f"  {i}: {_yaml_str(name)}" for i, name in enumerate(spec.classes))
+    val = "val" if "val" in used else "train"
+    test = "test: images/test\n" if "test" in used else ""
+    (root / "data.yaml").write_text(
+        f"# {spec.dataset_name}: exported by Data Forge\npath: .\ntrain: images/train\nval: images/{val}\n{test}"
+        f"nc: {len(spec.classes)}\nnames:\n{names}\n"
+    )
+    return image_entries
+
+
+def _yaml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
