@@ -80,11 +80,12 @@ async def admin_home(request: Request):
 
 @router.get("/users")
 async def users_page(
-    request: Request, session: SessionDep, admin: PageAdmin, q: str = "", role: Role | None = None, page: int = 1,
+    request: Request, session: SessionDep, admin: PageAdmin, q: str = "", role: str = "", page: int = 1,
 ):
     per_page = 25
     page = max(page, 1)
-    users, total = await service.list_users(session, q=q, role=role, page=page, per_page=per_page)
+    role = role if role in Role.__members__ else ""  # the form sends "" for "any role"
+    users, total = await service.list_users(session, q=q, role=Role(role) if role else None, page=page, per_page=per_page)
     context = {"users": users, "total": total, "q": q, "role": role, "page": page, "pages": max(1, -(-total // per_page))}
     return render(request, "admin/users.html", context, block="users")
 
