@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     # Worker
     worker_processes: int = 2
     job_max_tries: int = 3
+    # Hard frames per review job (one annotator's unit of work).
+    review_job_size: int = 20
+    # CVAT (optional): with CVAT_URL set, users may send review to CVAT instead of the built-in page.
+    cvat_url: str | None = None
+    cvat_username: str | None = None
+    cvat_password: SecretStr | None = None
+    cvat_token: SecretStr | None = None
+    cvat_org: str | None = None
+    cvat_webhook_secret: SecretStr | None = None
     # A running dataset job whose heartbeat is older than this is taken as dead and retried.
     job_stale_seconds: int = 300
 

@@ -29,6 +29,7 @@ from src.database import create_engine, create_sessionmaker
 from src.datasets import pages as dataset_pages
 from src.datasets.router import router as datasets_router
 from src.exceptions import DomainError
+from src.review.router import router as review_router
 from src.security import SecurityMiddleware
 from src.templating import redirect, render
 from src.videos import pages as video_pages
@@ -89,6 +90,7 @@ def create_app() -> FastAPI:
     app.include_router(dataset_pages.router)
     app.include_router(annotation_router)
     app.include_router(annotation_pages.router)
+    app.include_router(review_router)
     app.include_router(videos_router)
     app.include_router(video_pages.router)
 

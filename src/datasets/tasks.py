@@ -30,6 +30,8 @@ from src.database import utcnow
 from src.datasets import pipeline, service
 from src.datasets.models import Dataset, DatasetState
 from src.datasets.pipeline import ProgressFile
+from src.review import service as review_service
+from src.review.models import ReviewBackend
 from src.storage import get_storage
 from src.videos.models import Video
 from src.vision.formats.model import ExportSpec
@@ -41,7 +43,7 @@ log = logging.getLogger("forge.datasets")
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 RUNNING = (DatasetState.queued, DatasetState.propagating, DatasetState.building)
 # percent ranges of the stages on the progress bar
-STAGES = {"propagating": (0, 70), "sampling": (70, 75), "building": (75, 100)}
+STAGES = {"propagating": (0, 60), "sampling": (60, 65), "building": (65, 100)}
 
 
 class Cancelled(Exception):
@@ -135,32 +137,40 @@ async def _save_outputs(dataset_id: uuid.UUID, built: dict[str, Any], out_dir: P
 
 
 async def build_dataset(ctx: dict, dataset_id: str) -> str:
+    """propagate -> sample -> hard frames -> review (ends the job; review resumes it) -> build -> settle."""
     did = uuid.UUID(dataset_id)
     job = await _load(ctx, did)
     if job is None:
         return "skipped"
     options = service.options_of(job["dataset"])
+    resumed = job["dataset"].state == DatasetState.building  # the review is done: re-propagate and build
+    review_seeds, reviewed, dropped = {}, [], []
+    if resumed:
+        async with job_session(ctx) as session:
+            review_seeds, reviewed, dropped = await review_service.corrections(session, dataset_id=did)
+    seeds = {**job["seeds"], **review_seeds}
     out_dir = get_storage().temp_file(".build")
     out_dir.unlink()
     try:
-        result = await _stage(ctx, did, "propagating", pipeline.run_propagation, job["video_path"], job["seeds"],
-                              state=DatasetState.propagating)
+        result = await _stage(ctx, did, "propagating", pipeline.run_propagation, job["video_path"], seeds,
+                              state=None if resumed else DatasetState.propagating)
         delivered = await _stage(ctx, did, "sampling", pipeline.run_sampling, job["video_path"], options.sampling.model_dump())
+        delivered = [f for f in delivered if f not in set(dropped)]
         keyframes = sorted(job["seeds"])
-        hard = pipeline.pick_review_frames(result, delivered, options.review_budget, keyframes)
-        # Review (CVAT or the built-in page) is not built yet: the hard frames are recorded and
-        # shown in the timeline, and nothing is charged for review.
-        reviewed: list[int] = []
+        hard = reviewed + dropped if resumed else pipeline.pick_review_frames(result, delivered, options.review_budget, keyframes)
+        if hard and not resumed:
+            await _open_review(ctx, did, result, hard, options)
+            return "in_review"
         spec = _spec(job, options, reviewed)
         built = await _stage(ctx, did, "building", pipeline.run_build, job["video_path"], result, spec, delivered,
                              options.split.model_dump(), options.keep_empty, str(out_dir), state=DatasetState.building)
         timeline = {
             "confidence": [round(float(c), 3) for c in result.frame_confidence()],
-            "hard_frames": hard, "reviewed_frames": reviewed, "keyframes": keyframes,
+            "hard_frames": sorted(hard), "reviewed_frames": reviewed, "keyframes": keyframes,
             "delivered": len(delivered), "engine_seconds": round(result.seconds, 2),
         }
         size = await _save_outputs(did, built, out_dir, timeline)
-        await _finish(ctx, did, built, size, reviewed=len(reviewed))
+        await _finish(ctx, did, built, size, reviewed=len(reviewed) + len(dropped))
         return "ready"
     except Cancelled:
         return "cancelled"
@@ -176,6 +186,32 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         raise  # arq retries the job
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def proposed_boxes(result, frames: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The engine's boxes on the hard frames, as the reviewer will first see them."""
+    return {
+        f: [{"track_id": int(t.track_id), "class": t.class_name, "box": [round(float(v), 2) for v in t.boxes[f]],
+             "confidence": round(float(t.confidence[f]), 3)} for t in result.tracks if t.present[f]]
+        for f in frames
+    }
+
+
+async def _open_review(ctx: dict, dataset_id: uuid.UUID, result, hard: list[int], options) -> None:
+    backend = ReviewBackend(options.review_backend)
+    async with job_session(ctx) as session:
+        dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
+        if dataset.state not in RUNNING:
+            raise Cancelled()
+        task = await review_service.open_review(
+            session, dataset=dataset, proposed=proposed_boxes(result, hard), backend=backend,
+            job_size=get_settings().review_job_size,
+        )
+        dataset.state = DatasetState.in_review
+        dataset.progress = {"stage": "in_review", "percent": 60, "frames_total": len(hard)}
+        dataset.heartbeat_at = utcnow()
+    if backend == ReviewBackend.cvat:
+        await ctx["redis"].enqueue_job("cvat_create_task", task.id, _job_id=f"cvat-create:{task.id}")
 
 
 async def _finish(ctx: dict, dataset_id: uuid.UUID, built: dict[str, Any], size: int, *, reviewed: int) -> None:

@@ -57,5 +57,5 @@ OPTIONS = {
     "sampling": {"mode": "all"},
     "split": {"train": 0.8, "valid": 0.2, "test": 0.0, "seed": 7},
     "formats": ["yolo", "coco", "cvat", "ava"],
-    "review_budget": 0.05,
+    "review_budget": 0.0,
 }

@@ -39,7 +39,7 @@ async def _zip(client, dataset_id: str, fmt: str) -> zipfile.ZipFile:
 async def test_end_to_end_exports_load_and_agree(app, user_client, services, tmp_path):
     done = await _ready_dataset(app, user_client, services)
     quote = done["quote"]
-    assert quote["frames"] == 120 and quote["objects"] == 1 and quote["review_frames"] == 6
+    assert quote["frames"] == 120 and quote["objects"] == 1 and quote["review_frames"] == 0
     assert done["delivered_frames"] <= quote["frames"]
     assert 0 < done["charged_cents"] <= quote["total_cents"]
     assert set(done["downloads"]) == {"yolo", "coco", "cvat", "ava"}

@@ -1,0 +1,289 @@
+"""Review of hard frames, the same for CVAT and the built-in page.
+
+`open_review` turns the hard frames of a dataset into a task of jobs (assigned round-robin
+to annotators); a job goes annotation -> validation -> acceptance; accepted jobs yield
+corrections; when every job is accepted the dataset goes back to the worker, which
+re-propagates with the reviewed frames as extra keyframes (`corrections`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.auth.models import Role, User
+from src.database import utcnow
+from src.datasets.models import Dataset, DatasetState
+from src.review.exceptions import InvalidCorrection, NotYourJob, ReviewJobNotFound, WrongStage
+from src.review.models import FrameDecision, JobStage, ReviewBackend, ReviewFrame, ReviewJob, ReviewTask, TaskState
+
+DEFAULT_JOB_SIZE = 20
+
+
+async def reviewers(session: AsyncSession) -> list[User]:
+    """Active annotators, or the active admins when there is no annotator."""
+    for role in (Role.annotator, Role.admin):
+        users = (await session.scalars(
+            select(User).where(User.role == role, User.is_active).order_by(User.created_at, User.id)
+        )).all()
+        if users:
+            return list(users)
+    return []
+
+
+async def get_task(session: AsyncSession, *, dataset_id: uuid.UUID) -> ReviewTask | None:
+    return await session.scalar(select(ReviewTask).where(ReviewTask.dataset_id == dataset_id))
+
+
+async def open_review(
+    session: AsyncSession, *, dataset: Dataset, proposed: dict[int, list[dict[str, Any]]],
+    backend: ReviewBackend, job_size: int = DEFAULT_JOB_SIZE,
+) -> ReviewTask:
+    """Create the review task for `proposed` ({hard frame: boxes}); idempotent per dataset."""
+    task = await get_task(session, dataset_id=dataset.id)
+    if task is not None:
+        return task
+    task = ReviewTask(dataset_id=dataset.id, backend=backend,
+                      state=TaskState.creating if backend == ReviewBackend.cvat else TaskState.open)
+    session.add(task)
+    await session.flush()
+    people = await reviewers(session)
+    frames = sorted(proposed)
+    for number, start in enumerate(range(0, len(frames), job_size)):
+        job = ReviewJob(task_id=task.id, assignee_id=people[number % len(people)].id if people else None,
+                        stage=JobStage.annotation, updated_at=utcnow())
+        session.add(job)
+        await session.flush()
+        for offset, frame in enumerate(frames[start : start + job_size]):
+            session.add(ReviewFrame(job_id=job.id, video_frame=frame, task_frame=start + offset, proposed=proposed[frame]))
+    await session.flush()
+    return task
+
+
+async def jobs_of_task(session: AsyncSession, *, task_id: int) -> list[ReviewJob]:
+    return list((await session.scalars(select(ReviewJob).where(ReviewJob.task_id == task_id).order_by(ReviewJob.id))).all())
+
+
+async def frames_of_job(session: AsyncSession, *, job_id: int) -> list[ReviewFrame]:
+    query = select(ReviewFrame).where(ReviewFrame.job_id == job_id).order_by(ReviewFrame.task_frame)
+    return list((await session.scalars(query)).all())
+
+
+def can_annotate(job: ReviewJob, user: User) -> bool:
+    return user.role == Role.admin or job.assignee_id == user.id
+
+
+def can_validate(job: ReviewJob, user: User) -> bool:
+    """A second person: an admin, or an annotator who is not the job's annotator."""
+    return user.role == Role.admin or (user.role == Role.annotator and job.assignee_id != user.id)
+
+
+async def get_job_for(session: AsyncSession, *, job_id: int, user: User) -> ReviewJob:
+    job = await session.get(ReviewJob, job_id)
+    if job is None or not (can_annotate(job, user) or can_validate(job, user)):
+        raise ReviewJobNotFound()
+    return job
+
+
+async def jobs_for_user(session: AsyncSession, *, user: User) -> list[tuple[ReviewJob, ReviewTask, Dataset, int]]:
+    """"My review jobs": jobs to annotate (mine) and jobs waiting for a second person's validation."""
+    counts = select(ReviewFrame.job_id, func.count().label("n")).group_by(ReviewFrame.job_id).subquery()
+    query = (
+        select(ReviewJob, ReviewTask, Dataset, counts.c.n)
+        .join(ReviewTask, ReviewJob.task_id == ReviewTask.id)
+        .join(Dataset, ReviewTask.dataset_id == Dataset.id)
+        .join(counts, counts.c.job_id == ReviewJob.id)
+        .where(Dataset.state == DatasetState.in_review)
+        .order_by(ReviewJob.id)
+    )
+    rows = (await session.execute(query)).all()
+    return [
+        (job, task, dataset, n) for job, task, dataset, n in rows
+        if (job.stage == JobStage.annotation and can_annotate(job, user))
+        or (job.stage == JobStage.validation and can_validate(job, user))
+    ]
+
+
+def _clean_boxes(objects: Sequence[dict[str, Any]], *, width: int, height: int, classes: set[str]) -> list[dict]:
+    out, seen = [], set()
+    for o in objects:
+        try:
+            track_id, name, box = o.get("track_id"), o["class"], [float(v) for v in o["box"]]
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidCorrection("Each box needs a class and [x1, y1, x2, y2].") from error
+        if name not in classes:
+            raise InvalidCorrection(f"Unknown class {name!r}.")
+        x1, y1, x2, y2 = max(0.0, box[0]), max(0.0, box[1]), min(float(width), box[2]), min(float(height), box[3])
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            raise InvalidCorrection("Boxes must be at least 2×2 pixels inside the frame.")
+        if track_id is not None and track_id in seen:
+            raise InvalidCorrection(f"Track {track_id} appears twice on one frame.")
+        seen.add(track_id)
+        out.append({"track_id": track_id, "class": name, "box": [round(v, 2) for v in (x1, y1, x2, y2)]})
+    return out
+
+
+async def decide_frame(
+    session: AsyncSession, *, job: ReviewJob, user: User, video_frame: int, decision: FrameDecision,
+    corrected: Sequence[dict[str, Any]] | None, width: int, height: int, classes: set[str],
+) -> ReviewFrame:
+    """Accept, fix (with corrected boxes) or reject one frame of a job in annotation."""
+    if job.stage != JobStage.annotation:
+        raise WrongStage("This job is no longer in annotation.")
+    if not can_annotate(job, user):
+        raise NotYourJob("Only the job's annotator can change its frames.")
+    frame = await session.scalar(select(ReviewFrame).where(ReviewFrame.job_id == job.id, ReviewFrame.video_frame == video_frame))
+    if frame is None:
+        raise ReviewJobNotFound()
+    if decision == FrameDecision.fixed:
+        frame.corrected = _clean_boxes(corrected or [], width=width, height=height, classes=classes)
+    elif decision == FrameDecision.accepted:
+        frame.corrected = None
+    frame.decision = decision
+    job.updated_at = utcnow()
+    await session.flush()
+    return frame
+
+
+async def complete_annotation(session: AsyncSession, *, job: ReviewJob, user: User | None) -> ReviewJob:
+    """annotation -> validation. Frames left pending count as accepted."""
+    if job.stage != JobStage.annotation:
+        raise WrongStage("This job is not in annotation.")
+    if user is not None and not can_annotate(job, user):
+        raise NotYourJob("Only the job's annotator can complete it.")
+    for frame in await frames_of_job(session, job_id=job.id):
+        if frame.decision == FrameDecision.pending:
+            frame.decision = FrameDecision.accepted
+    job.stage, job.updated_at = JobStage.validation, utcnow()
+    await session.flush()
+    return job
+
+
+async def validate(session: AsyncSession, *, job: ReviewJob, user: User | None, accept: bool, issue: str = "") -> bool:
+    """validation -> acceptance, or back to annotation with the reviewer's issue text.
+
+    Returns True when this acceptance completed the whole task (the dataset can go on)."""
+    if job.stage != JobStage.validation:
+        raise WrongStage("This job is not waiting for validation.")
+    if user is not None and not can_validate(job, user):
+        raise NotYourJob("A job is validated by someone other than its annotator.")
+    job.reviewer_id = user.id if user is not None else job.reviewer_id
+    job.updated_at = utcnow()
+    if not accept:
+        if not issue.strip():
+            raise InvalidCorrection("Say what is wrong, so the annotator can fix it.")
+        job.stage, job.issue = JobStage.annotation, issue.strip()
+        await session.flush()
+        return False
+    job.stage, job.issue, job.imported = JobStage.acceptance, None, True
+    await session.flush()
+    return await finish_if_complete(session, task_id=job.task_id)
+
+
+async def finish_if_complete(session: AsyncSession, *, task_id: int) -> bool:
+    """When every job is accepted: close the task and hand the dataset back to the worker."""
+    task = await session.get(ReviewTask, task_id, with_for_update=True)
+    if task.state == TaskState.done:
+        return False
+    if any(j.stage != JobStage.acceptance for j in await jobs_of_task(session, task_id=task_id)):
+        return False
+    task.state, task.completed_at, task.message = TaskState.done, utcnow(), None
+    dataset = await session.get(Dataset, task.dataset_id, with_for_update=True)
+    if dataset.state != DatasetState.in_review:
+        return False
+    dataset.state = DatasetState.building
+    dataset.progress = {"stage": "building", "percent": 75}
+    await session.flush()
+    return True
+
+
+async def corrections(session: AsyncSession, *, dataset_id: uuid.UUID) -> tuple[dict[int, list[dict]], list[int], list[int]]:
+    """The accepted review as engine seeds: ({frame: objects}, reviewed frames, dropped frames).
+
+    A fixed frame's boxes replace the proposed ones; a box the annotator deleted becomes a
+    `gone` marker; a box without a track id gets a new one; an accepted frame keeps the
+    proposed boxes. Every reviewed frame becomes a keyframe."""
+    task = await get_task(session, dataset_id=dataset_id)
+    if task is None:
+        return {}, [], []
+    frames = (await session.scalars(
+        select(ReviewFrame).join(ReviewJob, ReviewFrame.job_id == ReviewJob.id)
+        .where(ReviewJob.task_id == task.id, ReviewJob.stage == JobStage.acceptance).order_by(ReviewFrame.video_frame)
+    )).all()
+    next_id = 1 + max([o.get("track_id") or 0 for f in frames for o in (f.proposed + (f.corrected or []))] + [0])
+    seeds: dict[int, list[dict]] = {}
+    reviewed, dropped = [], []
+    for f in frames:
+        if f.decision == FrameDecision.rejected:
+            dropped.append(f.video_frame)
+            continue
+        reviewed.append(f.video_frame)
+        if f.decision != FrameDecision.fixed:
+            seeds[f.video_frame] = [dict(o) for o in f.proposed]
+            continue
+        objects = []
+        for o in f.corrected or []:
+            track_id = o.get("track_id")
+            if track_id is None:
+                track_id, next_id = next_id, next_id + 1
+            objects.append({"track_id": track_id, "class": o["class"], "box": o["box"]})
+        kept = {o["track_id"] for o in objects}
+        objects += [{"track_id": o["track_id"], "gone": True} for o in f.proposed if o["track_id"] not in kept]
+        seeds[f.video_frame] = objects
+    return seeds, reviewed, dropped
+
+
+def resume_job_id(dataset_id: uuid.UUID) -> str:
+    return f"dataset:{dataset_id}:review"
+
+
+async def enqueue_resume(redis, dataset_id: uuid.UUID) -> None:
+    """After the last acceptance has committed: the worker re-propagates and builds."""
+    await redis.enqueue_job("build_dataset", str(dataset_id), _job_id=resume_job_id(dataset_id))
+
+
+async def decide(
+    session: AsyncSession, *, job: ReviewJob, user: User, video_frame: int, decision: FrameDecision,
+    corrected: Sequence[dict[str, Any]] | None,
+) -> ReviewFrame:
+    """`decide_frame` with the frame size and classes of the job's dataset."""
+    from src.annotation import service as annotation_service
+    from src.videos.models import Video
+
+    task = await session.get(ReviewTask, job.task_id)
+    dataset = await session.get(Dataset, task.dataset_id)
+    video = await session.get(Video, dataset.video_id)
+    classes = {c.name for c in await annotation_service.list_classes(session, dataset_id=dataset.id)}
+    return await decide_frame(session, job=job, user=user, video_frame=video_frame, decision=decision,
+                              corrected=corrected, width=video.width, height=video.height, classes=classes)
+
+
+def job_url(job: ReviewJob, task: ReviewTask) -> str:
+    """Where "Open" leads: the CVAT job, or the built-in review page."""
+    from src.config import get_settings
+
+    base = (get_settings().cvat_url or "").rstrip("/")
+    if task.backend == ReviewBackend.cvat and job.cvat_job_id and base:
+        return f"{base}/tasks/{task.cvat_task_id}/jobs/{job.cvat_job_id}"
+    return f"/review/jobs/{job.id}"
+
+
+async def job_view(session: AsyncSession, *, job: ReviewJob):
+    from src.annotation import service as annotation_service
+    from src.review.schemas import ReviewFrameRead, ReviewJobRead
+
+    task = await session.get(ReviewTask, job.task_id)
+    dataset = await session.get(Dataset, task.dataset_id)
+    classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
+    frames = await frames_of_job(session, job_id=job.id)
+    return ReviewJobRead(
+        id=job.id, dataset_id=dataset.id, dataset_name=dataset.name, video_id=dataset.video_id,
+        backend=task.backend.value, stage=job.stage, issue=job.issue, assignee_id=job.assignee_id,
+        frames=[ReviewFrameRead(video_frame=f.video_frame, task_frame=f.task_frame, proposed=f.proposed,
+                                corrected=f.corrected, decision=f.decision) for f in frames],
+        classes=[{"id": c.id, "name": c.name, "color": c.color} for c in classes], url=job_url(job, task),
+    )
