@@ -24,8 +24,10 @@ $(STAMP_DIR)/.installed-base: requirements/base.txt pyproject.toml | $(PY)
 	$(PIP) --no-deps -e .
 	touch $@
 
-$(STAMP_DIR)/.installed-dev: requirements/dev.txt $(STAMP_DIR)/.installed-base
+$(STAMP_DIR)/.installed-dev: requirements/dev.txt requirements/ml.txt $(STAMP_DIR)/.installed-base
 	$(PIP) -r requirements/dev.txt
+	# ultralytics pulls opencv-python over opencv-contrib (same cv2/ folder): put contrib back.
+	$(PIP) --force-reinstall --no-deps $$(grep '^opencv-contrib-python-headless==' requirements/base.txt)
 	touch $@
 
 install: $(STAMP_DIR)/.installed-base
