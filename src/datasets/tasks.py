@@ -62,7 +62,10 @@ async def _update(ctx: dict, dataset_id: uuid.UUID, **fields: Any) -> Dataset:
         return dataset
 
 
-async def _stage(ctx: dict, dataset_id: uuid.UUID, stage: str, fn: Callable, *args: Any, state: DatasetState | None = None) -> Any:
+async def _stage(
+    ctx: dict, dataset_id: uuid.UUID, stage: str, fn: Callable, *args: Any,
+    state: DatasetState | None = None, timings: dict[str, float],
+) -> Any:
     """Run `fn(*args, progress_path)` in the process pool, mirroring its progress file into the
     dataset row every second (percent, frames, ETA, heartbeat)."""
     lo, hi = STAGES[stage]
@@ -77,6 +80,7 @@ async def _stage(ctx: dict, dataset_id: uuid.UUID, stage: str, fn: Callable, *ar
         while True:
             done, _ = await asyncio.wait({future}, timeout=1.0)
             if done:
+                timings[stage] = round(timings.get(stage, 0.0) + time.monotonic() - started, 3)
                 return future.result()
             report = ProgressFile.read(progress_path) or {}
             frames_done, total = report.get("done"), report.get("total")
@@ -142,6 +146,7 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
     job = await _load(ctx, did)
     if job is None:
         return "skipped"
+    timings: dict[str, float] = {}  # wall time per stage of this run, kept in timeline.json
     options = service.options_of(job["dataset"])
     resumed = job["dataset"].state == DatasetState.building  # the review is done: re-propagate and build
     review_seeds, reviewed, dropped = {}, [], []
@@ -153,8 +158,9 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
     out_dir.unlink()
     try:
         result = await _stage(ctx, did, "propagating", pipeline.run_propagation, job["video_path"], seeds,
-                              state=None if resumed else DatasetState.propagating)
-        delivered = await _stage(ctx, did, "sampling", pipeline.run_sampling, job["video_path"], options.sampling.model_dump())
+                              state=None if resumed else DatasetState.propagating, timings=timings)
+        delivered = await _stage(ctx, did, "sampling", pipeline.run_sampling, job["video_path"], options.sampling.model_dump(),
+                                 timings=timings)
         delivered = [f for f in delivered if f not in set(dropped)]
         keyframes = sorted(job["seeds"])
         hard = reviewed + dropped if resumed else pipeline.pick_review_frames(result, delivered, options.review_budget, keyframes)
@@ -163,11 +169,13 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
             return "in_review"
         spec = _spec(job, options, reviewed)
         built = await _stage(ctx, did, "building", pipeline.run_build, job["video_path"], result, spec, delivered,
-                             options.split.model_dump(), options.keep_empty, str(out_dir), state=DatasetState.building)
+                             options.split.model_dump(), options.keep_empty, str(out_dir), state=DatasetState.building,
+                             timings=timings)
         timeline = {
             "confidence": [round(float(c), 3) for c in result.frame_confidence()],
             "hard_frames": sorted(hard), "reviewed_frames": reviewed, "keyframes": keyframes,
-            "delivered": len(delivered), "engine_seconds": round(result.seconds, 2),
+            "delivered": len(delivered), "engine_seconds": round(result.seconds, 3),
+            "stage_seconds": timings,
         }
         size = await _save_outputs(did, built, out_dir, timeline)
         await _finish(ctx, did, built, size, reviewed=len(reviewed) + len(dropped))

@@ -75,6 +75,7 @@ async def test_end_to_end_exports_load_and_agree(app, user_client, services, tmp
         assert (tmp_path / "coco" / split / "_annotations.coco.json").exists()
     single = COCO(str(tmp_path / "coco" / "annotations.coco.json"))
     assert len(single.getImgIds()) == done["delivered_frames"]
+    assert all((tmp_path / "coco" / img["file_name"]).exists() for img in single.loadImgs(single.getImgIds()))
     assert single.loadCats(single.getCatIds())[0]["name"] == "person"
     train = COCO(str(tmp_path / "coco" / "train" / "_annotations.coco.json"))
     assert all((tmp_path / "coco" / "train" / img["file_name"]).exists() for img in train.loadImgs(train.getImgIds()))

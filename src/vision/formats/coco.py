@@ -1,5 +1,6 @@
 """COCO JSON: RF-DETR's layout (train/ valid/ test/ each with _annotations.coco.json next to
-the images) and a single-file variant (annotations.coco.json over images/)."""
+the images) and a single-file variant (annotations.coco.json at the root, whose file names
+point into those folders, so no image is stored twice)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from src.vision.formats.model import ExportSpec, LabeledFrame
 RFDETR_SPLITS = ("train", "valid", "test")
 
 
-def coco_document(spec: ExportSpec, frames: list[LabeledFrame], *, path_prefix: str = "") -> dict:
+def coco_document(spec: ExportSpec, frames: list[LabeledFrame], *, with_folder: bool = False) -> dict:
     """COCO detection dict; category ids are 1-based (0 is reserved in many tools)."""
     images, annotations = [], []
     for image_id, f in enumerate(frames, start=1):
+        name = f"{f.split}/{f.file_name}" if with_folder else f.file_name
         images.append({
-            "id": image_id, "file_name": path_prefix + f.file_name, "width": spec.width, "height": spec.height,
+            "id": image_id, "file_name": name, "width": spec.width, "height": spec.height,
             "frame_index": f.frame, "split": f.split,
         })
         for o in f.objects:
@@ -46,6 +48,5 @@ def write_coco(root: Path, spec: ExportSpec, frames: list[LabeledFrame], images:
         (root / split).mkdir(parents=True, exist_ok=True)
         (root / split / "_annotations.coco.json").write_text(json.dumps(coco_document(spec, split_frames)))
         entries += [(images / f.file_name, f"{split}/{f.file_name}") for f in split_frames]
-    (root / "annotations.coco.json").write_text(json.dumps(coco_document(spec, frames, path_prefix="images/")))
-    entries += [(images / f.file_name, f"images/{f.file_name}") for f in frames]
+    (root / "annotations.coco.json").write_text(json.dumps(coco_document(spec, frames, with_folder=True)))
     return entries
