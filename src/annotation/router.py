@@ -1,4 +1,7 @@
-"""JSON API of dataset drafts: the draft, its label classes and its keyframes."""
+"""JSON API of dataset drafts: create one, its label classes and its keyframes.
+
+`GET /api/v1/datasets/{id}` lives in src/datasets/router.py: `DatasetRead` extends `DraftRead`
+with the job's state, progress and price."""
 
 from __future__ import annotations
 
@@ -27,11 +30,6 @@ async def create_draft(body: DraftCreate, session: SessionDep, user: CurrentUser
     dataset = await service.create_draft(
         session, user=user, video_id=body.video_id, name=body.name, classes=body.classes
     )
-    return await service.read_draft(session, dataset=dataset)
-
-
-@router.get("/{dataset_id}", response_model=DraftRead)
-async def get_draft(dataset: OwnedDataset, session: SessionDep):
     return await service.read_draft(session, dataset=dataset)
 
 
