@@ -14,10 +14,11 @@ EMAIL, PASSWORD = "editor@example.com", "sunlit-meadow-42"
 W, H = 360, 240  # OTB Crossing
 
 
-async def setup_draft(base_url: str) -> tuple[dict, dict]:
+async def setup_draft(base_url: str, email: str = EMAIL) -> tuple[dict, dict]:
+    """A user with OTB Crossing uploaded and a draft (helmet, person) on it, through the API."""
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as api:
-        assert (await api.post("/auth/register", json={"email": EMAIL, "password": PASSWORD})).status_code == 201
-        token = (await api.post("/auth/jwt/login", data={"username": EMAIL, "password": PASSWORD})).json()
+        assert (await api.post("/auth/register", json={"email": email, "password": PASSWORD})).status_code == 201
+        token = (await api.post("/auth/jwt/login", data={"username": email, "password": PASSWORD})).json()
         auth = {"Authorization": f"Bearer {token['access_token']}"}
         path = SHARED_DATA / "sequences/otb_crossing/video.mp4"
         with path.open("rb") as f:
@@ -27,6 +28,14 @@ async def setup_draft(base_url: str) -> tuple[dict, dict]:
         draft = await api.post("/api/v1/datasets", json=body, headers=auth)
         assert draft.status_code == 201, draft.text
         return draft.json(), auth
+
+
+async def login(page, email: str = EMAIL) -> None:
+    await page.goto("/login")
+    await page.fill("#email", email)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/videos")
 
 
 async def keyframes(base_url: str, draft: dict, auth: dict) -> list[dict]:
@@ -66,11 +75,7 @@ def close(box, expected, tolerance=2.0):
 
 async def test_draw_move_save_reload_and_second_keyframe(page, live_server):
     draft, auth = await setup_draft(live_server)
-    await page.goto("/login")
-    await page.fill("#email", EMAIL)
-    await page.fill("#password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url("**/videos")
+    await login(page)
 
     await page.goto(f"/datasets/{draft['id']}/editor?frame=0")
     canvas = Canvas(page)
@@ -119,3 +124,43 @@ async def test_draw_move_save_reload_and_second_keyframe(page, live_server):
     assert await page.locator(".kf-box").count() == 3
     await page.click("#create-dataset")
     await page.wait_for_url(f"**/datasets/{draft['id']}/create")
+
+
+async def test_zoom_delete_undo_tiny_box_and_gone_marker(page, live_server):
+    draft, auth = await setup_draft(live_server, "zoom@example.com")
+    await login(page, "zoom@example.com")
+    await page.goto(f"/datasets/{draft['id']}/editor")
+    canvas = Canvas(page)
+    await canvas.ready()
+
+    # zoom in at the centre: the point under the cursor stays put, a drag covers fewer pixels
+    await page.mouse.move(*canvas.at(180, 120))
+    await page.mouse.wheel(0, -400)
+    await canvas.drag((180, 120), (240, 180))
+    await saved(page)
+    box = (await keyframes(live_server, draft, auth))[0]["objects"][0]["box"]
+    assert close(box[:2], [180, 120]), box
+    assert 10 < box[2] - 180 < 50 and 10 < box[3] - 120 < 50, box  # 60 px of screen drag, zoomed
+
+    # Del deletes the selected box (the keyframe goes), Ctrl+Z brings it back
+    await page.keyboard.press("Delete")
+    await saved(page)
+    assert await keyframes(live_server, draft, auth) == []
+    await page.keyboard.press("Control+z")
+    await saved(page)
+    assert (await keyframes(live_server, draft, auth))[0]["objects"][0]["box"] == box
+
+    # boxes under 2x2 pixels are refused in the browser too
+    await page.keyboard.press("0")  # fit
+    await canvas.drag((10, 10), (11, 11.5))
+    await page.wait_for_selector("#editor-message:has-text('at least 2×2 pixels')")
+    assert await page.locator("#object-list li").count() == 1
+
+    # on frame 5 the object of frame 0 can be marked gone
+    await page.fill("#frame-number", "5")
+    await page.press("#frame-number", "Enter")
+    await page.wait_for_url("**/editor?frame=5")
+    await page.click("#track-list button:has-text('gone from here')")
+    await saved(page)
+    frames = await keyframes(live_server, draft, auth)
+    assert frames[1] == {"frame": 5, "objects": [{"track_id": 1, "gone": True}]}
