@@ -97,20 +97,11 @@ def _run_pass(store: FrameStore, start: int, box: np.ndarray, stop: int, step: i
         return frames, boxes, conf, lost
     s = store.scale
     tr = ObjectTracker(store.get(start), np.asarray(box, np.float64) * s)
-    lost_from = None
     for i, f in enumerate(frames):
         r = tr.step(store.get(int(f)))
         if r.box is None:
             lost[i] = not tr.left_frame
-            if lost_from is None:
-                # the low-confidence run that led to "lost" is reported absent too
-                lost_from = i
-                j = i - 1
-                while j >= 0 and 0 < conf[j] < 0.25 and i - j <= 8:
-                    boxes[j], conf[j], lost[j] = np.nan, 0.0, True
-                    j -= 1
             continue
-        lost_from = None
         boxes[i] = r.box / s
         conf[i] = r.confidence
     return frames, boxes, conf, lost

