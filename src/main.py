@@ -29,7 +29,10 @@ from src.database import create_engine, create_sessionmaker
 from src.datasets import pages as dataset_pages
 from src.datasets.router import router as datasets_router
 from src.exceptions import DomainError
+from src.review import job_pages as review_job_pages
+from src.review.router import admin_router as review_admin_router
 from src.review.router import router as review_router
+from src.review.webhooks import router as review_webhook_router
 from src.security import SecurityMiddleware
 from src.templating import redirect, render
 from src.videos import pages as video_pages
@@ -91,6 +94,9 @@ def create_app() -> FastAPI:
     app.include_router(annotation_router)
     app.include_router(annotation_pages.router)
     app.include_router(review_router)
+    app.include_router(review_webhook_router)
+    app.include_router(review_admin_router)
+    app.include_router(review_job_pages.router)
     app.include_router(videos_router)
     app.include_router(video_pages.router)
 

@@ -74,17 +74,20 @@ async def shutdown(ctx: dict) -> None:
 def task_functions() -> list:
     """Every domain's arq functions; a domain adds its own here."""
     from src.datasets.tasks import build_dataset
+    from src.review.tasks import cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
     from src.videos.tasks import import_video
 
-    return [health_job, import_video, build_dataset]
+    return [health_job, import_video, build_dataset, cvat_create_task, cvat_sync_job, cvat_retry, cvat_poll]
 
 
 def cron_jobs() -> list:
     from arq import cron
 
     from src.datasets.tasks import requeue_stale
+    from src.review.tasks import cvat_poll, cvat_retry
 
-    return [cron(requeue_stale, second=0, run_at_startup=True, unique=True)]
+    return [cron(requeue_stale, second=0, run_at_startup=True, unique=True),
+            cron(cvat_retry, second=20, unique=True), cron(cvat_poll, second=40, unique=True)]
 
 
 class WorkerSettings:

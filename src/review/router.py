@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter, Request
 
-from src.auth.dependencies import ReviewerUser
+from src.auth.dependencies import AdminUser, CurrentUser, ReviewerUser
 from src.database import SessionDep
-from src.review import service
-from src.review.schemas import FrameDecisionIn, ReviewJobRead, ValidationIn
+from src.review import agreement, service
+from src.review.models import JobStage
+from src.review.schemas import AssignIn, FrameDecisionIn, ReviewJobRead, ReviewTaskRead, ValidationIn
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"])
+admin_router = APIRouter(prefix="/api/v1/admin/review", tags=["admin"])
 
 
 @router.get("/jobs", response_model=list[ReviewJobRead])
@@ -50,3 +54,42 @@ async def validate(job_id: int, body: ValidationIn, request: Request, session: S
     if finished:
         await service.enqueue_resume(request.app.state.redis, view.dataset_id)
     return view
+
+
+@router.post("/jobs/{job_id}/assign", response_model=ReviewJobRead)
+async def assign(job_id: int, body: AssignIn, session: SessionDep, admin: AdminUser):
+    """Admin: give the job (in validation: its review) to another person; CVAT jobs are reassigned in CVAT too."""
+    from src.review import cvat_sync
+    from src.review.cvat import CvatConfig
+
+    job = await service.get_job_for(session, job_id=job_id, user=admin)
+    await service.assign(session, job=job, user_id=body.user_id)
+    view = await service.job_view(session, job=job)
+    await session.commit()
+    config = CvatConfig.from_settings()
+    if config is not None and job.cvat_job_id is not None:
+        await cvat_sync.push_assignee(session, job=job, config=config)  # logged, and left, when CVAT is down
+    return view
+
+
+@router.get("/datasets/{dataset_id}", response_model=ReviewTaskRead)
+async def review_of_dataset(dataset_id: uuid.UUID, session: SessionDep, user: CurrentUser):
+    """The review of my dataset: backend, state, the message to show (e.g. CVAT unreachable), job stages."""
+    from src.datasets import service as dataset_service
+
+    await dataset_service.get_for_user(session, dataset_id=dataset_id, user=user)
+    task = await service.get_task(session, dataset_id=dataset_id)
+    if task is None:
+        from src.review.exceptions import ReviewJobNotFound
+
+        raise ReviewJobNotFound()
+    jobs = await service.jobs_of_task(session, task_id=task.id)
+    return ReviewTaskRead(backend=task.backend.value, state=task.state.value, message=task.message,
+                          jobs={stage.value: sum(j.stage == stage for j in jobs) for stage in JobStage})
+
+
+@admin_router.get("/agreement")
+async def review_agreement(dataset_id: uuid.UUID, session: SessionDep, admin: AdminUser):
+    """QC: box F1 (IoU >= 0.5) and label kappa per pair (engine proposals vs each annotator's accepted frames)."""
+    return {"dataset_id": str(dataset_id), "iou_threshold": agreement.IOU_THRESHOLD,
+            "pairs": agreement.by_pair(await service.reviewed_boxes(session, dataset_id=dataset_id))}

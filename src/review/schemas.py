@@ -38,3 +38,14 @@ class FrameDecisionIn(BaseModel):
 class ValidationIn(BaseModel):
     accept: bool
     issue: str = ""
+
+
+class AssignIn(BaseModel):
+    user_id: uuid.UUID
+
+
+class ReviewTaskRead(BaseModel):
+    backend: str
+    state: str
+    message: str | None = Field(None, description="shown to the dataset owner, e.g. while CVAT is unreachable")
+    jobs: dict[str, int] = Field(default_factory=dict, description="number of jobs per stage")

@@ -287,3 +287,38 @@ async def job_view(session: AsyncSession, *, job: ReviewJob):
                                 corrected=f.corrected, decision=f.decision) for f in frames],
         classes=[{"id": c.id, "name": c.name, "color": c.color} for c in classes], url=job_url(job, task),
     )
+
+
+async def assign(session: AsyncSession, *, job: ReviewJob, user_id: uuid.UUID) -> User:
+    """Admin: give a job to another reviewer (CVAT is told by the caller, after commit)."""
+    from src.exceptions import Unprocessable
+
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active or user.role not in (Role.annotator, Role.admin):
+        raise Unprocessable("Jobs go to active annotators or admins.")
+    if job.stage == JobStage.validation:
+        job.reviewer_id = user.id
+    else:
+        job.assignee_id = user.id
+    job.updated_at = utcnow()
+    await session.flush()
+    return user
+
+
+async def reviewed_boxes(session: AsyncSession, *, dataset_id: uuid.UUID) -> dict[str, dict[int, list[dict]]]:
+    """{"engine": proposals, <annotator email>: final boxes} over the accepted frames (for agreement)."""
+    task = await get_task(session, dataset_id=dataset_id)
+    out: dict[str, dict[int, list[dict]]] = {"engine": {}}
+    if task is None:
+        return out
+    rows = (await session.execute(
+        select(ReviewFrame, User.email).join(ReviewJob, ReviewFrame.job_id == ReviewJob.id)
+        .outerjoin(User, User.id == ReviewJob.assignee_id)
+        .where(ReviewJob.task_id == task.id, ReviewJob.stage == JobStage.acceptance,
+               ReviewFrame.decision != FrameDecision.rejected)
+    )).all()
+    for frame, email in rows:
+        out["engine"][frame.video_frame] = frame.proposed
+        final = frame.corrected if frame.decision == FrameDecision.fixed else frame.proposed
+        out.setdefault(email or "unassigned", {})[frame.video_frame] = final or []
+    return out

@@ -1,0 +1,234 @@
+"""Review in CVAT, against the CVAT double driven by the real cvat-sdk: task creation with the
+hard frames and pre-annotations, the stage mapping, webhooks, the poll, and CVAT outages."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import zipfile
+
+import pytest
+
+from src.vision.metrics import load_otb
+from tests.conftest import login_cookie, register, set_role
+from tests.datasets.conftest import CROSSING, OPTIONS, make_draft, run_worker, top_up
+from tests.review.conftest import WEBHOOK_SECRET
+
+
+async def _set_cvat_username(app, email: str, name: str) -> None:
+    from sqlalchemy import text
+
+    async with app.state.engine.begin() as conn:
+        await conn.execute(text('UPDATE "user" SET cvat_username = :n WHERE email = :e'), {"n": name, "e": email})
+
+
+@pytest.fixture
+async def annotators(app, make_client):
+    clients = []
+    for email, cvat_name in (("anna@example.com", "anna"), ("rob@example.com", "rob")):
+        c = make_client()
+        await register(c, email)
+        await set_role(app, email, "annotator")
+        await _set_cvat_username(app, email, cvat_name)
+        await login_cookie(c, email)
+        clients.append(c)
+    return clients
+
+
+async def _in_cvat_review(app, user_client, services, budget: float = 0.05) -> dict:
+    await top_up(app, "user@example.com", 100_000)
+    dataset = await make_draft(user_client)
+    options = {**OPTIONS, "review_budget": budget, "review_backend": "cvat"}
+    assert (await user_client.put(f"/api/v1/datasets/{dataset['id']}/options", json=options)).status_code == 200
+    assert (await user_client.post(f"/api/v1/datasets/{dataset['id']}/confirm")).status_code == 202
+    await run_worker(services[1])  # propagate -> hard frames -> cvat_create_task
+    assert (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()["state"] == "in_review"
+    return dataset
+
+
+async def _webhook(client, cvat, cvat_job_id: int, *, secret: str | None = None, drop_signature: bool = False):
+    body, headers = cvat.webhook_delivery(cvat_job_id, secret=secret)
+    if drop_signature:
+        headers.pop("X-Signature-256")
+    return await client.post("/api/v1/review/cvat/webhook", content=body, headers=headers)
+
+
+async def _job(app, job_id: int):
+    from src.database import unit_of_work
+    from src.review.models import ReviewJob
+
+    async with unit_of_work(app.state.sessionmaker) as session:
+        return await session.get(ReviewJob, job_id)
+
+
+async def test_full_cvat_review_loop(app, client, user_client, annotators, services, cvat):
+    anna, rob = annotators
+    dataset = await _in_cvat_review(app, user_client, services)
+    review = (await user_client.get(f"/api/v1/review/datasets/{dataset['id']}")).json()
+    assert review["backend"] == "cvat" and review["state"] == "open" and review["message"] is None
+
+    # one CVAT task with exactly the hard frames, in predefined order, with the proposals as boxes
+    (task,) = cvat.tasks.values()
+    assert task["sorting_method"] == "predefined" and task["segment_size"] == 4
+    jobs = (await anna.get("/api/v1/review/jobs")).json() + (await rob.get("/api/v1/review/jobs")).json()
+    frames = sorted(f["video_frame"] for j in jobs for f in j["frames"])
+    assert len(frames) == 6 and 0 not in frames
+    assert cvat.task_frames(task["id"]) == [f"frame_{n:06d}.jpg" for n in frames]
+    assert len(cvat.jobs) == 2 and len(cvat.webhooks) == 1
+    hook = next(iter(cvat.webhooks.values()))
+    assert hook["target_url"].endswith("/api/v1/review/cvat/webhook") and hook["secret"] == WEBHOOK_SECRET
+    assert set(hook["events"]) == {"update:job", "update:task"}
+    # jobs dealt to the annotators' CVAT accounts; "Open" leads to the CVAT job
+    by_id = {j["id"]: j for j in jobs}
+    assert len(by_id) == 2 and len(jobs) == 2
+    assert {cvat.users[j["assignee"]]["username"] for j in cvat.jobs.values()} == {"anna", "rob"}
+    for job in by_id.values():
+        assert job["url"].startswith(cvat.url + "/tasks/")
+        proposed = {f["task_frame"]: f["proposed"] for f in job["frames"]}
+        cvat_job_id = int(job["url"].rsplit("/", 1)[1])
+        boxes = cvat.boxes(cvat_job_id)
+        for task_frame, objects in proposed.items():
+            assert [b["group"] for b in boxes[task_frame]] == [o["track_id"] for o in objects]
+            assert boxes[task_frame][0]["points"] == pytest.approx(objects[0]["box"], abs=0.01)
+
+    # anna fixes two boxes in her first job, completes it in CVAT; the webhook brings it to validation
+    truth = load_otb(CROSSING / "groundtruth_rect.txt")
+    first = min(by_id.values(), key=lambda j: j["id"])
+    cvat_job = int(first["url"].rsplit("/", 1)[1])
+    fixed = first["frames"][:2]
+    for f in fixed:
+        cvat.set_boxes(cvat_job, f["task_frame"], [("person", [float(v) for v in truth[f["video_frame"]]], 1)])
+    cvat.set_job(cvat_job, state="completed")
+    response = await _webhook(client, cvat, cvat_job)
+    assert response.status_code == 202 and response.json()["status"] == "scheduled"
+    await run_worker(services[1])
+    assert (await _job(app, first["id"])).stage == "validation"
+    assert cvat.jobs[cvat_job]["stage"] == "validation"
+    assert cvat.users[cvat.jobs[cvat_job]["assignee"]]["username"] == "rob"  # the second annotator reviews
+
+    # rob rejects once with an issue; the issue text reaches our job and anna's list
+    cvat.add_issue(cvat_job, "Frame 2: box too loose")
+    cvat.set_job(cvat_job, state="rejected")
+    await _webhook(client, cvat, cvat_job)
+    await run_worker(services[1])
+    back = (await anna.get(f"/api/v1/review/jobs/{first['id']}")).json()
+    assert back["stage"] == "annotation" and back["issue"] == "Frame 2: box too loose"
+    assert cvat.jobs[cvat_job]["stage"] == "annotation"
+    page = await anna.get("/review")
+    assert page.status_code == 200 and "Frame 2: box too loose" in page.text
+
+    # anna completes again, rob accepts; the other job is accepted untouched (found by the poll only)
+    cvat.set_job(cvat_job, state="completed")
+    await _webhook(client, cvat, cvat_job)
+    await run_worker(services[1])
+    cvat.set_job(cvat_job, stage="acceptance", state="completed")
+    other = next(j for j in cvat.jobs if j != cvat_job)
+    cvat.set_job(other, stage="acceptance", state="completed")
+    await _webhook(client, cvat, cvat_job)
+    replay = await _webhook(client, cvat, cvat_job)  # a replayed delivery changes nothing
+    assert replay.status_code == 202
+    await run_worker(services[1])
+    assert (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()["state"] == "in_review"
+    await app.state.redis.enqueue_job("cvat_poll")
+    await run_worker(services[1])  # poll: imports the other job -> resume -> re-propagate -> build
+    done = (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()
+    assert done["state"] == "ready", done
+
+    first_job = (await rob.get(f"/api/v1/review/jobs/{first['id']}"))
+    frames_now = {f["video_frame"]: f for f in (await _frames(app, first["id"]))}
+    assert {frames_now[f["video_frame"]]["decision"] for f in fixed} == {"fixed"}
+    assert all(frames_now[f["video_frame"]]["decision"] == "accepted" for f in first["frames"][2:])
+    assert first_job.status_code in (200, 404)
+    for fmt in ("coco", "yolo", "cvat", "ava"):
+        zipped = await user_client.get(f"/api/v1/datasets/{dataset['id']}/download", params={"format": fmt})
+        assert zipped.status_code == 200, fmt
+        manifest = json.loads(zipfile.ZipFile(io.BytesIO(zipped.content)).read("manifest.json"))
+        by_frame = {f["frame"]: f for f in manifest["frames"]}
+        for f in fixed:
+            item = by_frame[f["video_frame"]]
+            assert item["source"] == "reviewed", fmt
+            assert item["objects"][0]["box"] == pytest.approx([float(v) for v in truth[f["video_frame"]]], abs=0.5)
+
+
+async def _frames(app, job_id: int) -> list[dict]:
+    from src.database import unit_of_work
+    from src.review import service
+
+    async with unit_of_work(app.state.sessionmaker) as session:
+        return [{"video_frame": f.video_frame, "decision": f.decision.value, "corrected": f.corrected}
+                for f in await service.frames_of_job(session, job_id=job_id)]
+
+
+async def test_webhook_signatures_unknown_jobs_and_replays(app, client, user_client, annotators, services, cvat):
+    await _in_cvat_review(app, user_client, services)
+    cvat_job = min(cvat.jobs)
+    cvat.set_job(cvat_job, state="completed")
+    assert (await _webhook(client, cvat, cvat_job, secret="wrong")).status_code == 401
+    assert (await _webhook(client, cvat, cvat_job, drop_signature=True)).status_code == 401
+    await run_worker(services[1])
+    ours = next(j for j in (await annotators[0].get("/api/v1/review/jobs")).json() + (await annotators[1].get("/api/v1/review/jobs")).json()
+                if j["url"].endswith(f"/jobs/{cvat_job}"))
+    assert ours["stage"] == "annotation"  # nothing changed
+    unknown = cvat.add_user("nobody")  # any id CVAT might send that we do not know
+    body = json.dumps({"event": "update:job", "job": {"id": 9999 + unknown["id"]}}).encode()
+    import hashlib
+    import hmac
+
+    signature = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    response = await client.post("/api/v1/review/cvat/webhook", content=body, headers={"X-Signature-256": signature})
+    assert response.status_code == 202 and response.json()["status"] == "ignored"
+    for _ in range(3):  # a replayed delivery: the same sync, once in effect
+        assert (await _webhook(client, cvat, cvat_job)).status_code == 202
+    await run_worker(services[1])
+    assert (await _job(app, ours["id"])).stage == "validation"
+    cvat.set_job(cvat_job, stage="acceptance", state="completed")
+    for _ in range(2):
+        await _webhook(client, cvat, cvat_job)
+        await run_worker(services[1])
+    assert (await _job(app, ours["id"])).stage == "acceptance"
+    assert sum(1 for m, p in cvat.requests if m == "GET" and p == f"/api/jobs/{cvat_job}/annotations/") == 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_cvat_unreachable_during_creation_and_import(app, client, user_client, annotators, services, cvat, monkeypatch):
+    from src.config import get_settings
+
+    settings = get_settings()
+    monkeypatch.setattr(settings, "cvat_url", f"http://127.0.0.1:{_closed_port()}")
+    dataset = await _in_cvat_review(app, user_client, services)
+    review = (await user_client.get(f"/api/v1/review/datasets/{dataset['id']}")).json()
+    assert review["state"] == "creating" and review["message"] == "CVAT is unreachable; retrying every minute."
+    assert cvat.tasks == {}
+    await app.state.redis.enqueue_job("cvat_retry")
+    await run_worker(services[1])  # still down: still creating, nothing lost
+    assert (await user_client.get(f"/api/v1/review/datasets/{dataset['id']}")).json()["state"] == "creating"
+
+    monkeypatch.setattr(settings, "cvat_url", cvat.url)  # CVAT is back
+    await app.state.redis.enqueue_job("cvat_retry")
+    await run_worker(services[1])
+    review = (await user_client.get(f"/api/v1/review/datasets/{dataset['id']}")).json()
+    assert review["state"] == "open" and review["message"] is None
+    assert len(cvat.tasks) == 1 and len(cvat.task_frames(next(iter(cvat.tasks)))) == 6
+    await app.state.redis.enqueue_job("cvat_retry")
+    await run_worker(services[1])
+    assert len(cvat.tasks) == 1  # the retry is idempotent
+
+    for job in cvat.jobs:
+        cvat.set_job(job, stage="acceptance", state="completed")
+    monkeypatch.setattr(settings, "cvat_url", f"http://127.0.0.1:{_closed_port()}")  # down during import
+    await app.state.redis.enqueue_job("cvat_poll")
+    await run_worker(services[1])
+    review = (await user_client.get(f"/api/v1/review/datasets/{dataset['id']}")).json()
+    assert review["message"] == "CVAT is unreachable; retrying every minute." and review["jobs"]["acceptance"] == 0
+    monkeypatch.setattr(settings, "cvat_url", cvat.url)
+    await app.state.redis.enqueue_job("cvat_poll")
+    await run_worker(services[1])
+    review = (await user_client.get(f"/api/v1/review/datasets/{dataset['id']}")).json()
+    assert review["message"] is None and review["state"] == "done"
+    assert (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()["state"] == "ready"
