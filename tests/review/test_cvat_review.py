@@ -232,3 +232,30 @@ async def test_cvat_unreachable_during_creation_and_import(app, client, user_cli
     review = (await user_client.get(f"/api/v1/review/datasets/{dataset['id']}")).json()
     assert review["message"] is None and review["state"] == "done"
     assert (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()["state"] == "ready"
+
+
+async def test_open_reassign_and_agreement(app, user_client, admin_client, annotators, services, cvat):
+    anna, rob = annotators
+    dataset = await _in_cvat_review(app, user_client, services)
+    job = (await anna.get("/api/v1/review/jobs")).json()[0]
+    cvat_job = int(job["url"].rsplit("/", 1)[1])
+    opened = await anna.get(f"/review/jobs/{job['id']}/open")
+    assert opened.status_code == 303 and opened.headers["location"] == f"{cvat.url}/tasks/{next(iter(cvat.tasks))}/jobs/{cvat_job}"
+    assert (await user_client.get("/review")).status_code == 403
+
+    rob_id = (await rob.get("/api/v1/users/me")).json()["id"]
+    assert (await anna.post(f"/api/v1/review/jobs/{job['id']}/assign", json={"user_id": rob_id})).status_code == 403
+    moved = await admin_client.post(f"/api/v1/review/jobs/{job['id']}/assign", json={"user_id": rob_id})
+    assert moved.status_code == 200 and moved.json()["assignee_id"] == rob_id
+    assert cvat.users[cvat.jobs[cvat_job]["assignee"]]["username"] == "rob"
+    assert job["id"] in {j["id"] for j in (await rob.get("/api/v1/review/jobs")).json()}
+
+    for j in cvat.jobs:
+        cvat.set_job(j, stage="acceptance", state="completed")
+    await app.state.redis.enqueue_job("cvat_poll")
+    await run_worker(services[1])
+    url = f"/api/v1/admin/review/agreement?dataset_id={dataset['id']}"
+    assert (await user_client.get(url)).status_code == 403
+    pairs = (await admin_client.get(url)).json()["pairs"]
+    assert {p["a"] for p in pairs} == {"engine"} and sum(p["frames"] for p in pairs) == 6
+    assert all(p["box_f1"] == 1.0 and p["label_kappa"] == 1.0 for p in pairs)  # nothing was changed in CVAT
