@@ -1,5 +1,6 @@
 """In a real browser: draw two boxes, give them classes, move one, reload and find them saved;
-step to the next frame with → and annotate it too; the draft page shows both keyframes."""
+step to the next frame with → and annotate it too; the draft page shows both keyframes.
+Then zoom, delete and undo, a refused tiny box and a gone marker."""
 
 from __future__ import annotations
 
