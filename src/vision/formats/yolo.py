@@ -31,7 +31,8 @@ def write_yolo(root: Path, spec: ExportSpec, frames: list[LabeledFrame], images:
     val = "val" if "val" in used else "train"
     test = "test: images/test\n" if "test" in used else ""
     (root / "data.yaml").write_text(
-        f"# {spec.dataset_name}: exported by Data Forge\npath: .\ntrain: images/train\nval: images/{val}\n{test}"
+        # no `path:` key: Ultralytics then resolves the folders next to this file
+        f"# {spec.dataset_name}: exported by Data Forge\ntrain: images/train\nval: images/{val}\n{test}"
         f"nc: {len(spec.classes)}\nnames:\n{names}\n"
     )
     return image_entries
