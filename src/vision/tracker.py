@@ -30,6 +30,8 @@ SEARCH = 2.6  # NCC search window, in box sizes
 PULL = 0.5  # share of the way from the LK box to a nearby NCC peak
 PULL_MIN_NCC = 0.5
 SCALES = (0.95, 1.0, 1.05)
+SCALE_CHECK_EVERY = 3  # NCC scale check every k steps while confident ...
+SCALE_CHECK_CONF = 0.7  # ... and every step below this confidence
 LOST_CONF = 0.25
 LOST_FRAMES = 6
 REACQUIRE_NCC = 0.72
@@ -99,6 +101,7 @@ class ObjectTracker:
         self.lost = False
         self.low_run = 0
         self.steps = 0
+        self.last_conf = 1.0
         self.lost_steps = 0
         self.left_frame = False  # lost because it left the picture (not a tracking failure)
 
@@ -192,7 +195,8 @@ class ObjectTracker:
             # appearance pulls LK back onto the object: stops slow drift onto the background
             d = PULL * (peak_c - (bcx, bcy))
             box = base + np.r_[d, d]
-        box = self._refine_scale(frame, box)
+        if self.last_conf < SCALE_CHECK_CONF or self.steps % SCALE_CHECK_EVERY == 0:
+            box = self._refine_scale(frame, box)
         cur = sample(frame, *box, self.tw, self.th)
         ncc_key = ncc(cur, self.key_tpl)
         ncc_rec = ncc(cur, self.rec_tpl)
@@ -214,6 +218,7 @@ class ObjectTracker:
             np.float32,
         )
         conf = single_pass_confidence(feats)
+        self.last_conf = conf
         self.box = box
         self.velocity = 0.6 * self.velocity + 0.4 * move
         if conf > 0.6:
