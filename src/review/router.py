@@ -89,7 +89,17 @@ async def review_of_dataset(dataset_id: uuid.UUID, session: SessionDep, user: Cu
 
 
 @admin_router.get("/agreement")
-async def review_agreement(dataset_id: uuid.UUID, session: SessionDep, admin: AdminUser):
-    """QC: box F1 (IoU >= 0.5) and label kappa per pair (engine proposals vs each annotator's accepted frames)."""
-    return {"dataset_id": str(dataset_id), "iou_threshold": agreement.IOU_THRESHOLD,
-            "pairs": agreement.by_pair(await service.reviewed_boxes(session, dataset_id=dataset_id))}
+async def review_agreement(session: SessionDep, admin: AdminUser, dataset_id: uuid.UUID | None = None):
+    """QC: box F1 (IoU >= 0.5) and label kappa per pair (engine proposals vs each annotator's accepted
+    frames), for one dataset or, without `dataset_id`, over every reviewed dataset."""
+    from sqlalchemy import select
+
+    from src.review.models import ReviewTask
+
+    ids = [dataset_id] if dataset_id else (await session.scalars(select(ReviewTask.dataset_id))).all()
+    merged: dict[str, dict] = {}
+    for did in ids:
+        for who, frames in (await service.reviewed_boxes(session, dataset_id=did)).items():
+            merged.setdefault(who, {}).update({(str(did), f): boxes for f, boxes in frames.items()})
+    return {"dataset_id": str(dataset_id) if dataset_id else None, "iou_threshold": agreement.IOU_THRESHOLD,
+            "pairs": agreement.by_pair(merged)}
