@@ -1,8 +1,10 @@
 """Choose the frames whose human review would fix the most error, spread in time.
 
-A reviewed frame becomes a keyframe and re-propagation fixes its neighbours too, so after a
-frame is picked the expected error of the frames around it is discounted (a Gaussian
-bump of width ``radius``) before the next pick: one bad moment gets one review, not five.
+A reviewed frame becomes a keyframe and re-propagation fixes its neighbours too, so a frame
+is scored by the not-yet-covered expected error in its neighbourhood (a Gaussian bump of
+width ``radius``), and after a frame is picked the expected error of the frames around it
+is discounted by the same bump before the next pick: one bad moment gets one review, not
+five, and a long bad run gets a review in its middle before an isolated dip.
 """
 
 from __future__ import annotations
@@ -62,9 +64,16 @@ def select_hard_frames(
     excluded = sorted({int(f) for f in exclude if 0 <= int(f) < n_frames})
     for f in excluded:
         discount(f)
+    # A review fixes its neighbourhood, so a frame is worth the error it would remove around
+    # it (error not yet covered, weighted by the same bump), not just its own error: the
+    # middle of a long bad run beats an isolated dip, and a run counts by its length.
+    w = int(np.ceil(3 * radius))
+    kernel = np.exp(-0.5 * (np.arange(-w, w + 1) / radius) ** 2)
     picked: list[int] = []
     for _ in range(k):
-        score = err * keep
+        left = err * keep
+        score = np.convolve(left, kernel)[w : w + n_frames]
+        score[left <= 1e-9] = -1  # only frames with error of their own
         score[excluded] = -1
         score[picked] = -1
         f = int(np.argmax(score))
