@@ -30,6 +30,7 @@ from src.datasets import pages as dataset_pages
 from src.datasets.router import router as datasets_router
 from src.exceptions import DomainError
 from src.review import job_pages as review_job_pages
+from src.review import pages as review_pages
 from src.review.router import admin_router as review_admin_router
 from src.review.router import router as review_router
 from src.review.webhooks import router as review_webhook_router
@@ -97,6 +98,7 @@ def create_app() -> FastAPI:
     app.include_router(review_webhook_router)
     app.include_router(review_admin_router)
     app.include_router(review_job_pages.router)
+    app.include_router(review_pages.router)
     app.include_router(videos_router)
     app.include_router(video_pages.router)
 

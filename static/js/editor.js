@@ -8,6 +8,9 @@
   const W = data.width, H = data.height, COUNT = data.frame_count;
   const MIN_BOX = 2, HANDLE = 7;
   const api = `/api/v1/datasets/${data.dataset_id}`;
+  // Review mode (the built-in review page): only the job's hard frames, and every change is
+  // saved as that frame's correction instead of a keyframe.
+  const review = data.review || null;  // {job_id, frames: [video frame, ...]}
   const $ = (id) => document.getElementById(id);
   const canvas = $("editor-canvas"), ctx = canvas.getContext("2d");
   const clone = (value) => JSON.parse(JSON.stringify(value));
@@ -191,19 +194,22 @@
   async function put(target, payload) {
     const objs = payload.map((o) => (o.gone ? { track_id: o.track_id, gone: true }
       : { track_id: o.track_id, class: o.class, box: o.box }));
+    const url = review ? `/api/v1/review/jobs/${review.job_id}/frames/${target}` : `${api}/keyframes/${target}`;
+    const body = review ? { decision: "fixed", objects: objs.filter((o) => !o.gone) } : { objects: objs };
     try {
-      const response = await fetch(`${api}/keyframes/${target}`, {
+      const response = await fetch(url, {
         method: "PUT",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": window.forgeCsrfToken() },
-        body: JSON.stringify({ objects: objs }),
+        body: JSON.stringify(body),
       });
-      const body = await response.json().catch(() => ({}));
+      const answer = await response.json().catch(() => ({}));
       if (!response.ok) {
-        const detail = typeof body.detail === "string" ? body.detail : `error ${response.status}`;
+        const detail = typeof answer.detail === "string" ? answer.detail : `error ${response.status}`;
         setStatus("error", `Not saved: ${detail}`);
         return;
       }
-      if (body.objects.length) keyframes.set(target, body.objects); else keyframes.delete(target);
+      if (review) keyframes.set(target, payload);
+      else if (answer.objects.length) keyframes.set(target, answer.objects); else keyframes.delete(target);
       if (!dirty && pending <= 1) setStatus("saved", "Saved");
       refreshMarks(); refreshTracks();
     } catch (error) {
@@ -227,8 +233,15 @@
     img.src = `/api/v1/videos/${data.video_id}/frames/${frame}`;
   }
 
+  function reviewTarget(n) {  // in review mode, step through the job's frames only
+    if (review.frames.includes(n)) return n;
+    const later = review.frames.find((f) => f > frame), earlier = [...review.frames].reverse().find((f) => f < frame);
+    return n > frame ? (later ?? frame) : (earlier ?? frame);
+  }
+
   async function goFrame(n) {
     n = Math.min(COUNT - 1, Math.max(0, Math.round(n)));
+    if (review) n = reviewTarget(n);
     if (Number.isNaN(n) || n === frame) return;
     await flush();
     frame = n;

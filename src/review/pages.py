@@ -1,0 +1,96 @@
+"""The built-in review page: a job's hard frames one after another in the box editor,
+pre-filled with the propagated boxes; accept / fix / reject each frame, complete the job;
+a second person validates it (accept, or reject with an issue). Same service as the API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+
+from src.annotation import service as annotation_service
+from src.auth.dependencies import PageUser
+from src.auth.models import Role
+from src.database import SessionDep
+from src.datasets.models import Dataset
+from src.exceptions import DomainError
+from src.review import service
+from src.review.models import FrameDecision, JobStage, ReviewTask
+from src.templating import redirect, render
+from src.videos.models import Video
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _job(session, job_id: int, user):
+    if user.role not in (Role.annotator, Role.admin):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "This page is for annotators.")
+    return await service.get_job_for(session, job_id=job_id, user=user)
+
+
+@router.get("/review/jobs/{job_id}")
+async def review_page(request: Request, job_id: int, session: SessionDep, user: PageUser, frame: int | None = None, error: str = ""):
+    job = await _job(session, job_id, user)
+    task = await session.get(ReviewTask, job.task_id)
+    dataset = await session.get(Dataset, task.dataset_id)
+    video = await session.get(Video, dataset.video_id)
+    classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
+    frames = await service.frames_of_job(session, job_id=job.id)
+    order = [f.video_frame for f in frames]
+    current = frame if frame in order else order[0]
+    annotating = job.stage == JobStage.annotation and service.can_annotate(job, user)
+    validating = job.stage == JobStage.validation and service.can_validate(job, user)
+    editor = {
+        "dataset_id": str(dataset.id), "video_id": str(video.id), "width": video.width, "height": video.height,
+        "frame_count": video.frame_count, "fps": video.fps, "frame": current, "editable": annotating,
+        "classes": [{"id": c.id, "name": c.name, "color": c.color} for c in classes],
+        "keyframes": [{"frame": f.video_frame, "objects": f.corrected if f.corrected is not None else f.proposed}
+                      for f in frames],
+        "review": {"job_id": job.id, "frames": order},
+    }
+    context = {
+        "job": job, "dataset": dataset, "video": video, "classes": classes, "frames": frames, "frame": current,
+        "editor": editor, "editable": annotating, "annotating": annotating, "validating": validating, "error": error,
+        "back_url": "/review", "editor_title": f"review job #{job.id}",
+        "readonly_message": f"This job is in {job.stage.value}; its boxes are shown read-only.",
+        "current": next(f for f in frames if f.video_frame == current),
+    }
+    return render(request, "review/job.html", context)
+
+
+@router.post("/review/jobs/{job_id}/frames/{frame}/decision")
+async def decide_submit(request: Request, job_id: int, frame: int, session: SessionDep, user: PageUser,
+                        decision: Annotated[FrameDecision, Form()]):
+    job = await _job(session, job_id, user)
+    if decision == FrameDecision.fixed:
+        decision = FrameDecision.accepted  # "fixed" comes from editing the boxes, not from this form
+    try:
+        await service.decide(session, job=job, user=user, video_frame=frame, decision=decision, corrected=None)
+    except DomainError as error:
+        return redirect(request, f"/review/jobs/{job_id}?frame={frame}&error={error.message}")
+    return redirect(request, f"/review/jobs/{job_id}?frame={frame}")
+
+
+@router.post("/review/jobs/{job_id}/complete")
+async def complete_submit(request: Request, job_id: int, session: SessionDep, user: PageUser):
+    job = await _job(session, job_id, user)
+    try:
+        await service.complete_annotation(session, job=job, user=user)
+    except DomainError as error:
+        return redirect(request, f"/review/jobs/{job_id}?error={error.message}")
+    return redirect(request, "/review")
+
+
+@router.post("/review/jobs/{job_id}/validate")
+async def validate_submit(request: Request, job_id: int, session: SessionDep, user: PageUser,
+                          accept: Annotated[bool, Form()] = False, issue: Annotated[str, Form()] = ""):
+    job = await _job(session, job_id, user)
+    try:
+        finished = await service.validate(session, job=job, user=user, accept=accept, issue=issue)
+    except DomainError as error:
+        return redirect(request, f"/review/jobs/{job_id}?error={error.message}")
+    task = await session.get(ReviewTask, job.task_id)
+    await session.commit()
+    if finished:
+        await service.enqueue_resume(request.app.state.redis, task.dataset_id)
+    return redirect(request, "/review")
