@@ -54,15 +54,21 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 @asynccontextmanager
+async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commit once when the block ends without an error, roll back otherwise."""
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+
+
+@asynccontextmanager
 async def unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One session, committed once when the block ends without an error, rolled back otherwise."""
-    async with sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    """A job's or a script's one session and its single commit."""
+    async with sessionmaker() as session, committing(session):
+        yield session
 
 
 async def open_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -72,13 +78,9 @@ async def open_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def get_session(session: AsyncSession = Depends(open_session)) -> AsyncIterator[AsyncSession]:
-    """The unit of work: commit once when the endpoint returns, roll back if it raised."""
-    try:
+    """The request's unit of work: commit once when the endpoint returns, roll back if it raised."""
+    async with committing(session):
         yield session
-        await session.commit()
-    except BaseException:
-        await session.rollback()
-        raise
 
 
 # scope="function": the commit runs before the response is sent, so a failed commit is never a 200.

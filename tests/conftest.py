@@ -26,6 +26,7 @@ os.environ.update({
     "CERTS_DIR": str(_TMP / "certs"),
     "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
     "LOGIN_WINDOW_SECONDS": "6",
+    "LOGIN_MAX_FAILURES": "3",  # few failures, so the window cannot lapse while they are made
     "WORKER_PROCESSES": "1",
 })
 _EXTERNAL_DB = os.environ.get("DATABASE_URL")
