@@ -145,9 +145,12 @@ async def overview(
     class_id: int | None = None, source: str | None = None, low: bool = False, page: int = 0,
 ):
     manifest = service.read_artifact(dataset, "manifest.json") if dataset.state == DatasetState.ready else None
+    from src.review import service as review_service
     from src.videos.models import Video
 
+    task = await review_service.get_task(session, dataset_id=dataset.id)
     context = {
+        "review_message": task.message if task is not None else None,
         "dataset": dataset, "view": await service.to_read(session, dataset=dataset), "money": billing_service.money,
         "video": await session.get(Video, dataset.video_id),
         "active": dataset.state in ACTIVE_STATES,
