@@ -28,6 +28,8 @@ from src.config import ROOT, get_settings
 from src.database import create_engine, create_sessionmaker
 from src.datasets import pages as dataset_pages
 from src.datasets.router import router as datasets_router
+from src.detectors import pages as detector_pages
+from src.detectors.router import router as detectors_router
 from src.exceptions import DomainError
 from src.review import job_pages as review_job_pages
 from src.review import pages as review_pages
@@ -100,6 +102,8 @@ def create_app() -> FastAPI:
     app.include_router(review_job_pages.router)
     app.include_router(review_pages.router)
     app.include_router(videos_router)
+    app.include_router(detectors_router)
+    app.include_router(detector_pages.router)
     app.include_router(video_pages.router)
 
     @app.get("/health", tags=["health"])

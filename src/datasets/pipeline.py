@@ -70,14 +70,24 @@ def run_sampling(video_path: str, sampling: dict[str, Any], progress_path: str |
     )
 
 
-def pick_review_frames(result: PropagationResult, delivered: list[int], budget: float, keyframes: list[int]) -> list[int]:
-    """Up to ceil(budget x delivered) hard frames, chosen among the delivered frames only."""
+def pick_review_frames(
+    result: PropagationResult, delivered: list[int], budget: float, keyframes: list[int],
+    model_scores: list[float] | None = None,
+) -> list[int]:
+    """Up to ceil(budget x delivered) hard frames, chosen among the delivered frames only.
+    `model_scores` (per frame, from src.detectors.disagreement) add the detector's disagreement
+    with the tracks to the tracker's expected error; None keeps the tracker's ranking alone."""
     count = math.floor(budget * len(delivered) + 1e-9)
     if count <= 0:
         return []
     delivered_set = set(delivered)
     exclude = set(keyframes) | {f for f in range(result.video.frames) if f not in delivered_set}
-    return select_hard_frames(result.tracks, result.video.frames, count, exclude=exclude)
+    tracks = result.tracks
+    if model_scores is not None:
+        from src.detectors.disagreement import as_error_tracks
+
+        tracks = [*tracks, *as_error_tracks(np.asarray(model_scores[: result.video.frames]))]
+    return select_hard_frames(tracks, result.video.frames, count, exclude=exclude)
 
 
 def run_build(

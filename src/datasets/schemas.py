@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
 from src.annotation.schemas import DraftRead
 from src.datasets.models import DatasetState
@@ -44,11 +44,16 @@ class DatasetOptions(BaseModel):
     review_backend: Literal["builtin", "cvat"] = "builtin"
     keep_empty: bool = Field(True, description="keep frames without objects as negatives")
     ava_rate: float = Field(1.0, gt=0, le=30, description="AVA CSV rows per second of video")
+    model_id: uuid.UUID | None = Field(None, description="a ready detector whose disagreement with the tracks ranks hard frames")
 
     @field_validator("formats")
     @classmethod
     def _unique(cls, formats: list[str]) -> list[str]:
         return list(dict.fromkeys(formats))
+
+    @field_serializer("model_id")
+    def _model_id_str(self, model_id: uuid.UUID | None) -> str | None:
+        return str(model_id) if model_id is not None else None  # options are stored as JSON
 
 
 class QuoteItem(BaseModel):

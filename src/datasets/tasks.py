@@ -163,7 +163,14 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
                                  timings=timings)
         delivered = [f for f in delivered if f not in set(dropped)]
         keyframes = sorted(job["seeds"])
-        hard = reviewed + dropped if resumed else pipeline.pick_review_frames(result, delivered, options.review_budget, keyframes)
+        model_scores = None
+        if options.model_id is not None and not resumed:
+            from src.detectors.tasks import model_scores as detector_scores
+
+            model_scores = await detector_scores(ctx, dataset=job["dataset"], video_path=job["video_path"],
+                                                 result=result, classes=[c.name for c in job["classes"]])
+        hard = reviewed + dropped if resumed else pipeline.pick_review_frames(result, delivered, options.review_budget,
+                                                                               keyframes, model_scores)
         if hard and not resumed:
             await _open_review(ctx, did, result, hard, options)
             return "in_review"
