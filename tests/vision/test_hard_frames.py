@@ -38,3 +38,23 @@ def test_hard_frames_exclude_and_order():
 
 def test_no_error_no_pick():
     assert select_hard_frames([_track(np.ones(50, np.float32))], 50, 5) == []
+
+
+def test_long_bad_run_beats_isolated_dip():
+    """One review re-propagated from the middle of a long bad run fixes more than one on a
+    single worse frame."""
+    conf = np.full(200, 0.95, np.float32)
+    conf[100:140] = 0.2
+    conf[30] = 0.0
+    picked = select_hard_frames([_track(conf)], 200, 1)
+    assert len(picked) == 1 and 110 <= picked[0] < 130, picked
+
+
+def test_lost_frames_are_picked():
+    t = _track(np.full(100, 0.95, np.float32))
+    t.source[60:80] = 0
+    t.confidence[60:80] = 0
+    t.boxes[60:80] = np.nan
+    t.lost[60:80] = True
+    picked = select_hard_frames([t], 100, 1)
+    assert picked and 60 <= picked[0] < 80, picked
