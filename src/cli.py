@@ -84,10 +84,18 @@ def _start_embedded_services(stack: list) -> dict[str, str]:
     return env
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def up() -> int:
     """Everything on one machine; Ctrl-C stops all of it, embedded services included."""
     from src.auth.keys import ensure_keys
 
+    # Ctrl-C and `kill` both end in the `finally` below, even when started from a shell that
+    # ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     stack: list = []
     children: list[subprocess.Popen] = []
     try:
@@ -102,7 +110,6 @@ def up() -> int:
         children.append(subprocess.Popen([python, "-m", "src.cli", "web"], env=os.environ.copy()))
         children.append(subprocess.Popen([python, "-m", "src.cli", "worker"], env=os.environ.copy()))
         print(f"  Data Forge is running on http://{settings.host}:{settings.port}  (Ctrl-C stops everything)", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(child.poll() is None for child in children):
             try:
                 children[0].wait(timeout=1)
