@@ -12,15 +12,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from src.datasets import service as dataset_service
 from src.datasets.models import Dataset
-from src.detectors import disagreement, inference, master, service, training
+from src.detectors import inference, master, service, steps, training
 from src.detectors.exceptions import InvalidModel, OfflineDownload
 from src.detectors.models import Detector, DetectorEvaluation, DetectorState, MasterDataset
 from src.storage import get_storage
-from src.videos.models import Video
 from src.worker import job_session, run_cpu
 
 log = logging.getLogger("forge.detectors")
@@ -58,11 +56,11 @@ async def _set_progress(ctx: dict, detector_id: uuid.UUID, progress: dict[str, A
             detector.progress = progress
 
 
-async def _poll(ctx: dict, detector_id: uuid.UUID, fn, *args, stage: str, lo: float, hi: float) -> Any:
+async def _poll(ctx: dict, detector_id: uuid.UUID, fn, *args, stage: str, lo: float, hi: float, **kwargs) -> Any:
     """Run `fn(*args, progress_path)` in the pool, mirroring its progress JSON into the row each second."""
     progress_path = get_storage().temp_file(".progress.json")
     await _set_progress(ctx, detector_id, {"stage": stage, "percent": lo})
-    future = asyncio.ensure_future(run_cpu(ctx, fn, *args, progress_path=str(progress_path)))
+    future = asyncio.ensure_future(run_cpu(ctx, fn, *args, progress_path=str(progress_path), **kwargs))
     try:
         while True:
             done, _ = await asyncio.wait({future}, timeout=1.0)
@@ -78,11 +76,6 @@ async def _poll(ctx: dict, detector_id: uuid.UUID, fn, *args, stage: str, lo: fl
                                                        "percent": round(lo + (hi - lo) * share, 1)})
     finally:
         progress_path.unlink(missing_ok=True)
-
-
-def _merge(sources: list[master.Source], out_dir: str, progress_path: str | None = None) -> dict:
-    shutil.rmtree(out_dir, ignore_errors=True)
-    return master.merge(sources, out_dir)
 
 
 async def train_detector(ctx: dict, detector_id: str) -> str:
@@ -115,7 +108,7 @@ async def train_detector(ctx: dict, detector_id: str) -> str:
         if not base:
             raise InvalidModel("The base model was deleted.")
         if not (master_dir / "data.yaml").exists():
-            stats = await _poll(ctx, did, _merge, sources, str(master_dir), stage="merging", lo=0, hi=5)
+            stats = await _poll(ctx, did, steps.merge, sources, str(master_dir), stage="merging", lo=0, hi=5)
             async with job_session(ctx) as session:
                 row = await session.get(MasterDataset, master_id, with_for_update=True)
                 row.classes, row.stats = stats["classes"], stats
@@ -155,24 +148,6 @@ async def _fail(ctx: dict, detector_id: uuid.UUID, message: str) -> None:
 
 # ---------------------------------------------------------------- the dataset job's model step
 
-def run_model_scores(model_path: str, kind: str, model_classes: list[str], imgsz: int | None, video_path: str,
-                     tracks, track_classes: list[str], counts: dict[str, int],
-                     progress_path: str | None = None) -> list[float]:
-    """Detector + ByteTrack over the video, compared with the propagated tracks: per-frame
-    disagreement scores (run in the pool). Model classes are mapped onto the draft's by name."""
-    detections = inference.track_video(model_path, kind, model_classes, video_path, imgsz=imgsz,
-                                       progress_path=progress_path)
-    lookup = {n.casefold(): i for i, n in enumerate(track_classes)}
-    mapped = np.vectorize(lambda c: lookup.get(model_classes[c].casefold(), len(track_classes))
-                          if 0 <= c < len(model_classes) else -1, otypes=[np.int32])(detections.class_ids) \
-        if detections.class_ids.size else detections.class_ids
-    n = detections.boxes.shape[0]
-    boxes, ids = disagreement.tracks_as_arrays(tracks, track_classes, n)
-    rarity = disagreement.rarity_from_counts(track_classes, counts)
-    scores = disagreement.frame_scores(boxes, ids, detections.boxes, detections.scores, mapped, rarity=rarity)
-    return [float(s) for s in scores]
-
-
 async def model_scores(ctx: dict, *, dataset: Dataset, video_path: str, result, classes: list[str]) -> list[float] | None:
     """The dataset's `model_id` option -> disagreement scores per frame (None when no model is set)."""
     options = dataset_service.options_of(dataset)
@@ -192,7 +167,7 @@ async def model_scores(ctx: dict, *, dataset: Dataset, video_path: str, result, 
         model_path = str(get_storage().local_path(detector.storage_key))
         kind, model_classes, imgsz = detector.kind.value, list(detector.classes), detector.imgsz
     started = time.monotonic()
-    scores = await run_cpu(ctx, run_model_scores, model_path, kind, model_classes, imgsz, video_path,
+    scores = await run_cpu(ctx, steps.run_model_scores, model_path, kind, model_classes, imgsz, video_path,
                            result.tracks, classes, counts)
     log.info("dataset %s: model %s scored %d frames in %.1fs", dataset.id, model_id, len(scores),
              time.monotonic() - started)
