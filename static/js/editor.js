@@ -503,6 +503,34 @@
     if (dirty || pending) { flush(); event.preventDefault(); }
   });
 
+  // ---- suggestions from a detector (shown when the user has ready models) --------------
+  async function loadModels() {
+    if (!data.editable || !$("suggest-panel")) return;
+    const response = await fetch("/api/v1/models").catch(() => null);
+    const models = response && response.ok ? (await response.json()).filter((m) => m.state === "ready") : [];
+    if (!models.length) return;
+    $("suggest-model").replaceChildren(...models.map((m) => el("option", { value: m.id, textContent: m.name })));
+    $("suggest-panel").hidden = false;
+  }
+
+  async function suggest() {
+    message("Asking the model…");
+    const response = await fetch(`/api/v1/models/${$("suggest-model").value}/predict`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": window.forgeCsrfToken() },
+      body: JSON.stringify({ video_id: data.video_id, frame, dataset_id: data.dataset_id }),
+    }).catch(() => null);
+    const answer = response ? await response.json().catch(() => ({})) : {};
+    if (!response || !response.ok) { message(answer.detail || "The model could not run."); return; }
+    const usable = answer.boxes.filter((b) => b.class_name);
+    // each suggestion becomes an ordinary box (a new object): edit, re-class or delete it, undo removes them all
+    change(() => { for (const b of usable) objects.push({ track_id: nextTrackId(), class: b.class_name, box: b.box }); });
+    const skipped = answer.boxes.length - usable.length;
+    message(`${usable.length} boxes suggested` + (skipped ? `, ${skipped} of classes this dataset does not have` : "") + ".");
+  }
+
+  if ($("suggest-button")) $("suggest-button").addEventListener("click", suggest);
+  loadModels();
   fit();
   loadImage();
   refresh();
