@@ -37,7 +37,9 @@ from src.vision.types import (
 from src.vision.video import probe
 
 WORK_LONG_SIDE = 640  # working resolution: long side in px ...
-MIN_OBJECT_PX = 24  # ... raised (up to full resolution) so the smallest seed box keeps this
+MIN_OBJECT_PX = 48  # ... raised (up to full resolution) so the smallest seed box keeps this (was 24:
+# synthetic 720p 5 / 20 objects 0.926 / 0.827 -> 0.940 / 0.838 mean IoU; per-object cost is set by
+# the normalized crops, not by this; the frame store on disk grows with the square of the scale)
 
 
 class SeedError(ValueError):
