@@ -31,7 +31,6 @@ from src.datasets.router import router as datasets_router
 from src.detectors import pages as detector_pages
 from src.detectors.router import router as detectors_router
 from src.exceptions import DomainError
-from src.review import job_pages as review_job_pages
 from src.review import pages as review_pages
 from src.review.router import admin_router as review_admin_router
 from src.review.router import router as review_router
@@ -99,7 +98,6 @@ def create_app() -> FastAPI:
     app.include_router(review_router)
     app.include_router(review_webhook_router)
     app.include_router(review_admin_router)
-    app.include_router(review_job_pages.router)
     app.include_router(review_pages.router)
     app.include_router(videos_router)
     app.include_router(detectors_router)

@@ -60,5 +60,12 @@ async def page_admin(user: Annotated[User, Depends(page_user)]) -> User:
     return user
 
 
+async def page_reviewer(user: Annotated[User, Depends(page_user)]) -> User:
+    if user.role not in (Role.annotator, Role.admin):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "This page is for annotators.")
+    return user
+
+
 PageUser = Annotated[User, Depends(page_user)]
 PageAdmin = Annotated[User, Depends(page_admin)]
+PageReviewer = Annotated[User, Depends(page_reviewer)]

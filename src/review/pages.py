@@ -1,16 +1,18 @@
-"""The built-in review page: a job's hard frames one after another in the box editor,
-pre-filled with the propagated boxes; accept / fix / reject each frame, complete the job;
-a second person validates it (accept, or reject with an issue). Same service as the API."""
+"""Review pages: "My review jobs" (`/review`), "Open" (`/review/jobs/{id}/open`: the CVAT job
+or the built-in page) and the built-in review page: a job's hard frames one after another in
+the box editor, pre-filled with the propagated boxes; accept / fix / reject each frame,
+complete the job; a second person validates it (accept, or reject with an issue). Same
+service as the API."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
 
 from src.annotation import service as annotation_service
-from src.auth.dependencies import PageUser
-from src.auth.models import Role
+from src.auth.dependencies import PageReviewer
 from src.database import SessionDep
 from src.datasets.models import Dataset
 from src.exceptions import DomainError
@@ -22,15 +24,24 @@ from src.videos.models import Video
 router = APIRouter(include_in_schema=False)
 
 
-async def _job(session, job_id: int, user):
-    if user.role not in (Role.annotator, Role.admin):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "This page is for annotators.")
-    return await service.get_job_for(session, job_id=job_id, user=user)
+@router.get("/review")
+async def my_review_jobs(request: Request, session: SessionDep, user: PageReviewer):
+    rows = [{"job": job, "task": task, "dataset": dataset, "frames": n,
+             "to_do": "validate" if job.stage == JobStage.validation else "annotate"}
+            for job, task, dataset, n in await service.jobs_for_user(session, user=user)]
+    return render(request, "review/jobs.html", {"rows": rows})
+
+
+@router.get("/review/jobs/{job_id}/open")
+async def open_job(job_id: int, session: SessionDep, user: PageReviewer):
+    job = await service.get_job_for(session, job_id=job_id, user=user)
+    task = await session.get(ReviewTask, job.task_id)
+    return RedirectResponse(service.job_url(job, task), status_code=303)
 
 
 @router.get("/review/jobs/{job_id}")
-async def review_page(request: Request, job_id: int, session: SessionDep, user: PageUser, frame: int | None = None, error: str = ""):
-    job = await _job(session, job_id, user)
+async def review_page(request: Request, job_id: int, session: SessionDep, user: PageReviewer, frame: int | None = None, error: str = ""):
+    job = await service.get_job_for(session, job_id=job_id, user=user)
     task = await session.get(ReviewTask, job.task_id)
     dataset = await session.get(Dataset, task.dataset_id)
     video = await session.get(Video, dataset.video_id)
@@ -59,9 +70,9 @@ async def review_page(request: Request, job_id: int, session: SessionDep, user: 
 
 
 @router.post("/review/jobs/{job_id}/frames/{frame}/decision")
-async def decide_submit(request: Request, job_id: int, frame: int, session: SessionDep, user: PageUser,
+async def decide_submit(request: Request, job_id: int, frame: int, session: SessionDep, user: PageReviewer,
                         decision: Annotated[FrameDecision, Form()]):
-    job = await _job(session, job_id, user)
+    job = await service.get_job_for(session, job_id=job_id, user=user)
     if decision == FrameDecision.fixed:
         decision = FrameDecision.accepted  # "fixed" comes from editing the boxes, not from this form
     try:
@@ -72,8 +83,8 @@ async def decide_submit(request: Request, job_id: int, frame: int, session: Sess
 
 
 @router.post("/review/jobs/{job_id}/complete")
-async def complete_submit(request: Request, job_id: int, session: SessionDep, user: PageUser):
-    job = await _job(session, job_id, user)
+async def complete_submit(request: Request, job_id: int, session: SessionDep, user: PageReviewer):
+    job = await service.get_job_for(session, job_id=job_id, user=user)
     try:
         await service.complete_annotation(session, job=job, user=user)
     except DomainError as error:
@@ -82,9 +93,9 @@ async def complete_submit(request: Request, job_id: int, session: SessionDep, us
 
 
 @router.post("/review/jobs/{job_id}/validate")
-async def validate_submit(request: Request, job_id: int, session: SessionDep, user: PageUser,
+async def validate_submit(request: Request, job_id: int, session: SessionDep, user: PageReviewer,
                           accept: Annotated[bool, Form()] = False, issue: Annotated[str, Form()] = ""):
-    job = await _job(session, job_id, user)
+    job = await service.get_job_for(session, job_id=job_id, user=user)
     try:
         finished = await service.validate(session, job=job, user=user, accept=accept, issue=issue)
     except DomainError as error:
