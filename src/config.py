@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # (SSRF protection refuses those otherwise). Comma-separated; for tests and intranets.
     url_import_allowed_hosts: str = ""
     url_import_timeout_s: float = 60.0
+    # Sites whose pages (not direct file links) are imported with yt-dlp; comma-separated hosts.
+    url_import_page_sites: str = "youtube.com,youtu.be,vimeo.com,dailymotion.com"
 
     # Worker
     worker_processes: int = 2

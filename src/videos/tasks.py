@@ -11,7 +11,7 @@ from src.quotas import service as quota_service
 from src.storage import get_storage
 from src.videos import service
 from src.videos.models import Video, VideoStatus
-from src.videos.url_import import download, download_with_ytdlp
+from src.videos.url_import import check_page_import, download, download_with_ytdlp
 from src.worker import job_session, run_cpu
 
 
@@ -48,6 +48,7 @@ async def import_video(ctx: dict, video_id: str) -> str:
     try:
         content_type = await download(url, temp, limit=limit, progress=progress)
         if content_type == "text/html":
+            check_page_import(url)
             await run_cpu(ctx, download_with_ytdlp, url, temp, limit=limit)
         info = await run_cpu(ctx, service.probe_file, temp)
         async with job_session(ctx) as session:

@@ -82,12 +82,25 @@ async def download(
     raise ImportRefused("Too many redirects.")
 
 
+def page_import_allowed(url: str) -> bool:
+    """Pages are handed to yt-dlp only for the configured sites: yt-dlp fetches what a page
+    points to by itself, outside our per-hop address checks."""
+    host = (urlsplit(url).hostname or "").lower()
+    sites = {s.strip().lower() for s in get_settings().url_import_page_sites.split(",") if s.strip()}
+    return any(host == site or host.endswith("." + site) for site in sites)
+
+
+def check_page_import(url: str) -> None:
+    if not page_import_allowed(url):
+        sites = get_settings().url_import_page_sites.replace(",", ", ")
+        raise ImportRefused(f"This link is a web page, not a video file. Page links are imported from: {sites}.")
+
+
 def download_with_ytdlp(url: str, target: Path, *, limit: int) -> None:
-    """Sites yt-dlp supports (a page, not a file). Runs in the worker's pool."""
-    try:
-        import yt_dlp
-    except ImportError as error:
-        raise ImportRefused("This link is a web page, not a video file (yt-dlp is not installed here).") from error
+    """A page of a supported site (checked first with `check_page_import`), downloaded by
+    yt-dlp. Runs in the worker's pool."""
+    import yt_dlp
+
     options = {
         "outtmpl": str(target), "format": "best[ext=mp4]/best", "max_filesize": limit,
         "quiet": True, "noprogress": True, "overwrites": True, "noplaylist": True,

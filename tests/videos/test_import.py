@@ -100,3 +100,28 @@ async def test_import_of_a_non_video_and_of_a_too_large_video(app, user_client, 
     assert first["status"] == "failed" and "not a video" in first["error"].lower()
     assert second["status"] == "failed" and "upload limit" in second["error"]
     assert stored_files(storage_root) == []
+
+
+@pytest.fixture
+def page_server(tmp_path):
+    """A web page with a <video> tag, as a site would serve it."""
+    (tmp_path / "clip.mp4").write_bytes((SHARED_DATA / "sequences" / "otb_crossing" / "video.mp4").read_bytes())
+    (tmp_path / "watch.html").write_text('<html><head><title>A clip</title></head><body><video src="/clip.mp4"></video></body></html>')
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+async def test_page_links_go_through_ytdlp_only_for_listed_sites(user_client, page_server, allow_local, services, monkeypatch):
+    refused = (await user_client.post("/api/v1/videos/import", json={"url": f"{page_server}/watch.html"})).json()
+    await _run_worker(services)
+    refused = (await user_client.get(f"/api/v1/videos/{refused['id']}")).json()
+    assert refused["status"] == "failed" and "web page, not a video file" in refused["error"]
+
+    monkeypatch.setattr(get_settings(), "url_import_page_sites", "127.0.0.1")
+    page = (await user_client.post("/api/v1/videos/import", json={"url": f"{page_server}/watch.html"})).json()
+    await _run_worker(services)
+    done = (await user_client.get(f"/api/v1/videos/{page['id']}")).json()
+    assert done["status"] == "ready", done
+    assert done["frame_count"] == 120
