@@ -5,10 +5,10 @@ A request or a job opens one session and commits once at the end; services only 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData
@@ -53,15 +53,25 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def on_commit(session: AsyncSession, action: Callable[[], Awaitable[Any]]) -> None:
+    """Run `action` once this session's unit of work has committed (e.g. enqueue a job that
+    must see the rows just written). Dropped if the unit of work rolls back."""
+    session.info.setdefault("on_commit", []).append(action)
+
+
 @asynccontextmanager
 async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """Commit once when the block ends without an error, roll back otherwise."""
+    """Commit once when the block ends without an error, roll back otherwise; then run the
+    `on_commit` actions."""
     try:
         yield session
         await session.commit()
     except BaseException:
+        session.info.pop("on_commit", None)
         await session.rollback()
         raise
+    for action in session.info.pop("on_commit", []):
+        await action()
 
 
 @asynccontextmanager

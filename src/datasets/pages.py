@@ -90,14 +90,12 @@ async def confirm_submit(request: Request, dataset: PageDataset, session: Sessio
     try:
         options = options_from_form(form)
         expected = int(form["expected_total_cents"]) if form.get("expected_total_cents") else None
-        dataset, new = await service.confirm(session, dataset=dataset, options=options, expected_total_cents=expected)
+        dataset = await service.confirm(session, request.app.state.redis, dataset=dataset, options=options,
+                                        expected_total_cents=expected)
     except ValidationError as error:
         return await _create_error(request, session, dataset, _errors(error), 422)
     except DomainError as error:
         return await _create_error(request, session, dataset, [error.message], error.status_code)
-    await session.commit()
-    if new:
-        await service.enqueue(request.app.state.redis, dataset)
     return redirect(request, f"/datasets/{dataset.id}/overview")
 
 

@@ -46,12 +46,10 @@ async def get_quote(dataset: OwnedDataset, session: SessionDep):
 async def confirm(dataset: OwnedDataset, request: Request, session: SessionDep, body: ConfirmBody | None = None):
     """Check quota and balance, reserve the quote and queue the job. Confirming twice is harmless."""
     body = body or ConfirmBody()
-    dataset, new = await service.confirm(
-        session, dataset=dataset, options=body.options, expected_total_cents=body.expected_total_cents
+    dataset = await service.confirm(
+        session, request.app.state.redis, dataset=dataset, options=body.options,
+        expected_total_cents=body.expected_total_cents,
     )
-    await session.commit()  # the job must see the queued row
-    if new:
-        await service.enqueue(request.app.state.redis, dataset)
     return await service.to_read(session, dataset=dataset)
 
 

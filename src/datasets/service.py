@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from src.annotation import service as annotation_service
 from src.auth.models import User
 from src.billing import service as billing_service
-from src.database import utcnow
+from src.database import on_commit, utcnow
 from src.datasets.exceptions import DatasetNotReady, DownloadNotFound, InvalidOptions, PriceChanged
 from src.datasets.models import Dataset, DatasetState
 from src.datasets.schemas import DatasetOptions, DatasetRead, Progress, Quote
@@ -91,16 +91,15 @@ async def quote(session: AsyncSession, *, dataset: Dataset, options: DatasetOpti
 
 
 async def confirm(
-    session: AsyncSession, *, dataset: Dataset, options: DatasetOptions | None = None,
+    session: AsyncSession, redis, *, dataset: Dataset, options: DatasetOptions | None = None,
     expected_total_cents: int | None = None,
-) -> tuple[Dataset, bool]:
-    """Check quota and balance, reserve the quote and queue the dataset.
-
-    Returns (dataset, newly_confirmed). A dataset already past draft is returned as it is,
+) -> Dataset:
+    """Check quota and balance, reserve the quote and queue the dataset (the job is enqueued
+    once the transaction has committed). A dataset already past draft is returned as it is,
     so a double click does not reserve or enqueue twice."""
     locked = await session.get(Dataset, dataset.id, with_for_update=True, populate_existing=True)
     if locked.state != DatasetState.draft:
-        return locked, False
+        return locked
     if options is not None:
         locked.options = options.model_dump()
     await annotation_service.check_ready_to_create(session, dataset=locked)
@@ -117,12 +116,14 @@ async def confirm(
     locked.progress = {"stage": "queued", "percent": 0}
     locked.error = None
     await session.flush()
-    return locked, True
+    enqueue(session, redis, locked)
+    return locked
 
 
-async def enqueue(redis, dataset: Dataset) -> None:
-    """Enqueue the build job (after the confirming transaction has committed)."""
-    await redis.enqueue_job("build_dataset", str(dataset.id), _job_id=job_id(dataset.id, dataset.attempts))
+def enqueue(session: AsyncSession, redis, dataset: Dataset) -> None:
+    """Enqueue the build job once the transaction has committed (the job must see the row)."""
+    name, attempt = str(dataset.id), dataset.attempts
+    on_commit(session, lambda: redis.enqueue_job("build_dataset", name, _job_id=job_id(dataset.id, attempt)))
 
 
 async def cancel(session: AsyncSession, redis=None, *, dataset_id: uuid.UUID) -> Dataset:
@@ -151,7 +152,7 @@ async def retry(session: AsyncSession, redis, *, dataset_id: uuid.UUID) -> Datas
     dataset.progress = {"stage": "queued", "percent": 0}
     await session.flush()
     if redis is not None:
-        await enqueue(redis, dataset)
+        enqueue(session, redis, dataset)
     return dataset
 
 

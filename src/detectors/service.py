@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import Role, User
-from src.database import utcnow
+from src.database import on_commit, utcnow
 from src.datasets import service as dataset_service
 from src.datasets.models import Dataset, DatasetState
 from src.detectors.exceptions import DetectorNotFound, InvalidModel, InvalidTraining, ModelNotReady
@@ -111,7 +111,7 @@ async def upload(
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    await redis.enqueue_job("validate_detector", str(detector.id), _job_id=f"validate-model:{detector.id}")
+    on_commit(session, lambda: redis.enqueue_job("validate_detector", str(detector.id), _job_id=f"validate-model:{detector.id}"))
     return detector
 
 
@@ -191,7 +191,7 @@ async def request_training(session: AsyncSession, redis, *, user: User, body: Tr
     )
     session.add(detector)
     await session.flush()
-    await redis.enqueue_job("train_detector", str(detector.id), _job_id=f"train:{detector.id}")
+    on_commit(session, lambda: redis.enqueue_job("train_detector", str(detector.id), _job_id=f"train:{detector.id}"))
     return detector
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import Role, User
-from src.database import utcnow
+from src.database import on_commit, utcnow
 from src.datasets.models import ACTIVE_STATES, Dataset
 from src.quotas import service as quota_service
 from src.storage import get_storage
@@ -177,5 +177,5 @@ async def request_import(session: AsyncSession, redis, *, user: User, url: str, 
     )
     session.add(video)
     await session.flush()
-    await redis.enqueue_job("import_video", str(video.id), _job_id=f"import:{video.id}")
+    on_commit(session, lambda: redis.enqueue_job("import_video", str(video.id), _job_id=f"import:{video.id}"))
     return video
