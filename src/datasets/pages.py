@@ -34,7 +34,10 @@ def options_from_form(form: dict[str, Any]) -> DatasetOptions:
         "formats": form.getlist("formats") if hasattr(form, "getlist") else form.get("formats", []),
         "review_budget": float(form.get("review_budget") or 0) / 100,
         "review_backend": form.get("review_backend", "builtin"),
+        "double_review_share": float(form.get("double_review_share") or 0) / 100,
+        "auto_accept_agreement": float(form["auto_accept_agreement"]) / 100 if form.get("auto_accept_agreement") else None,
         "keep_empty": form.get("keep_empty") == "on",
+        "model_id": form.get("model_id") or None,
         "ava_rate": form.get("ava_rate") or 1.0,
     })
 
@@ -63,13 +66,19 @@ async def cabinet(request: Request, session: SessionDep, user: PageUser):
 
 
 @router.get("/datasets/{dataset_id}/create")
-async def create_page(request: Request, dataset: PageDataset, session: SessionDep):
+async def create_page(request: Request, dataset: PageDataset, session: SessionDep, user: PageUser):
     if dataset.state != DatasetState.draft:
         return redirect(request, f"/datasets/{dataset.id}/overview")
     options = service.options_of(dataset)
     context = {"dataset": dataset, "options": options, "quote": await service.quote(session, dataset=dataset, options=options),
-               "money": billing_service.money, "errors": []}
+               "money": billing_service.money, "errors": [], "models": await _ready_models(session, user)}
     return render(request, "datasets/create.html", context)
+
+
+async def _ready_models(session, user) -> list:
+    from src.detectors import service as detector_service
+
+    return [d for d in await detector_service.list_for_user(session, user=user) if d.state == "ready"]
 
 
 @router.post("/datasets/{dataset_id}/quote")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from pydantic import ValidationError
 
 from src.auth.dependencies import PageUser
 from src.database import SessionDep
@@ -13,7 +16,9 @@ from src.datasets import service as dataset_service
 from src.datasets.models import DatasetState
 from src.detectors import service
 from src.detectors.models import DetectorState
-from src.templating import render
+from src.detectors.schemas import TrainRequest
+from src.exceptions import DomainError
+from src.templating import redirect, render
 
 router = APIRouter(include_in_schema=False)
 ACTIVE = (DetectorState.validating, DetectorState.training)
@@ -38,3 +43,41 @@ async def model_page(model_id: uuid.UUID, request: Request, session: SessionDep,
     return render(request, "detectors/detail.html", {
         "detector": detector, "rows": rows, "polling": detector.state in ACTIVE,
     }, block="status")
+
+
+async def _list_with_error(request: Request, session, user, **errors):
+    detectors = await service.list_for_user(session, user=user)
+    masters, evaluations = await service.evaluations(session, user=user)
+    datasets = [d for d in await dataset_service.list_for_owner(session, user=user) if d.state == DatasetState.ready]
+    context = {"detectors": detectors, "masters": masters, "evaluations": evaluations, "datasets": datasets,
+               "polling": False, **errors}
+    return render(request, "detectors/list.html", context, status_code=422)
+
+
+@router.post("/models/upload")
+async def upload_submit(
+    request: Request, session: SessionDep, user: PageUser, file: Annotated[UploadFile, File()],
+    name: Annotated[str, Form()] = "", classes: Annotated[str, Form()] = "",
+):
+    """Plain multipart form (the CSRF token travels in the action's query string)."""
+    try:
+        await service.upload(session, request.app.state.redis, user=user, file=file, name=name, classes=classes or None)
+    except DomainError as error:
+        return await _list_with_error(request, session, user, upload_error=error.message)
+    return redirect(request, "/models")
+
+
+@router.post("/models/train")
+async def train_submit(request: Request, session: SessionDep, user: PageUser):
+    form = await request.form()
+    try:
+        body = TrainRequest(dataset_ids=form.getlist("dataset_ids"), name=form.get("name", ""),
+                            epochs=form.get("epochs") or 20, imgsz=form.get("imgsz") or 640,
+                            base=form.get("base") or "yolov8n.yaml")
+        detector = await service.request_training(session, request.app.state.redis, user=user, body=body)
+    except ValidationError as error:
+        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return await _list_with_error(request, session, user, train_error=message)
+    except DomainError as error:
+        return await _list_with_error(request, session, user, train_error=error.message)
+    return redirect(request, f"/models/{detector.id}")
