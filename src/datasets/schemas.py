@@ -42,6 +42,9 @@ class DatasetOptions(BaseModel):
     formats: list[Format] = Field(default_factory=lambda: ["yolo", "coco", "cvat", "ava"], min_length=1)
     review_budget: float = Field(0.05, ge=0, le=0.5, description="share of delivered frames a human may check")
     review_backend: Literal["builtin", "cvat"] = "builtin"
+    double_review_share: float = Field(0, ge=0, le=1, description="share of hard frames also given to a second annotator")
+    auto_accept_agreement: float | None = Field(
+        None, ge=0, le=1, description="QC: accept both jobs without validation when their box F1 and kappa reach this")
     keep_empty: bool = Field(True, description="keep frames without objects as negatives")
     ava_rate: float = Field(1.0, gt=0, le=30, description="AVA CSV rows per second of video")
     model_id: uuid.UUID | None = Field(None, description="a ready detector whose disagreement with the tracks ranks hard frames")

@@ -220,7 +220,8 @@ async def _open_review(ctx: dict, dataset_id: uuid.UUID, result, hard: list[int]
             raise Cancelled()
         task = await review_service.open_review(
             session, dataset=dataset, proposed=proposed_boxes(result, hard), backend=backend,
-            job_size=get_settings().review_job_size,
+            job_size=get_settings().review_job_size, double_review_share=options.double_review_share,
+            auto_accept_agreement=options.auto_accept_agreement,
         )
         dataset.state = DatasetState.in_review
         dataset.progress = {"stage": "in_review", "percent": 60, "frames_total": len(hard)}

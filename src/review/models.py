@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from src.database import Base, CreatedAtMixin
@@ -57,6 +57,9 @@ class ReviewTask(CreatedAtMixin, Base):
     cvat_project_id: Mapped[int | None] = mapped_column(Integer)
     cvat_task_id: Mapped[int | None] = mapped_column(Integer)
     completed_at: Mapped[datetime | None]
+    # QC: pairs of jobs whose box F1 and label kappa both reach this are accepted without a validator
+    auto_accept_agreement: Mapped[float | None] = mapped_column(Float)
+    agreement: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the last `service.qc_agreement` figures
 
 
 class ReviewJob(CreatedAtMixin, Base):
@@ -69,6 +72,7 @@ class ReviewJob(CreatedAtMixin, Base):
     stage: Mapped[JobStage] = mapped_column(_enum(JobStage, "review_job_stage"), default=JobStage.annotation)
     issue: Mapped[str | None] = mapped_column(Text)  # the reviewer's reason for the last rejection
     imported: Mapped[bool] = mapped_column(default=False)
+    qc: Mapped[bool] = mapped_column(default=False, server_default=false())  # a second opinion on frames of primary jobs
     cvat_job_id: Mapped[int | None] = mapped_column(Integer, unique=True)
     updated_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None]

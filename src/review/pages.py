@@ -1,4 +1,5 @@
-"""Review pages: "My review jobs" (`/review`), "Open" (`/review/jobs/{id}/open`: the CVAT job
+"""Review pages: "My review jobs" (`/review`), the admin's review page (`/admin/review`: jobs by
+stage and QC agreement, "Accept both"), "Open" (`/review/jobs/{id}/open`: the CVAT job
 or the built-in page) and the built-in review page: a job's hard frames one after another in
 the box editor, pre-filled with the propagated boxes; accept / fix / reject each frame,
 complete the job; a second person validates it (accept, or reject with an issue). Same
@@ -8,20 +9,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from src.annotation import service as annotation_service
-from src.auth.dependencies import PageReviewer
+from src.auth.dependencies import PageAdmin, PageReviewer, page_admin
 from src.database import SessionDep
 from src.datasets.models import Dataset
 from src.exceptions import DomainError
 from src.review import service
-from src.review.models import FrameDecision, JobStage, ReviewTask
-from src.templating import redirect, render
+from src.review.models import FrameDecision, JobStage, ReviewJob, ReviewTask
+from src.templating import is_htmx, redirect, render
 from src.videos.models import Video
 
 router = APIRouter(include_in_schema=False)
+admin_router = APIRouter(prefix="/admin/review", include_in_schema=False, dependencies=[Depends(page_admin)])
 
 
 @router.get("/review")
@@ -86,9 +88,13 @@ async def decide_submit(request: Request, job_id: int, frame: int, session: Sess
 async def complete_submit(request: Request, job_id: int, session: SessionDep, user: PageReviewer):
     job = await service.get_job_for(session, job_id=job_id, user=user)
     try:
-        await service.complete_annotation(session, job=job, user=user)
+        finished = await service.complete(session, job=job, user=user)
     except DomainError as error:
         return redirect(request, f"/review/jobs/{job_id}?error={error.message}")
+    task = await session.get(ReviewTask, job.task_id)
+    await session.commit()
+    if finished:
+        await service.enqueue_resume(request.app.state.redis, task.dataset_id)
     return redirect(request, "/review")
 
 
@@ -105,3 +111,28 @@ async def validate_submit(request: Request, job_id: int, session: SessionDep, us
     if finished:
         await service.enqueue_resume(request.app.state.redis, task.dataset_id)
     return redirect(request, "/review")
+
+
+async def _admin_page(request: Request, session, *, status_code: int = 200, **extra):
+    context = {"tasks": await service.review_overview(session), **extra}
+    return render(request, "admin/review.html", context, block="review", status_code=status_code)
+
+
+@admin_router.get("")
+async def admin_review_page(request: Request, session: SessionDep, admin: PageAdmin):
+    return await _admin_page(request, session)
+
+
+@admin_router.post("/qc-jobs/{job_id}/accept")
+async def accept_both_submit(request: Request, job_id: int, session: SessionDep, admin: PageAdmin):
+    try:
+        finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin)
+    except DomainError as error:
+        return await _admin_page(request, session, status_code=error.status_code, error=error.message)
+    task = await session.get(ReviewTask, (await session.get(ReviewJob, job_id)).task_id)
+    await session.commit()
+    if finished:
+        await service.enqueue_resume(request.app.state.redis, task.dataset_id)
+    if is_htmx(request):
+        return await _admin_page(request, session, message=f"QC job #{job_id} and its primary job accepted.")
+    return redirect(request, "/admin/review")

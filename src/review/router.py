@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
-from src.auth.dependencies import AdminUser, CurrentUser, ReviewerUser
+from src.auth.dependencies import AdminUser, CurrentUser, ReviewerUser, require_role
+from src.auth.models import Role
 from src.database import SessionDep
 from src.review import agreement, service
-from src.review.models import JobStage
-from src.review.schemas import AssignIn, FrameDecisionIn, ReviewJobRead, ReviewTaskRead, ValidationIn
+from src.review.models import JobStage, ReviewJob, ReviewTask
+from src.review.schemas import AssignIn, FrameDecisionIn, ReviewJobRead, ReviewOverviewRow, ReviewTaskRead, ValidationIn
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"])
-admin_router = APIRouter(prefix="/api/v1/admin/review", tags=["admin"])
+admin_router = APIRouter(prefix="/api/v1/admin/review", tags=["admin"], dependencies=[Depends(require_role(Role.admin))])
 
 
 @router.get("/jobs", response_model=list[ReviewJobRead])
@@ -37,11 +38,16 @@ async def decide_frame(job_id: int, frame: int, body: FrameDecisionIn, session: 
 
 
 @router.post("/jobs/{job_id}/complete", response_model=ReviewJobRead)
-async def complete(job_id: int, session: SessionDep, user: ReviewerUser):
-    """The annotator is done: the job goes to validation by a second person."""
+async def complete(job_id: int, request: Request, session: SessionDep, user: ReviewerUser):
+    """The annotator is done: the job goes to validation by a second person (or, in double
+    review, is accepted with its QC pair when they agree enough)."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
-    await service.complete_annotation(session, job=job, user=user)
-    return await service.job_view(session, job=job)
+    finished = await service.complete(session, job=job, user=user)
+    view = await service.job_view(session, job=job)
+    await session.commit()
+    if finished:
+        await service.enqueue_resume(request.app.state.redis, view.dataset_id)
+    return view
 
 
 @router.post("/jobs/{job_id}/validate", response_model=ReviewJobRead)
@@ -90,11 +96,10 @@ async def review_of_dataset(dataset_id: uuid.UUID, session: SessionDep, user: Cu
 
 @admin_router.get("/agreement")
 async def review_agreement(session: SessionDep, admin: AdminUser, dataset_id: uuid.UUID | None = None):
-    """QC: box F1 (IoU >= 0.5) and label kappa per pair (engine proposals vs each annotator's accepted
-    frames), for one dataset or, without `dataset_id`, over every reviewed dataset."""
+    """QC: box F1 (IoU >= 0.5) and label kappa per pair over accepted frames (engine proposals vs each
+    annotator, and annotator vs annotator on double-reviewed frames), for one dataset or, without
+    `dataset_id`, over every reviewed dataset."""
     from sqlalchemy import select
-
-    from src.review.models import ReviewTask
 
     ids = [dataset_id] if dataset_id else (await session.scalars(select(ReviewTask.dataset_id))).all()
     merged: dict[str, dict] = {}
@@ -103,3 +108,22 @@ async def review_agreement(session: SessionDep, admin: AdminUser, dataset_id: uu
             merged.setdefault(who, {}).update({(str(did), f): boxes for f, boxes in frames.items()})
     return {"dataset_id": str(dataset_id) if dataset_id else None, "iou_threshold": agreement.IOU_THRESHOLD,
             "pairs": agreement.by_pair(merged)}
+
+
+@admin_router.get("", response_model=list[ReviewOverviewRow])
+async def review_overview(session: SessionDep, admin: AdminUser):
+    """Datasets in review and recently reviewed: jobs by stage, and the QC agreement per job pair
+    and per annotator pair."""
+    return await service.review_overview(session)
+
+
+@admin_router.post("/qc-jobs/{job_id}/accept", response_model=list[ReviewOverviewRow])
+async def accept_both(job_id: int, request: Request, session: SessionDep, admin: AdminUser):
+    """Accept a QC job and the primary job it checks, whatever their agreement (audited)."""
+    finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin)
+    job = await session.get(ReviewJob, job_id)
+    task = await session.get(ReviewTask, job.task_id)
+    await session.commit()
+    if finished:
+        await service.enqueue_resume(request.app.state.redis, task.dataset_id)
+    return [row for row in await service.review_overview(session) if row["dataset_id"] == task.dataset_id]

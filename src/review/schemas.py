@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -25,6 +26,7 @@ class ReviewJobRead(BaseModel):
     stage: JobStage
     issue: str | None
     assignee_id: uuid.UUID | None
+    qc: bool = Field(False, description="a QC job: a second opinion on frames of another annotator's job")
     frames: list[ReviewFrameRead]
     classes: list[dict[str, Any]]
     url: str
@@ -49,3 +51,58 @@ class ReviewTaskRead(BaseModel):
     state: str
     message: str | None = Field(None, description="shown to the dataset owner, e.g. while CVAT is unreachable")
     jobs: dict[str, int] = Field(default_factory=dict, description="number of jobs per stage")
+
+
+class AgreementPairRow(BaseModel):
+    """Two annotators over the frames both annotated (`src/review/agreement.py`)."""
+
+    a: str
+    b: str
+    frames: int
+    box_f1: float | None = Field(None, description="mean per-frame F1 of the IoU >= 0.5 matching")
+    matched_boxes: int
+    label_kappa: float | None = Field(None, description="Cohen's kappa over the matched boxes' classes")
+
+
+class AgreementJobRow(AgreementPairRow):
+    """A QC job (`b`) against the primary job (`a`) holding its frames."""
+
+    job_id: int
+    qc_job_id: int
+    stages: list[str]
+    ready: bool = Field(description="both completed annotation: the figures are set")
+    frame_f1: dict[str, float] = Field(default_factory=dict, description="box F1 per video frame")
+    meets_threshold: bool | None = None
+    can_accept: bool = False
+    auto_accepted: bool = False
+
+
+class ReviewAgreement(BaseModel):
+    jobs: list[AgreementJobRow]
+    pairs: list[AgreementPairRow]
+
+
+class ReviewJobBrief(BaseModel):
+    id: int
+    qc: bool
+    stage: JobStage
+    frames: int
+    assignee: str | None
+    reviewer: str | None
+    auto_accepted: bool
+    issue: str | None
+
+
+class ReviewOverviewRow(BaseModel):
+    dataset_id: uuid.UUID
+    dataset_name: str
+    dataset_state: str
+    task_state: str
+    backend: str
+    message: str | None
+    auto_accept_agreement: float | None
+    created_at: datetime
+    completed_at: datetime | None
+    stages: dict[str, int]
+    jobs: list[ReviewJobBrief]
+    agreement: ReviewAgreement

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from src.auth.models import Role, User
 from src.database import utcnow
 from src.datasets.models import Dataset, DatasetState
+from src.review import agreement
 from src.review.exceptions import InvalidCorrection, NotYourJob, ReviewJobNotFound, WrongStage
 from src.review.models import FrameDecision, JobStage, ReviewBackend, ReviewFrame, ReviewJob, ReviewTask, TaskState
 
@@ -41,27 +42,65 @@ async def get_task(session: AsyncSession, *, dataset_id: uuid.UUID) -> ReviewTas
 
 async def open_review(
     session: AsyncSession, *, dataset: Dataset, proposed: dict[int, list[dict[str, Any]]],
-    backend: ReviewBackend, job_size: int = DEFAULT_JOB_SIZE,
+    backend: ReviewBackend, job_size: int = DEFAULT_JOB_SIZE, double_review_share: float = 0.0,
+    auto_accept_agreement: float | None = None,
 ) -> ReviewTask:
-    """Create the review task for `proposed` ({hard frame: boxes}); idempotent per dataset."""
+    """Create the review task for `proposed` ({hard frame: boxes}); idempotent per dataset.
+
+    With `double_review_share` > 0 (built-in backend, at least two reviewers) that share of
+    the hard frames is also put in QC jobs for a second annotator (`_add_qc_jobs`)."""
     task = await get_task(session, dataset_id=dataset.id)
     if task is not None:
         return task
-    task = ReviewTask(dataset_id=dataset.id, backend=backend,
+    task = ReviewTask(dataset_id=dataset.id, backend=backend, auto_accept_agreement=auto_accept_agreement,
                       state=TaskState.creating if backend == ReviewBackend.cvat else TaskState.open)
     session.add(task)
     await session.flush()
     people = await reviewers(session)
     frames = sorted(proposed)
+    primaries: list[tuple[ReviewJob, list[int]]] = []
     for number, start in enumerate(range(0, len(frames), job_size)):
         job = ReviewJob(task_id=task.id, assignee_id=people[number % len(people)].id if people else None,
                         stage=JobStage.annotation, updated_at=utcnow())
         session.add(job)
         await session.flush()
+        primaries.append((job, frames[start : start + job_size]))
         for offset, frame in enumerate(frames[start : start + job_size]):
             session.add(ReviewFrame(job_id=job.id, video_frame=frame, task_frame=start + offset, proposed=proposed[frame]))
+    if double_review_share > 0 and backend == ReviewBackend.builtin and len(people) >= 2:
+        await _add_qc_jobs(session, task=task, primaries=primaries, proposed=proposed, people=people,
+                           picked=set(qc_frames(frames, double_review_share)))
     await session.flush()
     return task
+
+
+def qc_frames(frames: Sequence[int], share: float) -> list[int]:
+    """`share` of the (sorted) hard frames, spread evenly over them; at least one when share > 0."""
+    if share <= 0 or not frames:
+        return []
+    n = min(len(frames), max(1, int(len(frames) * share + 0.5)))
+    return sorted({frames[int((i + 0.5) * len(frames) / n)] for i in range(n)})
+
+
+async def _add_qc_jobs(
+    session: AsyncSession, *, task: ReviewTask, primaries: list[tuple[ReviewJob, list[int]]],
+    proposed: dict[int, list[dict[str, Any]]], people: list[User], picked: set[int],
+) -> None:
+    """One QC job per primary job with picked frames, for the reviewer after that job's annotator
+    (so never the same person). QC frames are numbered after the primary ones."""
+    task_frame = sum(len(f) for _, f in primaries)
+    ids = [u.id for u in people]
+    for primary, frames in primaries:
+        shared = [f for f in frames if f in picked]
+        if not shared:
+            continue
+        second = ids[(ids.index(primary.assignee_id) + 1) % len(ids)]
+        job = ReviewJob(task_id=task.id, assignee_id=second, stage=JobStage.annotation, qc=True, updated_at=utcnow())
+        session.add(job)
+        await session.flush()
+        for frame in shared:
+            session.add(ReviewFrame(job_id=job.id, video_frame=frame, task_frame=task_frame, proposed=proposed[frame]))
+            task_frame += 1
 
 
 async def jobs_of_task(session: AsyncSession, *, task_id: int) -> list[ReviewJob]:
@@ -163,6 +202,15 @@ async def complete_annotation(session: AsyncSession, *, job: ReviewJob, user: Us
     return job
 
 
+async def complete(session: AsyncSession, *, job: ReviewJob, user: User | None) -> bool:
+    """`complete_annotation`, then the QC check of the task (agreement, auto-accept).
+
+    Returns True when an automatic acceptance completed the whole task (commit, then
+    `enqueue_resume`)."""
+    await complete_annotation(session, job=job, user=user)
+    return await check_agreement(session, task_id=job.task_id)
+
+
 async def validate(session: AsyncSession, *, job: ReviewJob, user: User | None, accept: bool, issue: str = "") -> bool:
     """validation -> acceptance, or back to annotation with the reviewer's issue text.
 
@@ -178,7 +226,7 @@ async def validate(session: AsyncSession, *, job: ReviewJob, user: User | None, 
             raise InvalidCorrection("Say what is wrong, so the annotator can fix it.")
         job.stage, job.issue = JobStage.annotation, issue.strip()
         await session.flush()
-        return False
+        return await check_agreement(session, task_id=job.task_id)  # its QC figures wait for the redo
     job.stage, job.issue, job.imported = JobStage.acceptance, None, True
     await session.flush()
     return await finish_if_complete(session, task_id=job.task_id)
@@ -204,7 +252,7 @@ async def finish_if_complete(session: AsyncSession, *, task_id: int) -> bool:
 async def corrections(session: AsyncSession, *, dataset_id: uuid.UUID) -> tuple[dict[int, list[dict]], list[int], list[int]]:
     """The accepted review as engine seeds: ({frame: objects}, reviewed frames, dropped frames).
 
-    A fixed frame's boxes replace the proposed ones; a box the annotator deleted becomes a
+    Only the primary jobs count (QC jobs are a second opinion). A fixed frame's boxes replace the proposed ones; a box the annotator deleted becomes a
     `gone` marker; a box without a track id gets a new one; an accepted frame keeps the
     proposed boxes. Every reviewed frame becomes a keyframe."""
     task = await get_task(session, dataset_id=dataset_id)
@@ -212,8 +260,9 @@ async def corrections(session: AsyncSession, *, dataset_id: uuid.UUID) -> tuple[
         return {}, [], []
     frames = (await session.scalars(
         select(ReviewFrame).join(ReviewJob, ReviewFrame.job_id == ReviewJob.id)
-        .where(ReviewJob.task_id == task.id, ReviewJob.stage == JobStage.acceptance).order_by(ReviewFrame.video_frame)
-    )).all()
+        .where(ReviewJob.task_id == task.id, ReviewJob.stage == JobStage.acceptance, ReviewJob.qc.is_(False))
+        .order_by(ReviewFrame.video_frame)
+    )).all()  # QC jobs are a second opinion on these frames, not corrections
     next_id = 1 + max([o.get("track_id") or 0 for f in frames for o in (f.proposed + (f.corrected or []))] + [0])
     seeds: dict[int, list[dict]] = {}
     reviewed, dropped = [], []
@@ -282,7 +331,7 @@ async def job_view(session: AsyncSession, *, job: ReviewJob):
     frames = await frames_of_job(session, job_id=job.id)
     return ReviewJobRead(
         id=job.id, dataset_id=dataset.id, dataset_name=dataset.name, video_id=dataset.video_id,
-        backend=task.backend.value, stage=job.stage, issue=job.issue, assignee_id=job.assignee_id,
+        backend=task.backend.value, stage=job.stage, issue=job.issue, assignee_id=job.assignee_id, qc=job.qc,
         frames=[ReviewFrameRead(video_frame=f.video_frame, task_frame=f.task_frame, proposed=f.proposed,
                                 corrected=f.corrected, decision=f.decision) for f in frames],
         classes=[{"id": c.id, "name": c.name, "color": c.color} for c in classes], url=job_url(job, task),
@@ -321,4 +370,154 @@ async def reviewed_boxes(session: AsyncSession, *, dataset_id: uuid.UUID) -> dic
         out["engine"][frame.video_frame] = frame.proposed
         final = frame.corrected if frame.decision == FrameDecision.fixed else frame.proposed
         out.setdefault(email or "unassigned", {})[frame.video_frame] = final or []
+    return out
+
+
+# --- QC: double review and agreement -------------------------------------------------------------
+
+DONE_ANNOTATING = (JobStage.validation, JobStage.acceptance)
+
+
+def final_boxes(frame: ReviewFrame) -> list[dict[str, Any]]:
+    """An annotator's answer on a frame: the corrected boxes if fixed, none if rejected, else the proposed."""
+    if frame.decision == FrameDecision.rejected:
+        return []
+    if frame.decision == FrameDecision.fixed:
+        return list(frame.corrected or [])
+    return list(frame.proposed)
+
+
+async def qc_agreement(session: AsyncSession, *, task_id: int) -> dict[str, Any]:
+    """Agreement of each QC job with the primary job holding its frames, and per annotator pair.
+
+    `jobs`: one row per (primary job, QC job): the two annotators (`a` primary, `b` QC), the
+    frames they share and, once both completed annotation (`ready`), the mean box F1, the label
+    kappa and the F1 per frame (`agreement.pair_agreement`). `pairs`: the ready rows pooled
+    per annotator pair (`agreement.by_pair`)."""
+    jobs = {j.id: j for j in await jobs_of_task(session, task_id=task_id)}
+    qc_jobs = [j for j in jobs.values() if j.qc]
+    if not qc_jobs:
+        return {"jobs": [], "pairs": []}
+    frames = (await session.scalars(
+        select(ReviewFrame).where(ReviewFrame.job_id.in_(jobs)).order_by(ReviewFrame.video_frame))).all()
+    primary_frame = {f.video_frame: f for f in frames if not jobs[f.job_id].qc}
+    people = {j.assignee_id for j in jobs.values() if j.assignee_id}
+    emails = dict((await session.execute(select(User.id, User.email).where(User.id.in_(people)))).all()) if people else {}
+    rows, by_person = [], {}
+    for qc in qc_jobs:
+        shared: dict[int, list[tuple[ReviewFrame, ReviewFrame]]] = {}
+        for f in frames:
+            if f.job_id == qc.id and f.video_frame in primary_frame:
+                shared.setdefault(primary_frame[f.video_frame].job_id, []).append((primary_frame[f.video_frame], f))
+        for job_id, pairs in shared.items():
+            primary = jobs[job_id]
+            row = {"job_id": primary.id, "qc_job_id": qc.id, "a": emails.get(primary.assignee_id, "unassigned"),
+                   "b": emails.get(qc.assignee_id, "unassigned"), "stages": [primary.stage.value, qc.stage.value],
+                   "ready": primary.stage in DONE_ANNOTATING and qc.stage in DONE_ANNOTATING,
+                   "frames": len(pairs), "box_f1": None, "matched_boxes": 0, "label_kappa": None, "frame_f1": {}}
+            if row["ready"]:
+                a = {p.video_frame: final_boxes(p) for p, _ in pairs}
+                b = {q.video_frame: final_boxes(q) for _, q in pairs}
+                row |= agreement.pair_agreement(a, b)
+                row["frame_f1"] = {str(f): round(agreement.box_f1(a[f], b[f]), 4) for f in sorted(a)}
+                if row["a"] != row["b"]:  # (an admin may have reassigned a job to the other person)
+                    by_person.setdefault(row["a"], {}).update(a)
+                    by_person.setdefault(row["b"], {}).update(b)
+            rows.append(row)
+    return {"jobs": rows, "pairs": agreement.by_pair(by_person)}
+
+
+def meets(row: dict[str, Any], threshold: float) -> bool:
+    """Box F1 and label kappa both at least `threshold` (no matched boxes: no label to disagree on)."""
+    return (row["box_f1"] is not None and row["box_f1"] >= threshold
+            and (row["label_kappa"] is None or row["label_kappa"] >= threshold))
+
+
+async def check_agreement(session: AsyncSession, *, task_id: int) -> bool:
+    """Store the task's QC figures and, with an auto-accept threshold, accept both jobs of each
+    ready pair that meets it (no human validation). True when that completed the task."""
+    task = await session.get(ReviewTask, task_id)
+    if not any(j.qc for j in await jobs_of_task(session, task_id=task_id)):
+        return False
+    figures = await qc_agreement(session, task_id=task_id)
+    auto = set((task.agreement or {}).get("auto_accepted", []))
+    finished = False
+    if task.auto_accept_agreement is not None:
+        for row in figures["jobs"]:
+            if not (row["ready"] and meets(row, task.auto_accept_agreement)):
+                continue
+            for job_id in (row["job_id"], row["qc_job_id"]):
+                job = await session.get(ReviewJob, job_id)
+                if job.stage == JobStage.validation:
+                    finished = await validate(session, job=job, user=None, accept=True) or finished
+                    auto.add(job_id)
+        figures = await qc_agreement(session, task_id=task_id)
+    task.agreement = {**figures, "auto_accepted": sorted(auto), "checked_at": utcnow().isoformat()}
+    await session.flush()
+    return finished
+
+
+async def accept_pair(session: AsyncSession, *, qc_job_id: int, admin: User) -> bool:
+    """Admin: accept a QC job and the primary job(s) it shares frames with, whatever the
+    agreement (both must have completed annotation). Audited. True when that completed the task."""
+    from src.admin import audit
+
+    qc = await session.get(ReviewJob, qc_job_id)
+    if qc is None or not qc.qc:
+        raise ReviewJobNotFound()
+    figures = await qc_agreement(session, task_id=qc.task_id)
+    rows = [r for r in figures["jobs"] if r["qc_job_id"] == qc.id]
+    if not rows or not all(r["ready"] for r in rows):
+        raise WrongStage("Both jobs must have completed annotation first.")
+    finished, accepted = False, []
+    for job_id in [qc.id, *(r["job_id"] for r in rows)]:
+        job = await session.get(ReviewJob, job_id)
+        if job.stage == JobStage.validation:
+            finished = await validate(session, job=job, user=admin, accept=True) or finished
+            accepted.append(job_id)
+    task = await session.get(ReviewTask, qc.task_id)
+    await audit.record(session, admin_id=admin.id, action="review.accept_both", target=f"dataset:{task.dataset_id}",
+                       after={"qc_job_id": qc.id, "accepted_job_ids": accepted,
+                              "agreement": [{k: r[k] for k in ("job_id", "a", "b", "box_f1", "label_kappa")} for r in rows]})
+    await check_agreement(session, task_id=qc.task_id)
+    return finished
+
+
+async def review_overview(session: AsyncSession, *, recent_days: int = 14, limit: int = 50) -> list[dict[str, Any]]:
+    """Admin: datasets in review and those reviewed in the last `recent_days`, newest first, with
+    their jobs (stage, annotator, QC or not) and the QC agreement (computed now)."""
+    from datetime import timedelta
+
+    since = utcnow() - timedelta(days=recent_days)
+    rows = (await session.execute(
+        select(ReviewTask, Dataset).join(Dataset, ReviewTask.dataset_id == Dataset.id)
+        .where((ReviewTask.state != TaskState.done) | (ReviewTask.completed_at >= since))
+        .order_by(ReviewTask.created_at.desc(), ReviewTask.id.desc()).limit(limit)
+    )).all()
+    counts = dict((await session.execute(
+        select(ReviewFrame.job_id, func.count()).join(ReviewJob, ReviewFrame.job_id == ReviewJob.id)
+        .where(ReviewJob.task_id.in_([t.id for t, _ in rows] or [0])).group_by(ReviewFrame.job_id))).all())
+    out = []
+    for task, dataset in rows:
+        jobs = await jobs_of_task(session, task_id=task.id)
+        ids = {j.assignee_id for j in jobs} | {j.reviewer_id for j in jobs}
+        emails = dict((await session.execute(select(User.id, User.email).where(User.id.in_(ids - {None})))).all())
+        figures = await qc_agreement(session, task_id=task.id)
+        auto = set((task.agreement or {}).get("auto_accepted", []))
+        threshold = task.auto_accept_agreement
+        for row in figures["jobs"]:
+            row["meets_threshold"] = None if threshold is None or not row["ready"] else meets(row, threshold)
+            row["can_accept"] = row["ready"] and any(
+                j.stage == JobStage.validation for j in jobs if j.id in (row["job_id"], row["qc_job_id"]))
+            row["auto_accepted"] = row["qc_job_id"] in auto
+        out.append({
+            "dataset_id": dataset.id, "dataset_name": dataset.name, "dataset_state": dataset.state.value,
+            "task_state": task.state.value, "backend": task.backend.value, "message": task.message,
+            "auto_accept_agreement": threshold, "created_at": task.created_at, "completed_at": task.completed_at,
+            "stages": {stage.value: sum(j.stage == stage for j in jobs) for stage in JobStage},
+            "jobs": [{"id": j.id, "qc": j.qc, "stage": j.stage.value, "frames": counts.get(j.id, 0),
+                      "assignee": emails.get(j.assignee_id), "reviewer": emails.get(j.reviewer_id),
+                      "auto_accepted": j.id in auto, "issue": j.issue} for j in jobs],
+            "agreement": figures,
+        })
     return out
