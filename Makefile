@@ -1,5 +1,6 @@
 # Data Forge: two commands set up a fresh machine.
-#   make up    run the whole platform on embedded PostgreSQL + Redis (http://127.0.0.1:8000)
+#   make up    run the whole platform on embedded PostgreSQL + Redis (http://127.0.0.1:8000);
+#              `make up WITH_ML=1` also installs torch + ultralytics for detector models
 #   make test  install what the tests need (Debian chromium included) and run the suite
 # Uses the active virtualenv if there is one, else creates .venv in the repo root.
 
@@ -30,7 +31,12 @@ $(STAMP_DIR)/.installed-dev: requirements/dev.txt requirements/ml.txt $(STAMP_DI
 	$(PIP) --force-reinstall --no-deps $$(grep '^opencv-contrib-python-headless==' requirements/base.txt)
 	touch $@
 
-install: $(STAMP_DIR)/.installed-base
+$(STAMP_DIR)/.installed-ml: requirements/ml.txt $(STAMP_DIR)/.installed-base
+	$(PIP) -r requirements/ml.txt
+	$(PIP) --force-reinstall --no-deps $$(grep '^opencv-contrib-python-headless==' requirements/base.txt)
+	touch $@
+
+install: $(STAMP_DIR)/.installed-base $(if $(WITH_ML),$(STAMP_DIR)/.installed-ml)
 install-dev: $(STAMP_DIR)/.installed-dev
 
 # Debian's Chromium for the browser tests (Playwright drives it; never `playwright install`).

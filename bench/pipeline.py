@@ -59,7 +59,7 @@ async def platform_run(video: Path, seeds, classes: list[str]) -> dict:
     postgres, redis = EmbeddedPostgres(TMP / f"pg-{uuid.uuid4().hex[:6]}"), EmbeddedRedis(TMP / "redis")
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = postgres.start(), redis.start()
     get_settings.cache_clear()
-    migrate()
+    await asyncio.to_thread(migrate)
     app = create_app()
     try:
         async with app.router.lifespan_context(app):

@@ -36,7 +36,11 @@ def ultralytics():
     os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
     os.environ.setdefault("YOLO_OFFLINE", "1")
     threads, omp = cv2.getNumThreads(), os.environ.get("OMP_NUM_THREADS")
-    import ultralytics as module
+    try:
+        import ultralytics as module
+    except ImportError as error:
+        raise InvalidModel("This server cannot run detector models: its worker needs requirements/ml.txt "
+                           "(torch + ultralytics; `make up WITH_ML=1`).") from error
     from ultralytics import settings
     from ultralytics.utils import downloads
 
