@@ -164,3 +164,22 @@ async def test_disagreement_waits_for_the_admin(app, user_client, admin_client, 
     assert len(audit) == 1 and audit[0]["after"]["qc_job_id"] == qc["id"]
     await run_worker(services[1])
     assert await _state(user_client, dataset) == "ready"
+
+
+def test_create_form_options():
+    from src.datasets.pages import options_from_form
+
+    form = {"train": "80", "valid": "20", "formats": ["coco"], "review_budget": "5"}
+    options = options_from_form({**form, "double_review_share": "25", "auto_accept_agreement": "90"})
+    assert options.double_review_share == 0.25 and options.auto_accept_agreement == 0.9
+    plain = options_from_form(form)
+    assert plain.double_review_share == 0 and plain.auto_accept_agreement is None
+
+
+def test_qc_frames_are_spread_and_deterministic():
+    from src.review.service import qc_frames
+
+    frames = [3, 10, 20, 31, 40, 52, 60, 77]
+    assert qc_frames(frames, 0.5) == [10, 31, 52, 77]
+    assert qc_frames(frames, 0.01) == [40]  # at least one, from the middle
+    assert qc_frames(frames, 1.0) == frames and qc_frames(frames, 0) == []
