@@ -72,6 +72,7 @@ async def test_qc_jobs_go_to_a_second_annotator_and_corrections_come_from_primar
     # half of the hard frames, spread over them, given to the other annotator with the same proposals
     assert [f["video_frame"] for f in qc["frames"]] == [frames[1], frames[3], frames[5]]
     assert qc["assignee_id"] != primary["assignee_id"]
+    assert ">QC</span>" in (await rob.get("/review")).text and ">QC</span>" not in (await anna.get("/review")).text
     assert [f["proposed"] for f in qc["frames"]] == [f["proposed"] for f in primary["frames"][1::2]]
 
     truth = load_otb(CROSSING / "groundtruth_rect.txt")
