@@ -163,13 +163,14 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
                                  timings=timings)
         delivered = [f for f in delivered if f not in set(dropped)]
         keyframes = sorted(job["seeds"])
-        model_scores = None
-        if options.model_id is not None and not resumed:
-            from src.detectors.tasks import model_scores as detector_scores
+        model_scores, ranked, filled = None, result, None
+        if options.model_id is not None:  # detections fill the tracks' lost frames; disagreement ranks
+            from src.detectors.tasks import apply_model
 
-            model_scores = await detector_scores(ctx, dataset=job["dataset"], video_path=job["video_path"],
-                                                 result=result, classes=[c.name for c in job["classes"]])
-        hard = reviewed + dropped if resumed else pipeline.pick_review_frames(result, delivered, options.review_budget,
+            result, model_scores, filled = await apply_model(
+                ctx, dataset=job["dataset"], video_path=job["video_path"], result=result,
+                classes=[c.name for c in job["classes"]], rank=not resumed)
+        hard = reviewed + dropped if resumed else pipeline.pick_review_frames(ranked, delivered, options.review_budget,
                                                                                keyframes, model_scores)
         if hard and not resumed:
             await _open_review(ctx, did, result, hard, options)
@@ -184,6 +185,8 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
             "delivered": len(delivered), "engine_seconds": round(result.seconds, 3),
             "stage_seconds": timings,
         }
+        if filled is not None:
+            timeline["model_filled_boxes"] = filled
         size = await _save_outputs(did, built, out_dir, timeline)
         await _finish(ctx, did, built, size, reviewed=len(reviewed) + len(dropped))
         return "ready"

@@ -85,3 +85,39 @@ def merge(sources: list[Source], out_dir: str) -> dict:
     (out / "data.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     return {"classes": classes, "counts": {s: counts[s] for s in SPLITS}, "duplicates": duplicates,
             "objects": dict(objects), "val_split": val}
+
+
+def common_classes(model_classes: list[str], master_classes: list[str]) -> list[str]:
+    """The master's classes the model also has (names compared case-insensitively), master order."""
+    known = {n.casefold() for n in model_classes}
+    return [n for n in master_classes if n.casefold() in known]
+
+
+def for_model(master_dir: str, split: str, model_classes: list[str], out_dir: str) -> str:
+    """A view of one split of a master dataset labelled in the model's class ids (by name), for
+    `model.val`: images are symlinked, labels of classes the model lacks are dropped. Returns
+    the view's data.yaml (the master's own when the classes already line up)."""
+    master = Path(master_dir)
+    data = yaml.safe_load((master / "data.yaml").read_text())
+    names = _names(data)
+    if [n.casefold() for n in names] == [n.casefold() for n in model_classes]:
+        return str(master / "data.yaml")
+    index = {n.casefold(): i for i, n in enumerate(model_classes)}
+    remap = {i: index[n.casefold()] for i, n in enumerate(names) if n.casefold() in index}
+    out = Path(out_dir)
+    (out / "images" / split).mkdir(parents=True, exist_ok=True)
+    (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+    for image in sorted((master / "images" / split).iterdir()):
+        (out / "images" / split / image.name).symlink_to(image.resolve())
+        label = master / "labels" / split / f"{image.stem}.txt"
+        lines = []
+        if label.exists():
+            for line in label.read_text().splitlines():
+                fields = line.split()
+                if len(fields) == 5 and int(fields[0]) in remap:
+                    lines.append(" ".join([str(remap[int(fields[0])]), *fields[1:]]))
+        (out / "labels" / split / f"{image.stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    document = {"path": str(out.resolve()), "train": f"images/{split}", "val": f"images/{split}",
+                "nc": len(model_classes), "names": dict(enumerate(model_classes))}
+    (out / "data.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return str(out / "data.yaml")

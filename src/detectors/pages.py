@@ -24,15 +24,18 @@ router = APIRouter(include_in_schema=False)
 ACTIVE = (DetectorState.validating, DetectorState.training)
 
 
-@router.get("/models")
-async def models_page(request: Request, session: SessionDep, user: PageUser):
+async def _list_context(session, user) -> dict:
     detectors = await service.list_for_user(session, user=user)
     masters, evaluations = await service.evaluations(session, user=user)
     datasets = [d for d in await dataset_service.list_for_owner(session, user=user) if d.state == DatasetState.ready]
-    return render(request, "detectors/list.html", {
-        "detectors": detectors, "masters": masters, "evaluations": evaluations, "datasets": datasets,
-        "polling": any(d.state in ACTIVE for d in detectors),
-    }, block="model_list")
+    no_common = {(d.id, m.id) for d in detectors for m in masters if not service.common_classes(d.classes, m.classes)}
+    return {"detectors": detectors, "masters": masters, "evaluations": evaluations, "datasets": datasets,
+            "no_common": no_common, "polling": any(d.state in ACTIVE for d in detectors)}
+
+
+@router.get("/models")
+async def models_page(request: Request, session: SessionDep, user: PageUser):
+    return render(request, "detectors/list.html", await _list_context(session, user), block="model_list")
 
 
 @router.get("/models/{model_id}")
@@ -46,11 +49,7 @@ async def model_page(model_id: uuid.UUID, request: Request, session: SessionDep,
 
 
 async def _list_with_error(request: Request, session, user, **errors):
-    detectors = await service.list_for_user(session, user=user)
-    masters, evaluations = await service.evaluations(session, user=user)
-    datasets = [d for d in await dataset_service.list_for_owner(session, user=user) if d.state == DatasetState.ready]
-    context = {"detectors": detectors, "masters": masters, "evaluations": evaluations, "datasets": datasets,
-               "polling": False, **errors}
+    context = {**await _list_context(session, user), "polling": False, **errors}
     return render(request, "detectors/list.html", context, status_code=422)
 
 
@@ -81,3 +80,14 @@ async def train_submit(request: Request, session: SessionDep, user: PageUser):
     except DomainError as error:
         return await _list_with_error(request, session, user, train_error=error.message)
     return redirect(request, f"/models/{detector.id}")
+
+
+@router.post("/models/{model_id}/evaluate")
+async def evaluate_submit(model_id: uuid.UUID, request: Request, session: SessionDep, user: PageUser):
+    """The "Evaluate on the latest version" button of /models."""
+    detector = await service.get_for_user(session, detector_id=model_id, user=user)
+    try:
+        await service.request_evaluation(session, request.app.state.redis, detector=detector, user=user)
+    except DomainError as error:
+        return await _list_with_error(request, session, user, evaluate_error=f"{detector.name}: {error.message}")
+    return redirect(request, "/models")

@@ -10,7 +10,8 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from src.auth.dependencies import CurrentUser
 from src.database import SessionDep
 from src.detectors import service
-from src.detectors.schemas import DetectorRead, EvaluationRead, PredictRequest, Prediction, TrainRequest
+from src.detectors.schemas import (DetectorRead, EvaluateRequest, EvaluationQueued, EvaluationRead, PredictRequest,
+                                   Prediction, TrainRequest)
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
@@ -48,6 +49,18 @@ async def model_evaluations(model_id: uuid.UUID, session: SessionDep, user: Curr
     detector = await service.get_for_user(session, detector_id=model_id, user=user)
     _, rows = await service.evaluations(session, user=user)
     return [row for (d, _), row in rows.items() if d == detector.id]
+
+
+@router.post("/{model_id}/evaluate", status_code=202, response_model=EvaluationQueued)
+async def evaluate_model(model_id: uuid.UUID, request: Request, session: SessionDep, user: CurrentUser,
+                         body: EvaluateRequest | None = None):
+    """Measure a ready model on the valid split of one of your master dataset versions (the latest by
+    default), classes mapped by name; the metrics appear in `/evaluations` once the worker is done.
+    422 when the model shares no class with that version."""
+    detector = await service.get_for_user(session, detector_id=model_id, user=user)
+    the_master = await service.request_evaluation(session, request.app.state.redis, detector=detector, user=user,
+                                                  master_id=body.master_id if body else None)
+    return EvaluationQueued(model_id=detector.id, master_id=the_master.id, version=the_master.version)
 
 
 @router.delete("/{model_id}", status_code=204)

@@ -70,3 +70,14 @@ class EvaluationRead(BaseModel):
     map50: float
     map50_95: float
     split: str
+
+
+class EvaluateRequest(BaseModel):
+    master_id: uuid.UUID | None = Field(None, description="a master dataset version of yours; the latest when omitted")
+
+
+class EvaluationQueued(BaseModel):
+    model_id: uuid.UUID
+    master_id: uuid.UUID
+    version: int
+    state: str = "queued"

@@ -21,6 +21,7 @@ from src.database import on_commit, utcnow
 from src.datasets import service as dataset_service
 from src.datasets.models import Dataset, DatasetState
 from src.detectors.exceptions import DetectorNotFound, InvalidModel, InvalidTraining, ModelNotReady
+from src.detectors.master import common_classes
 from src.detectors.models import Detector, DetectorEvaluation, DetectorKind, DetectorState, MasterDataset
 from src.detectors.schemas import PredictRequest, TrainRequest
 from src.detectors.training import ARCHITECTURE
@@ -236,6 +237,61 @@ async def evaluations(session: AsyncSession, *, user: User) -> tuple[list[Master
 async def latest_master_version(session: AsyncSession, *, owner_id: uuid.UUID) -> int:
     return int(await session.scalar(select(func.coalesce(func.max(MasterDataset.version), 0))
                                     .where(MasterDataset.owner_id == owner_id)))
+
+
+# ---------------------------------------------------------------- evaluations on other versions
+
+def evaluate_job_id(detector_id: uuid.UUID, master_id: uuid.UUID) -> str:
+    return f"evaluate:{detector_id}:{master_id}"
+
+
+async def request_evaluation(session: AsyncSession, redis, *, detector: Detector, user: User,
+                             master_id: uuid.UUID | None = None) -> MasterDataset:
+    """Check the model can be measured on a master version of the user's (the latest when none
+    is given) and enqueue `evaluate_detector` (job `evaluate:<model>:<master>`)."""
+    if detector.state != DetectorState.ready or detector.storage_key is None:
+        raise ModelNotReady()
+    if master_id is not None:
+        the_master = await session.get(MasterDataset, master_id)
+        if the_master is None or the_master.owner_id != user.id:
+            raise DetectorNotFound("Master dataset not found.")
+    else:
+        the_master = await session.scalar(select(MasterDataset).where(MasterDataset.owner_id == user.id)
+                                          .order_by(MasterDataset.version.desc()).limit(1))
+        if the_master is None:
+            raise InvalidTraining("You have no master dataset yet: train a model on your ready datasets first.")
+    if not get_storage().exists(f"{master_key(the_master.id)}/data.yaml"):
+        raise InvalidTraining(f"Master v{the_master.version} has no files yet (its training is still merging "
+                              "or failed).")
+    if not common_classes(detector.classes, the_master.classes):
+        raise InvalidTraining(f"'{detector.name}' has no class in common with master v{the_master.version} "
+                              f"({', '.join(the_master.classes[:10])}); there is nothing to measure.")
+    master_id = the_master.id
+    on_commit(session, lambda: redis.enqueue_job("evaluate_detector", str(detector.id), str(master_id),
+                                                 _job_id=evaluate_job_id(detector.id, master_id)))
+    return the_master
+
+
+async def evaluate_others(session: AsyncSession, redis, *, the_master: MasterDataset,
+                          trained_id: uuid.UUID) -> list[uuid.UUID]:
+    """After a training made `the_master`: enqueue the owner's other ready models that share a class
+    with it and have no metrics on it yet. Models with no common class are skipped (the /models
+    table says "no common class")."""
+    done = set((await session.scalars(select(DetectorEvaluation.detector_id)
+                                      .where(DetectorEvaluation.master_id == the_master.id))).all())
+    others = (await session.scalars(select(Detector).where(
+        Detector.owner_id == the_master.owner_id, Detector.state == DetectorState.ready,
+        Detector.storage_key.is_not(None), Detector.id != trained_id))).all()
+    chosen = [d.id for d in others if d.id not in done and common_classes(d.classes, the_master.classes)]
+    master_id = the_master.id
+
+    async def enqueue():
+        for detector_id in chosen:
+            await redis.enqueue_job("evaluate_detector", str(detector_id), str(master_id),
+                                    _job_id=evaluate_job_id(detector_id, master_id))
+
+    on_commit(session, enqueue)
+    return chosen
 
 
 # ---------------------------------------------------------------- predictions

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete
 
 from src.datasets import service as dataset_service
 from src.datasets.models import Dataset
@@ -132,11 +133,53 @@ async def train_detector(ctx: dict, detector_id: str) -> str:
             detector.training = {**options, "device": result["device"]}
             detector.progress = {**(detector.progress or {}), "stage": "ready", "percent": 100}
             row = await session.get(MasterDataset, master_id)
-            split = "val" if (row.stats or {}).get("val_split", "val") == "val" else "train"
-            session.add(DetectorEvaluation(detector_id=did, master_id=master_id, split=split, **result["metrics"]))
+            split = _split_of(row)
+            await _store_evaluation(session, did, master_id, split, result["metrics"])
+            await service.evaluate_others(session, ctx["redis"], the_master=row, trained_id=did)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     return "ready"
+
+
+def _split_of(the_master: MasterDataset) -> str:
+    return "val" if (the_master.stats or {}).get("val_split", "val") == "val" else "train"
+
+
+async def _store_evaluation(session, detector_id: uuid.UUID, master_id: uuid.UUID, split: str,
+                            metrics: dict[str, float]) -> None:
+    """Insert or replace the (model, master version) metrics row."""
+    await session.execute(delete(DetectorEvaluation).where(DetectorEvaluation.detector_id == detector_id,
+                                                          DetectorEvaluation.master_id == master_id))
+    session.add(DetectorEvaluation(detector_id=detector_id, master_id=master_id, split=split, **metrics))
+
+
+async def evaluate_detector(ctx: dict, detector_id: str, master_id: str) -> str:
+    """A ready model's metrics on a master version's valid split (classes mapped by name)."""
+    did, mid = uuid.UUID(detector_id), uuid.UUID(master_id)
+    storage = get_storage()
+    async with job_session(ctx) as session:
+        detector = await session.get(Detector, did)
+        the_master = await session.get(MasterDataset, mid)
+        if detector is None or the_master is None or detector.state != DetectorState.ready or not detector.storage_key:
+            return "skipped"
+        if not service.common_classes(detector.classes, the_master.classes):
+            log.info("model %s: no class in common with master v%s, not evaluated", did, the_master.version)
+            return "no common class"
+        args = (str(storage.local_path(detector.storage_key)), detector.kind.value, list(detector.classes),
+                detector.imgsz, str(storage.local_path(service.master_key(mid))), _split_of(the_master))
+        split = _split_of(the_master)
+    work_dir = storage.temp_file(".eval")
+    work_dir.unlink()
+    try:
+        metrics = await run_cpu(ctx, steps.evaluate, *args, str(work_dir))
+    except (InvalidModel, OfflineDownload, FileNotFoundError, ValueError) as error:
+        log.warning("model %s on master %s: evaluation failed: %s", did, mid, error)
+        return "failed"
+    async with job_session(ctx) as session:
+        if await session.get(Detector, did) is None:
+            return "deleted"
+        await _store_evaluation(session, did, mid, split, metrics)
+    return "evaluated"
 
 
 async def _fail(ctx: dict, detector_id: uuid.UUID, message: str) -> None:
@@ -148,30 +191,53 @@ async def _fail(ctx: dict, detector_id: uuid.UUID, message: str) -> None:
 
 # ---------------------------------------------------------------- the dataset job's model step
 
-async def model_scores(ctx: dict, *, dataset: Dataset, video_path: str, result, classes: list[str]) -> list[float] | None:
-    """The dataset's `model_id` option -> disagreement scores per frame (None when no model is set)."""
-    options = dataset_service.options_of(dataset)
-    model_id = getattr(options, "model_id", None)
-    if model_id is None or options.review_budget <= 0:
-        return None
+def detections_key(dataset_id: uuid.UUID, model_id: uuid.UUID) -> str:
+    return dataset_service.artifact_key(dataset_id, f"detections-{model_id}.npz")
+
+
+async def _detections(ctx: dict, *, dataset: Dataset, model_id: uuid.UUID, video_path: str):
+    """The model's tracked detections over the video: run once, kept with the dataset so the build
+    after the review fuses the same detections (even if the model was deleted meanwhile)."""
     from src.auth.models import User
     from src.exceptions import DomainError
 
+    storage = get_storage()
+    key = detections_key(dataset.id, model_id)
+    if storage.exists(key):
+        return await run_cpu(ctx, steps.load_detections, str(storage.local_path(key)))
     async with job_session(ctx) as session:
         user = await session.get(User, dataset.owner_id)
         try:
             detector = await service.get_ready_for_user(session, detector_id=model_id, user=user)
         except DomainError as error:  # the dataset job reports ValueErrors to the user
-            raise ValueError(f"the model chosen to rank hard frames cannot be used ({error.message})") from error
-        counts = await service.class_counts(session, owner_id=dataset.owner_id)
-        model_path = str(get_storage().local_path(detector.storage_key))
+            raise ValueError(f"the model chosen for this dataset cannot be used ({error.message})") from error
+        model_path = str(storage.local_path(detector.storage_key))
         kind, model_classes, imgsz = detector.kind.value, list(detector.classes), detector.imgsz
     started = time.monotonic()
-    scores = await run_cpu(ctx, steps.run_model_scores, model_path, kind, model_classes, imgsz, video_path,
-                           result.tracks, classes, counts)
-    log.info("dataset %s: model %s scored %d frames in %.1fs", dataset.id, model_id, len(scores),
+    detections = await run_cpu(ctx, steps.run_detections, model_path, kind, model_classes, imgsz, video_path)
+    temp = storage.temp_file(".npz")
+    await run_cpu(ctx, steps.save_detections, detections, str(temp))
+    storage.put_file(key, temp)
+    log.info("dataset %s: model %s ran over %d frames in %.1fs", dataset.id, model_id, detections.boxes.shape[0],
              time.monotonic() - started)
-    return scores
+    return detections
 
 
-
+async def apply_model(ctx: dict, *, dataset: Dataset, video_path: str, result, classes: list[str],
+                      rank: bool) -> tuple[Any, list[float] | None, int]:
+    """The dataset's `model_id` option: `(fused result, disagreement scores per frame or None, boxes
+    filled)`. The scores compare the detector with the unfused tracks (only when `rank` and the
+    dataset has a review budget); the fused result is what reviewers see and what is exported."""
+    options = dataset_service.options_of(dataset)
+    model_id = getattr(options, "model_id", None)
+    if model_id is None:
+        return result, None, 0
+    detections = await _detections(ctx, dataset=dataset, model_id=model_id, video_path=video_path)
+    scores = None
+    if rank and options.review_budget > 0:
+        async with job_session(ctx) as session:
+            counts = await service.class_counts(session, owner_id=dataset.owner_id)
+        scores = await run_cpu(ctx, steps.model_scores, detections, result.tracks, classes, counts)
+    fused, filled = await run_cpu(ctx, steps.fuse_result, result, detections, classes)
+    log.info("dataset %s: model %s filled %d boxes of lost or hesitant tracks", dataset.id, model_id, filled)
+    return fused, scores, filled

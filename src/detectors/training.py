@@ -66,13 +66,13 @@ def train(data_yaml: str, base: str, out_dir: str, *, epochs: int, imgsz: int, p
             "classes": [str(names[i]) for i in sorted(names)], "device": str(device)}
 
 
-def evaluate(weights: str, data_yaml: str, *, imgsz: int, split: str = "val") -> dict[str, float]:
-    """A checkpoint's precision / recall / mAP on one split of a YOLO dataset."""
+def evaluate(weights: str, data_yaml: str, *, imgsz: int, split: str = "val", out_dir: str | None = None) -> dict[str, float]:
+    """A model's precision / recall / mAP on one split of a YOLO dataset (`out_dir`: ultralytics' run folder)."""
     import torch
 
     yolo = ultralytics().YOLO
     model = yolo(weights, task="detect")
     device = 0 if torch.cuda.is_available() else "cpu"
     results = model.val(data=data_yaml, split=split, imgsz=imgsz, device=device, plots=False, workers=0,
-                        verbose=False, batch=8)
+                        verbose=False, batch=8, **({"project": out_dir, "name": "val", "exist_ok": True} if out_dir else {}))
     return metrics_of(results.results_dict)
