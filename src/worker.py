@@ -46,6 +46,13 @@ def _cpu_probe() -> int:
     return os.getpid()
 
 
+def _warm_up() -> int:
+    """Import the CPU-side code in a pool process, so the first job does not pay for it."""
+    import src.datasets.pipeline  # noqa: F401 - numpy, OpenCV and the engine
+
+    return os.getpid()
+
+
 async def health_job(ctx: dict, note: str = "") -> dict:
     """Proves the wiring: Redis -> worker -> process pool -> database."""
     from sqlalchemy import text
@@ -64,6 +71,7 @@ async def startup(ctx: dict) -> None:
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     # spawn, not fork: the worker process holds an event loop, sockets and threads.
     ctx["pool"] = ProcessPoolExecutor(settings.worker_processes, mp_context=multiprocessing.get_context("spawn"))
+    await asyncio.gather(*(run_cpu(ctx, _warm_up) for _ in range(settings.worker_processes)))
 
 
 async def shutdown(ctx: dict) -> None:
