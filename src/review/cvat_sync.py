@@ -183,7 +183,7 @@ async def import_annotations(session: AsyncSession, *, job: ReviewJob, boxes: di
 
 async def sync_job(session: AsyncSession, *, job: ReviewJob, config: CvatConfig) -> bool:
     """Bring one job in step with CVAT. Returns True when this completed the whole review
-    (commit, then `service.enqueue_resume`). Raises CvatUnavailable."""
+    (the caller then calls `service.resume_on_commit`). Raises CvatUnavailable."""
     if job.cvat_job_id is None or job.stage == JobStage.acceptance:
         return False
     remote = await cvat.call(config, cvat.job_state, job.cvat_job_id)

@@ -91,10 +91,9 @@ async def complete_submit(request: Request, job_id: int, session: SessionDep, us
         finished = await service.complete(session, job=job, user=user)
     except DomainError as error:
         return redirect(request, f"/review/jobs/{job_id}?error={error.message}")
-    task = await session.get(ReviewTask, job.task_id)
-    await session.commit()
     if finished:
-        await service.enqueue_resume(request.app.state.redis, task.dataset_id)
+        task = await session.get(ReviewTask, job.task_id)
+        service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
     return redirect(request, "/review")
 
 
@@ -106,10 +105,9 @@ async def validate_submit(request: Request, job_id: int, session: SessionDep, us
         finished = await service.validate(session, job=job, user=user, accept=accept, issue=issue)
     except DomainError as error:
         return redirect(request, f"/review/jobs/{job_id}?error={error.message}")
-    task = await session.get(ReviewTask, job.task_id)
-    await session.commit()
     if finished:
-        await service.enqueue_resume(request.app.state.redis, task.dataset_id)
+        task = await session.get(ReviewTask, job.task_id)
+        service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
     return redirect(request, "/review")
 
 
@@ -129,10 +127,9 @@ async def accept_both_submit(request: Request, job_id: int, session: SessionDep,
         finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin)
     except DomainError as error:
         return await _admin_page(request, session, status_code=error.status_code, error=error.message)
-    task = await session.get(ReviewTask, (await session.get(ReviewJob, job_id)).task_id)
-    await session.commit()
     if finished:
-        await service.enqueue_resume(request.app.state.redis, task.dataset_id)
+        task = await session.get(ReviewTask, (await session.get(ReviewJob, job_id)).task_id)
+        service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
     if is_htmx(request):
         return await _admin_page(request, session, message=f"QC job #{job_id} and its primary job accepted.")
     return redirect(request, "/admin/review")

@@ -44,9 +44,8 @@ async def complete(job_id: int, request: Request, session: SessionDep, user: Rev
     job = await service.get_job_for(session, job_id=job_id, user=user)
     finished = await service.complete(session, job=job, user=user)
     view = await service.job_view(session, job=job)
-    await session.commit()
     if finished:
-        await service.enqueue_resume(request.app.state.redis, view.dataset_id)
+        service.resume_on_commit(session, request.app.state.redis, view.dataset_id)
     return view
 
 
@@ -56,9 +55,8 @@ async def validate(job_id: int, body: ValidationIn, request: Request, session: S
     job = await service.get_job_for(session, job_id=job_id, user=user)
     finished = await service.validate(session, job=job, user=user, accept=body.accept, issue=body.issue)
     view = await service.job_view(session, job=job)
-    await session.commit()
     if finished:
-        await service.enqueue_resume(request.app.state.redis, view.dataset_id)
+        service.resume_on_commit(session, request.app.state.redis, view.dataset_id)
     return view
 
 
@@ -123,7 +121,6 @@ async def accept_both(job_id: int, request: Request, session: SessionDep, admin:
     finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin)
     job = await session.get(ReviewJob, job_id)
     task = await session.get(ReviewTask, job.task_id)
-    await session.commit()
     if finished:
-        await service.enqueue_resume(request.app.state.redis, task.dataset_id)
+        service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
     return [row for row in await service.review_overview(session) if row["dataset_id"] == task.dataset_id]

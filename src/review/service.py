@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import Role, User
-from src.database import utcnow
+from src.database import on_commit, utcnow
 from src.datasets.models import Dataset, DatasetState
 from src.review import agreement
 from src.review.exceptions import InvalidCorrection, NotYourJob, ReviewJobNotFound, WrongStage
@@ -205,8 +205,8 @@ async def complete_annotation(session: AsyncSession, *, job: ReviewJob, user: Us
 async def complete(session: AsyncSession, *, job: ReviewJob, user: User | None) -> bool:
     """`complete_annotation`, then the QC check of the task (agreement, auto-accept).
 
-    Returns True when an automatic acceptance completed the whole task (commit, then
-    `enqueue_resume`)."""
+    Returns True when an automatic acceptance completed the whole task (the caller then
+    calls `resume_on_commit`)."""
     await complete_annotation(session, job=job, user=user)
     return await check_agreement(session, task_id=job.task_id)
 
@@ -290,9 +290,9 @@ def resume_job_id(dataset_id: uuid.UUID) -> str:
     return f"dataset:{dataset_id}:review"
 
 
-async def enqueue_resume(redis, dataset_id: uuid.UUID) -> None:
-    """After the last acceptance has committed: the worker re-propagates and builds."""
-    await redis.enqueue_job("build_dataset", str(dataset_id), _job_id=resume_job_id(dataset_id))
+def resume_on_commit(session: AsyncSession, redis, dataset_id: uuid.UUID) -> None:
+    """After the last acceptance: once it has committed, the worker re-propagates and builds."""
+    on_commit(session, lambda: redis.enqueue_job("build_dataset", str(dataset_id), _job_id=resume_job_id(dataset_id)))
 
 
 async def decide(

@@ -46,7 +46,6 @@ async def cvat_sync_job(ctx: dict, job_id: int) -> str:
     config = CvatConfig.from_settings()
     if config is None:
         return "no CVAT configured"
-    finished, dataset_id = False, None
     try:
         async with job_session(ctx) as session:
             job = await session.scalar(select(ReviewJob).where(ReviewJob.id == job_id).with_for_update(skip_locked=True))
@@ -55,8 +54,8 @@ async def cvat_sync_job(ctx: dict, job_id: int) -> str:
             task = await session.get(ReviewTask, job.task_id)
             if task.state != TaskState.open:
                 return "not open"
-            finished = await cvat_sync.sync_job(session, job=job, config=config)
-            dataset_id = task.dataset_id
+            if await cvat_sync.sync_job(session, job=job, config=config):
+                service.resume_on_commit(session, ctx["redis"], task.dataset_id)
             if task.message == UNREACHABLE:
                 task.message = None
             stage = job.stage.value
@@ -66,8 +65,6 @@ async def cvat_sync_job(ctx: dict, job_id: int) -> str:
             task = await session.get(ReviewTask, job.task_id, with_for_update=True)
             task.message = UNREACHABLE
         return "unreachable"
-    if finished:
-        await service.enqueue_resume(ctx["redis"], dataset_id)
     return stage
 
 
