@@ -39,7 +39,7 @@ $(STAMP_DIR)/.installed-ml: requirements/ml.txt $(STAMP_DIR)/.installed-base
 install: $(STAMP_DIR)/.installed-base $(if $(WITH_ML),$(STAMP_DIR)/.installed-ml)
 install-dev: $(STAMP_DIR)/.installed-dev
 
-# Debian's Chromium for the browser tests (Playwright drives it; never `playwright install`).
+# Debian's Chromium for the browser tests (Playwright drives it; browsers are never downloaded by a tool).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

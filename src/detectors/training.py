@@ -2,7 +2,7 @@
 
 Offline by construction: the base is an architecture yaml shipped with ultralytics
 (`yolov8n.yaml`) or a local checkpoint; `plots=False` (no font download), `amp=False` (the
-AMP check downloads yolo11n.pt), `workers=0`; any download attempt raises OfflineDownload.
+AMP check downloads a hub checkpoint), `workers=0`; any download attempt raises OfflineDownload.
 Progress (epoch, losses, mAP50-95 on the valid split) goes through a ProgressFile-like JSON.
 """
 
