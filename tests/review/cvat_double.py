@@ -1,7 +1,7 @@
 """A small in-memory CVAT server (REST API 2.20) for tests, driven by the real cvat-sdk.
 
 It serves the endpoints the review flow uses on a real port, checks every request and
-every response against /work/shared/cvat/schema.yml with openapi-core (a mismatch is
+every response against ../shared/cvat/schema.yml with openapi-core (a mismatch is
 recorded in `errors` and answered with 500, and the fixture fails the test), and lets a
 test act in CVAT: change boxes, complete, reject with an issue, accept, send webhooks.
 
@@ -31,7 +31,9 @@ from openapi_core.validation.request.validators import V30RequestParametersValid
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "cvat" / "schema.yml"
+from tests.conftest import SHARED_DATA
+
+SCHEMA = SHARED_DATA.parent / "cvat" / "schema.yml"  # ../shared/cvat/schema.yml, or beside FORGE_SHARED_DATA
 JSON = "application/vnd.cvat+json"
 NOW = "2024-09-01T12:00:00Z"
 # headers the SDK sends empty although the schema types them boolean (CVAT only checks presence)
