@@ -15,7 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from bench.common import SEQUENCES, csrt_baseline, decode_fps, first_seeds, load_sequence, review, score
 from src.vision.propagate import propagate

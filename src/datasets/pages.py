@@ -3,9 +3,9 @@ live quote + confirm) and the dataset page (progress, downloads, preview, timeli
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from src.auth.dependencies import PageUser

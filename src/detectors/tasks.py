@@ -65,16 +65,16 @@ async def _poll(ctx: dict, detector_id: uuid.UUID, fn, *args, stage: str, lo: fl
     try:
         while True:
             done, _ = await asyncio.wait({future}, timeout=1.0)
-            if done:
-                return future.result()
             try:
                 report = json.loads(progress_path.read_text() or "{}")
             except (FileNotFoundError, ValueError):
                 report = {}
-            if report:
+            if report:  # mirrored once more when done, so a fast run's last report is kept
                 share = float(report.get("percent", 0)) / 100
                 await _set_progress(ctx, detector_id, {**report, "stage": stage,
                                                        "percent": round(lo + (hi - lo) * share, 1)})
+            if done:
+                return future.result()
     finally:
         progress_path.unlink(missing_ok=True)
 

@@ -105,8 +105,7 @@ def _run(argv: list[str]) -> int:
     info = probe(args.video)
     validate_keyframes(keyframes, info)
 
-    bar = None
-    progress = None
+    bar = progress = None
     if not args.quiet and info.frames >= 300:
         from tqdm import tqdm
 

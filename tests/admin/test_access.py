@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import uuid
 
-import pytest
 from fastapi.routing import iter_route_contexts
 
 from src.main import create_app

@@ -10,7 +10,7 @@ import uuid
 from src.admin import service as admin_service
 from src.database import unit_of_work
 from src.exceptions import Conflict
-from tests.conftest import bearer, csrf_token, login_cookie, register, set_role
+from tests.conftest import bearer, csrf_token, register, set_role
 
 
 async def me(client):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from src.billing.models import LedgerEntry
 from src.config import get_settings

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from src.database import unit_of_work, utcnow
+from src.database import unit_of_work
 from src.datasets.models import DatasetState
 from src.quotas import service as quotas
 from src.quotas.exceptions import QuotaExceeded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import login_cookie, register, set_role
 from tests.review.cvat_double import CvatDouble
 
 WEBHOOK_SECRET = "cvat-webhook-secret-for-tests"
@@ -39,3 +40,16 @@ def _fast(config, fields):
     import dataclasses
 
     return None if config is None else dataclasses.replace(config, **fields)
+
+
+@pytest.fixture
+async def annotators(app, make_client):
+    """Two logged-in annotators (anna, rob): an annotator and a second person to validate."""
+    clients = []
+    for email in ("anna@example.com", "rob@example.com"):
+        c = make_client()
+        await register(c, email)
+        await set_role(app, email, "annotator")
+        await login_cookie(c, email)
+        clients.append(c)
+    return clients

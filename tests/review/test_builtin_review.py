@@ -10,20 +10,7 @@ import zipfile
 import pytest
 
 from src.vision.metrics import load_otb
-from tests.conftest import login_cookie, register, set_role
 from tests.datasets.conftest import CROSSING, OPTIONS, make_draft, run_worker, top_up
-
-
-@pytest.fixture
-async def annotators(app, make_client):
-    clients = []
-    for email in ("anna@example.com", "rob@example.com"):
-        c = make_client()
-        await register(c, email)
-        await set_role(app, email, "annotator")
-        await login_cookie(c, email)
-        clients.append(c)
-    return clients
 
 
 async def _dataset_in_review(app, user_client, services) -> dict:

@@ -11,22 +11,9 @@ import zipfile
 import pytest
 
 from src.vision.metrics import load_otb
-from tests.conftest import login_cookie, register, set_role
 from tests.datasets.conftest import CROSSING, OPTIONS, make_draft, run_worker, top_up
 
 FAR_AWAY = [2.0, 2.0, 30.0, 60.0]  # a corner of the frame, nowhere near the pedestrian
-
-
-@pytest.fixture
-async def annotators(app, make_client):
-    clients = []
-    for email in ("anna@example.com", "rob@example.com"):
-        c = make_client()
-        await register(c, email)
-        await set_role(app, email, "annotator")
-        await login_cookie(c, email)
-        clients.append(c)
-    return clients
 
 
 async def _in_double_review(app, user_client, services, **options) -> dict:
