@@ -1,14 +1,22 @@
 """Disk-backed store of small grey working-resolution frames, filled by one decode thread.
 
-Tracking threads read frames while the decoder is still writing later ones: ``get(i)``
-blocks until frame ``i`` is decoded. Frames live in an ``np.memmap`` in a temp dir, so RAM
-use does not grow with the video length (the OS pages the file in and out).
+Each frame is kept as a 3-level pyramid (full working size, 1/2, 1/4; each level a box-filter
+halving of the one above), so a tracker can cut a crop of any size with one bilinear warp
+from the level whose pixels are at most 2x finer than the crop's, without aliasing and
+without resizing large regions per object.
+
+Tracking threads or processes read frames while the decoder is still writing later ones:
+``FrameReader.get(i)`` waits until frame ``i`` is decoded. Frames live in ``np.memmap``
+files in a temp dir, so RAM use does not grow with the video length (the OS pages the files
+in and out), and another process reads them by path (``FrameStore.spec``).
 """
 
 from __future__ import annotations
 
 import tempfile
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -16,9 +24,66 @@ import numpy as np
 
 from src.vision.video import open_capture
 
+LEVELS = 3
+_POLL_S = 0.001
+
+# state file: [frames decoded, 1 when decoding failed]
+_DECODED, _FAILED = 0, 1
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """Where a FrameStore's files are and their shapes: picklable, for reader processes."""
+
+    dir: str
+    n_frames: int
+    shapes: tuple[tuple[int, int], ...]  # (h, w) per pyramid level
+    scale: float  # working resolution / full resolution
+
+
+def level_shapes(h: int, w: int) -> tuple[tuple[int, int], ...]:
+    return tuple((max(1, h >> lv), max(1, w >> lv)) for lv in range(LEVELS))
+
+
+def shrink(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    """``img`` resized to ``(h, w)``: OpenCV's INTER_AREA is fast only for whole-number factors
+    (about 10x slower otherwise), so reduce by the whole part of the factor with it and do the
+    rest (less than 2x) bilinearly."""
+    ih, iw = img.shape[:2]
+    if (ih, iw) == (h, w):
+        return img
+    k = min(iw // w, ih // h)
+    if k >= 2:
+        img = cv2.resize(img[: ih // k * k, : iw // k * k], (iw // k, ih // k), interpolation=cv2.INTER_AREA)
+    if img.shape[:2] == (h, w):
+        return img
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+class FrameReader:
+    """Read side: ``get(i)`` -> tuple of pyramid levels of frame ``i`` (uint8 arrays)."""
+
+    def __init__(self, spec: FrameSpec):
+        self.spec = spec
+        self.scale = spec.scale
+        d = Path(spec.dir)
+        self._levels = [
+            np.asarray(np.memmap(d / f"grey{lv}.u8", np.uint8, "r", shape=(spec.n_frames, *shape)))
+            for lv, shape in enumerate(spec.shapes)
+        ]
+        self._state = np.memmap(d / "state.i64", np.int64, "r", shape=(2,))
+
+    def get(self, i: int) -> tuple[np.ndarray, ...]:
+        """Frame ``i`` as ``(level0, level1, level2)``, waiting for the decoder if needed."""
+        while self._state[_DECODED] <= i:
+            if self._state[_FAILED]:
+                raise RuntimeError((Path(self.spec.dir) / "error.txt").read_text())
+            time.sleep(_POLL_S)
+        return tuple(lv[i] for lv in self._levels)
+
 
 class FrameStore:
-    """``(n_frames, h, w)`` uint8 grey frames at ``scale`` x full resolution."""
+    """Write side: owns the files and the decode thread; ``reader()`` gives the read side."""
 
     def __init__(self, video_path: str | Path, n_frames: int, width: int, height: int, scale: float):
         self.path = str(video_path)
@@ -27,20 +92,22 @@ class FrameStore:
         self.w = max(16, round(width * scale))
         self.h = max(16, round(height * scale))
         self._tmp = tempfile.TemporaryDirectory(prefix="forge-frames-")
-        self._mm = np.memmap(Path(self._tmp.name) / "grey.u8", np.uint8, "w+", shape=(n_frames, self.h, self.w))
-        self._decoded = 0
-        self._error: BaseException | None = None
-        self._cond = threading.Condition()
+        d = Path(self._tmp.name)
+        shapes = level_shapes(self.h, self.w)
+        self.spec = FrameSpec(str(d), n_frames, shapes, scale)
+        self._levels = [np.memmap(d / f"grey{lv}.u8", np.uint8, "w+", shape=(n_frames, *s)) for lv, s in enumerate(shapes)]
+        self._state = np.memmap(d / "state.i64", np.int64, "w+", shape=(2,))
         self._thread: threading.Thread | None = None
         self.decode_seconds = 0.0
+
+    def reader(self) -> FrameReader:
+        return FrameReader(self.spec)
 
     def start(self, progress=None) -> None:
         self._thread = threading.Thread(target=self._decode, args=(progress,), daemon=True, name="forge-decode")
         self._thread.start()
 
     def _decode(self, progress) -> None:
-        import time
-
         t0 = time.perf_counter()
         cap = open_capture(self.path)
         try:
@@ -48,39 +115,29 @@ class FrameStore:
                 ok, frame = cap.read()
                 if not ok:
                     raise RuntimeError(f"{self.path}: decoding stopped at frame {i} of {self.n_frames}")
-                grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                if grey.shape != (self.h, self.w):
-                    grey = cv2.resize(grey, (self.w, self.h), interpolation=cv2.INTER_AREA)
-                self._mm[i] = grey
-                with self._cond:
-                    self._decoded = i + 1
-                    self._cond.notify_all()
+                grey = shrink(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), self.w, self.h)
+                self._levels[0][i] = grey
+                for lv in range(1, LEVELS):
+                    h, w = self.spec.shapes[lv]
+                    # an exact 2x box filter (OpenCV's fast INTER_AREA path)
+                    grey = cv2.resize(grey[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
+                    self._levels[lv][i] = grey
+                self._state[_DECODED] = i + 1
                 if progress is not None:
                     progress(i + 1)
         except BaseException as exc:  # handed to the readers
-            with self._cond:
-                self._error = exc
-                self._cond.notify_all()
+            (Path(self.spec.dir) / "error.txt").write_text(str(exc))
+            self._state[_FAILED] = 1
         finally:
             cap.release()
             self.decode_seconds = time.perf_counter() - t0
 
-    def get(self, i: int) -> np.ndarray:
-        """Grey frame ``i`` ``(h, w)`` uint8, waiting for the decoder if needed."""
-        if self._decoded <= i:
-            with self._cond:
-                while self._decoded <= i and self._error is None:
-                    self._cond.wait()
-                if self._decoded <= i:
-                    raise RuntimeError(str(self._error))
-        return self._mm[i]
-
     def join(self) -> None:
         if self._thread is not None:
             self._thread.join()
-        if self._error is not None:
-            raise RuntimeError(str(self._error))
+        if self._state[_FAILED]:
+            raise RuntimeError((Path(self.spec.dir) / "error.txt").read_text())
 
     def close(self) -> None:
-        del self._mm
+        del self._levels, self._state
         self._tmp.cleanup()

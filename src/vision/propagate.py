@@ -6,23 +6,28 @@ estimates exist and are fused, weighted by the distance to each keyframe and by 
 confidence, and their agreement feeds the confidence. A ``gone`` keyframe ends the object
 until its next keyframe with a box.
 
-Speed: one thread decodes into a disk-backed store of small grey frames while a thread pool
-runs the passes (OpenCV releases the GIL); each pass starts as soon as its frames exist.
+Speed: one thread decodes into a disk-backed store of small grey frames while a pool of
+processes (threads for small jobs, where starting processes would cost more than it saves)
+runs the passes; each pass starts as soon as its frames exist. Processes, because a pass
+spends half its time in Python between OpenCV calls, and threads would share one GIL.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from src.vision.confidence import fused_confidence
-from src.vision.frames import FrameStore
+from src.vision.frames import FrameReader, FrameSpec, FrameStore
 from src.vision.hard_frames import select_hard_frames
 from src.vision.metrics import iou
 from src.vision.tracker import ObjectTracker
@@ -40,6 +45,7 @@ WORK_LONG_SIDE = 640  # working resolution: long side in px ...
 MIN_OBJECT_PX = 48  # ... raised (up to full resolution) so the smallest seed box keeps this (was 24:
 # synthetic 720p 5 / 20 objects 0.926 / 0.827 -> 0.940 / 0.838 mean IoU; per-object cost is set by
 # the normalized crops, not by this; the frame store on disk grows with the square of the scale)
+PROCESS_MIN_WORK = 1000  # object-frames from which passes run in processes rather than threads
 
 
 class SeedError(ValueError):
@@ -88,7 +94,7 @@ def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]]) -> fl
     return float(s)
 
 
-def _run_pass(store: FrameStore, start: int, box: np.ndarray, stop: int, step: int):
+def _run_pass(spec: FrameSpec, start: int, box: np.ndarray, stop: int, step: int):
     """Track from keyframe ``start`` (box in full-res px) over frames ``start+step .. stop``
     inclusive. Returns (frames (m,), boxes (m, 4) full-res with NaN rows, conf (m,),
     lost (m,) bool: absent because tracking failed, not because the object left the picture)."""
@@ -98,6 +104,7 @@ def _run_pass(store: FrameStore, start: int, box: np.ndarray, stop: int, step: i
     lost = np.zeros(len(frames), bool)
     if len(frames) == 0:
         return frames, boxes, conf, lost
+    store = FrameReader(spec)
     s = store.scale
     tr = ObjectTracker(store.get(start), np.asarray(box, np.float64) * s)
     for i, f in enumerate(frames):
@@ -161,11 +168,14 @@ def propagate(
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
     info: VideoInfo | None = None,
+    processes: bool | None = None,
 ) -> PropagationResult:
     """Propagate ``keyframes`` ({frame: [SeedObject]}, boxes full-res xyxy) through the video.
 
     ``progress(done, total)`` is called from the decode thread as frames arrive. ``budget``
-    picks the hard frames (share < 1 or count >= 1). Raises VideoProbeError / SeedError.
+    picks the hard frames (share < 1 or count >= 1). ``workers`` passes run at once (default:
+    one per core), in processes when ``processes`` (default: when the job has at least
+    PROCESS_MIN_WORK object-frames), else in threads. Raises VideoProbeError / SeedError.
     """
     t0 = time.perf_counter()
     info = info or probe(video_path)
@@ -179,12 +189,14 @@ def propagate(
             per_object.setdefault(o.track_id, []).append((f, o))
 
     store = FrameStore(video_path, n, info.width, info.height, working_scale(info, keyframes))
-    # Parallelism comes from the pass threads; OpenCV's own threads on the small per-object
+    # Parallelism comes from the passes; OpenCV's own threads on the small per-object
     # crops only add scheduling cost (measured: ~20% less CPU for the same passes).
     cv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     store.start(None if progress is None else (lambda done: progress(done, n)))
     workers = workers or max(1, os.cpu_count() or 1)
+    if processes is None:
+        processes = workers > 1 and len(per_object) * n >= PROCESS_MIN_WORK
     try:
         jobs = []  # (frame the job needs first, track id, kind, keyframe index)
         for tid, kfs in per_object.items():
@@ -196,12 +208,19 @@ def propagate(
                 jobs.append((f, tid, "fwd", j, f, o.box, nxt, 1))
                 jobs.append((f, tid, "bwd", j, f, o.box, prv, -1))
         jobs.sort(key=lambda j: j[0])
-        with ThreadPoolExecutor(workers) as pool:
+        pool = _process_pool(workers) if processes else ThreadPoolExecutor(workers)
+        try:
             futures = {
-                (tid, kind, j): pool.submit(_run_pass, store, f, box, stop, step)
+                (tid, kind, j): pool.submit(_run_pass, store.spec, f, box, stop, step)
                 for _, tid, kind, j, f, box, stop, step in jobs
             }
             passes = {k: fut.result() for k, fut in futures.items()}
+        except BrokenProcessPool as exc:
+            _drop_process_pool()
+            raise RuntimeError("a tracking process died (out of memory?)") from exc
+        finally:
+            if not processes:
+                pool.shutdown(cancel_futures=True)
         store.join()
     finally:
         cv2.setNumThreads(cv_threads)
@@ -238,6 +257,33 @@ def propagate(
     tracks.sort(key=lambda t: t.track_id)
     hard = select_hard_frames(tracks, n, budget, exclude=keyframes.keys())
     return PropagationResult(info, tracks, hard, time.perf_counter() - t0)
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_workers = 0
+_pool_lock = threading.Lock()
+
+
+def _process_pool(workers: int) -> Executor:
+    """The pass processes, started on first use and kept for later calls (a spawn start-up
+    costs about a second)."""
+    global _pool, _pool_workers
+    with _pool_lock:
+        if _pool is None or _pool_workers != workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False, cancel_futures=True)
+            ctx = multiprocessing.get_context("spawn")
+            _pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=cv2.setNumThreads, initargs=(1,))
+            _pool_workers = workers
+        return _pool
+
+
+def _drop_process_pool() -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
 
 
 def _clip(tr: Track, info: VideoInfo) -> None:

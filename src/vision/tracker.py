@@ -25,7 +25,8 @@ from src.vision.confidence import FEATURES, single_pass_confidence
 
 NORM = 48  # long side of the normalized box for LK, px
 TPL = 32  # long side of the NCC templates, px
-GRID = 8  # LK points: GRID x GRID
+GRID = 6  # LK points: GRID x GRID
+INLIER_PX = 1.0  # a point moves with the object when within this of the median motion (normalized px)
 SEARCH = 2.6  # NCC search window, in box sizes
 PULL = 0.5  # share of the way from the LK box to a nearby NCC peak
 PULL_MIN_NCC = 0.5
@@ -41,30 +42,50 @@ COAST_FRAMES = 15  # while lost, the coasted box is reported this many frames ..
 COAST_CONF = 0.05  # ... with this confidence  # widest re-detection window while lost, in box sizes
 MIN_VISIBLE = 0.35  # share of the box inside the frame below which the object has left
 LK_PARAMS = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03))
+# LK points: a GRID x GRID lattice over the inner 80% of the box (fractions of its size),
+# and every pair of them (for the median scale change)
+_g = np.linspace(0.1, 0.9, GRID)
+_GRID_UV = np.stack(np.meshgrid(_g, _g), -1).reshape(-1, 2)
+_PAIRS = np.triu_indices(GRID * GRID, 1)
 
 
-def sample(img: np.ndarray, x1: float, y1: float, x2: float, y2: float, out_w: int, out_h: int) -> np.ndarray:
-    """Region ``[x1, x2) x [y1, y2)`` of a grey image resampled to ``(out_h, out_w)`` float32;
-    parts outside the image replicate the border."""
-    h, w = img.shape[:2]
-    ix1, iy1 = int(np.floor(x1)), int(np.floor(y1))
-    ix2, iy2 = max(ix1 + 1, int(np.ceil(x2))), max(iy1 + 1, int(np.ceil(y2)))
-    cx1, cy1, cx2, cy2 = max(ix1, 0), max(iy1, 0), min(ix2, w), min(iy2, h)
-    if cx2 <= cx1 or cy2 <= cy1:
-        return np.zeros((out_h, out_w), np.float32)
-    roi = img[cy1:cy2, cx1:cx2]
-    if (cx1, cy1, cx2, cy2) != (ix1, iy1, ix2, iy2):
-        roi = cv2.copyMakeBorder(roi, cy1 - iy1, iy2 - cy2, cx1 - ix1, ix2 - cx2, cv2.BORDER_REPLICATE)
-    interp = cv2.INTER_AREA if roi.shape[1] > out_w else cv2.INTER_LINEAR
-    return cv2.resize(roi, (out_w, out_h), interpolation=interp).astype(np.float32)
+def _median(v: np.ndarray) -> float:
+    """np.median of a short 1-D array, without its per-call overhead."""
+    n = len(v)
+    h = n // 2
+    if n % 2:
+        return float(np.partition(v, h)[h])
+    p = np.partition(v, (h - 1, h))
+    return float(0.5 * (p[h - 1] + p[h]))
+
+
+def sample(pyr: tuple[np.ndarray, ...], x1: float, y1: float, x2: float, y2: float, out_w: int, out_h: int) -> np.ndarray:
+    """Region ``[x1, x2) x [y1, y2)`` (pixel-edge coordinates of pyramid level 0) resampled to
+    ``(out_h, out_w)`` uint8 by one bilinear warp from the pyramid level whose pixels are at
+    most 2x finer than the output's; parts outside the image replicate the border."""
+    fx, fy = (x2 - x1) / out_w, (y2 - y1) / out_h
+    f = min(fx, fy)
+    lv = 0 if f < 2 else 1 if f < 4 or len(pyr) < 3 else 2
+    k = 1 << lv
+    o = (k - 1) / 2  # level-0 position of a level-lv pixel centre, minus k * its index
+    m = np.array([[fx / k, 0.0, (x1 + 0.5 * fx - 0.5 - o) / k], [0.0, fy / k, (y1 + 0.5 * fy - 0.5 - o) / k]])
+    return cv2.warpAffine(
+        pyr[lv], m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def unit(a: np.ndarray) -> np.ndarray:
+    """``a`` flattened to float32 with zero mean and unit norm (all zeros when flat): the dot
+    product of two of these is their zero-mean normalized cross-correlation."""
+    v = a.astype(np.float32).ravel()
+    v -= v.mean()
+    n = float(np.sqrt(v.dot(v)))
+    return v / n if n > 1e-3 else np.zeros_like(v)
 
 
 def ncc(a: np.ndarray, b: np.ndarray) -> float:
-    """Zero-mean normalized cross-correlation of two same-size float arrays, in [-1, 1]."""
-    a = a - a.mean()
-    b = b - b.mean()
-    d = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / d) if d > 1e-6 else 0.0
+    """Zero-mean normalized cross-correlation of two same-size arrays, in [-1, 1]."""
+    return float(unit(a).dot(unit(b)))
 
 
 def visible_share(box: np.ndarray, w: int, h: int) -> float:
@@ -86,12 +107,15 @@ class ObjectTracker:
 
     def __init__(self, frame: np.ndarray, box: np.ndarray):
         self.box = np.asarray(box, np.float64).copy()
-        self.h, self.w = frame.shape[:2]
+        self.h, self.w = frame[0].shape[:2]
         bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
         f = TPL / max(bw, bh)
         self.tw, self.th = max(12, round(bw * f)), max(12, round(bh * f))
-        self.key_tpl = sample(frame, *self.box, self.tw, self.th)
+        self.key_tpl = sample(frame, *self.box, self.tw, self.th).astype(np.float32)
+        self.key_u = unit(self.key_tpl)
         self.rec_tpl = self.key_tpl.copy()
+        self.rec_u = self.key_u
+        self.mix_tpl = self.key_tpl  # key and recent templates averaged: one NCC search for both
         self.key_area = bw * bh
         self.prev = frame
         self.velocity = np.zeros(2)
@@ -116,35 +140,37 @@ class ObjectTracker:
         rx2, ry2 = b[2] + margin, b[3] + margin
         ow, oh = max(8, round((rx2 - rx1) * g)), max(8, round((ry2 - ry1) * g))
         gx, gy = ow / (rx2 - rx1), oh / (ry2 - ry1)
-        prev_c = sample(self.prev, rx1, ry1, rx2, ry2, ow, oh).astype(np.uint8)
-        cur_c = sample(frame, rx1, ry1, rx2, ry2, ow, oh).astype(np.uint8)
-        xs = np.linspace(b[0] + 0.1 * bw, b[2] - 0.1 * bw, GRID)
-        ys = np.linspace(b[1] + 0.1 * bh, b[3] - 0.1 * bh, GRID)
-        px, py = np.meshgrid((xs - rx1) * gx, (ys - ry1) * gy)
-        p0 = np.stack([px.ravel(), py.ravel()], 1).astype(np.float32).reshape(-1, 1, 2)
+        prev_c = sample(self.prev, rx1, ry1, rx2, ry2, ow, oh)
+        cur_c = sample(frame, rx1, ry1, rx2, ry2, ow, oh)
+        p0 = ((_GRID_UV * (bw, bh) + (b[0] - rx1, b[1] - ry1)) * (gx, gy)).astype(np.float32).reshape(-1, 1, 2)
         p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev_c, cur_c, p0, None, **LK_PARAMS)
         p0b, st2, _ = cv2.calcOpticalFlowPyrLK(cur_c, prev_c, p1, None, **LK_PARAMS)
         fb = np.linalg.norm((p0 - p0b).reshape(-1, 2), axis=1)
         ok = (st1.ravel() == 1) & (st2.ravel() == 1) & np.isfinite(fb)
         if ok.sum() < 4:
             return None, 10.0, 0.0
-        med_fb = float(np.median(fb[ok]))
+        med_fb = _median(fb[ok])
         good = ok & (fb <= max(med_fb, 0.5))
         if good.sum() < 4:
             return None, 10.0, 0.0
-        a = p0.reshape(-1, 2)[good] / (gx, gy)
-        c = p1.reshape(-1, 2)[good] / (gx, gy)
+        a = p0.reshape(-1, 2) / (gx, gy)
+        c = p1.reshape(-1, 2) / (gx, gy)
         d = c - a
-        dx, dy = np.median(d[:, 0]), np.median(d[:, 1])
-        i, j = np.triu_indices(len(a), 1)
-        da = np.linalg.norm(a[i] - a[j], axis=1)
-        dc = np.linalg.norm(c[i] - c[j], axis=1)
+        dx, dy = _median(d[good, 0]), _median(d[good, 1])
+        # scale only from points that move with the object: a static background point
+        # inside the box would otherwise read as the box stretching
+        near = np.abs(d - (dx, dy)).max(1) * g <= INLIER_PX
+        inl = good & near if (good & near).sum() >= 4 else good
+        i, j = _PAIRS
+        keep = inl[i] & inl[j]
+        da = np.linalg.norm(a[i[keep]] - a[j[keep]], axis=1)
+        dc = np.linalg.norm(c[i[keep]] - c[j[keep]], axis=1)
         keep = da > 1e-3
-        s = float(np.median(dc[keep] / da[keep])) if keep.any() else 1.0
+        s = _median(dc[keep] / da[keep]) if keep.any() else 1.0
         s = float(np.clip(s, 0.85, 1.18))
         cx, cy = (b[0] + b[2]) / 2 + dx, (b[1] + b[3]) / 2 + dy
         nb = np.array([cx - s * bw / 2, cy - s * bh / 2, cx + s * bw / 2, cy + s * bh / 2])
-        return nb, float(np.median(fb[good])) , float(good.mean())
+        return nb, _median(fb[good]), float(good.mean())
 
     def _search(self, frame: np.ndarray, box: np.ndarray, extent: float, key_only: bool = False, dist_penalty: float = 0.0):
         """NCC of the templates in a window ``extent`` box-sizes wide around ``box``:
@@ -154,10 +180,9 @@ class ObjectTracker:
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         ww, wh = extent * bw, extent * bh
         x1, y1 = cx - ww / 2, cy - wh / 2
-        win = sample(frame, x1, y1, x1 + ww, y1 + wh, round(ww * fx), round(wh * fy))
-        r = cv2.matchTemplate(win, self.key_tpl, cv2.TM_CCOEFF_NORMED)
-        if not key_only:
-            r = 0.5 * (r + cv2.matchTemplate(win, self.rec_tpl, cv2.TM_CCOEFF_NORMED))
+        win = sample(frame, x1, y1, x1 + ww, y1 + wh, round(ww * fx), round(wh * fy)).astype(np.float32)
+        tpl = self.key_tpl if key_only else self.mix_tpl
+        r = cv2.matchTemplate(win, tpl, cv2.TM_CCOEFF_NORMED)
         if dist_penalty > 0:
             # score minus dist_penalty per box size (long side) away from the window centre
             yy, xx = np.mgrid[0 : r.shape[0], 0 : r.shape[1]].astype(np.float32)
@@ -197,9 +222,10 @@ class ObjectTracker:
             box = base + np.r_[d, d]
         if self.last_conf < SCALE_CHECK_CONF or self.steps % SCALE_CHECK_EVERY == 0:
             box = self._refine_scale(frame, box)
-        cur = sample(frame, *box, self.tw, self.th)
-        ncc_key = ncc(cur, self.key_tpl)
-        ncc_rec = ncc(cur, self.rec_tpl)
+        cur = sample(frame, *box, self.tw, self.th).astype(np.float32)
+        cur_u = unit(cur)
+        ncc_key = float(cur_u.dot(self.key_u))
+        ncc_rec = float(cur_u.dot(self.rec_u))
         move = ((box[:2] + box[2:]) - (old[:2] + old[2:])) / 2
         motion = float(np.linalg.norm(move - self.velocity) / size)
         area = (box[2] - box[0]) * (box[3] - box[1])
@@ -227,6 +253,8 @@ class ObjectTracker:
         self.prev = frame
         if conf > 0.5 and ncc_rec > 0.5:
             self.rec_tpl = 0.85 * self.rec_tpl + 0.15 * cur
+            self.rec_u = unit(self.rec_tpl)
+            self.mix_tpl = 0.5 * (self.key_tpl + self.rec_tpl)
         if visible_share(box, self.w, self.h) < MIN_VISIBLE:
             self.lost = self.left_frame = True
             return StepResult(None, feats, 0.0)
@@ -242,8 +270,8 @@ class ObjectTracker:
         hw, hh = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
         best, best_s = -2.0, 1.0
         for s in SCALES:
-            c = sample(frame, cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh, self.tw, self.th)
-            v = 0.5 * (ncc(c, self.key_tpl) + ncc(c, self.rec_tpl)) - (0.01 if s != 1.0 else 0.0)
+            c = unit(sample(frame, cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh, self.tw, self.th))
+            v = 0.5 * float(c.dot(self.key_u) + c.dot(self.rec_u)) - (0.01 if s != 1.0 else 0.0)
             if v > best:
                 best, best_s = v, s
         s = 1.0 + 0.5 * (best_s - 1.0)
@@ -276,6 +304,6 @@ class ObjectTracker:
             return StepResult(None, feats, 0.0)
         self.box, self.lost, self.low_run, self.lost_steps, self.left_frame = nb, False, 0, 0, False
         self.velocity[:] = 0
-        self.rec_tpl = self.key_tpl.copy()
+        self.rec_tpl, self.rec_u, self.mix_tpl = self.key_tpl.copy(), self.key_u, self.key_tpl
         feats = np.array([np.log1p(1.0), 1.0, peak, peak, 0.0, 0.0, 0.0, np.log1p(self.steps), 0.0], np.float32)
         return StepResult(nb.copy(), feats, single_pass_confidence(feats))

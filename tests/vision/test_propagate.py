@@ -111,3 +111,14 @@ def test_backward_from_a_later_keyframe(exit_video):
 def test_bad_seeds(synthetic_video, keyframes, message):
     with pytest.raises(SeedError, match=message):
         propagate(synthetic_video[0], keyframes)
+
+
+def test_process_pool_gives_the_thread_result():
+    """Passes run in processes for big jobs and in threads for small ones: same numbers."""
+    path, info, gt = sequence("otb_crossing")
+    keyframes = {0: seeds_at(gt, 0), 60: seeds_at(gt, 60)}
+    in_threads = propagate(path, keyframes, workers=2, processes=False)
+    in_processes = propagate(path, keyframes, workers=2, processes=True)
+    for a, b in zip(in_threads.tracks, in_processes.tracks, strict=True):
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.confidence, b.confidence)
