@@ -40,13 +40,13 @@ def first_seeds(gt) -> dict[int, list[SeedObject]]:
     return {0: [s for s in seeds_at(gt, 0) if not s.gone]}
 
 
-def score(result, gt) -> dict:
+def score(result, gt, frames: int | None = None) -> dict:
     """mean IoU, success AUC, share of frames IoU >= 0.5, confidence AUROC over all objects
-    seeded (frames where ground truth exists)."""
+    seeded (frames where ground truth exists), on the first ``frames`` frames (default all)."""
     ious, confs = [], []
     for t in result.tracks:
-        ious.append(frame_ious(t.boxes, gt[t.track_id]))
-        confs.append(t.confidence)
+        ious.append(frame_ious(t.boxes[:frames], gt[t.track_id][:frames]))
+        confs.append(t.confidence[:frames])
     v, c = np.concatenate(ious), np.concatenate(confs)
     return {
         "miou": float(np.nanmean(v)),

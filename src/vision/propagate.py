@@ -94,27 +94,77 @@ def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]]) -> fl
     return float(s)
 
 
-def _run_pass(spec: FrameSpec, start: int, box: np.ndarray, stop: int, step: int):
-    """Track from keyframe ``start`` (box in full-res px) over frames ``start+step .. stop``
-    inclusive. Returns (frames (m,), boxes (m, 4) full-res with NaN rows, conf (m,),
-    lost (m,) bool: absent because tracking failed, not because the object left the picture)."""
-    frames = np.arange(start + step, stop + step, step)
-    boxes = np.full((len(frames), 4), np.nan, np.float64)
-    conf = np.zeros(len(frames), np.float64)
-    lost = np.zeros(len(frames), bool)
-    if len(frames) == 0:
-        return frames, boxes, conf, lost
-    store = FrameReader(spec)
-    s = store.scale
-    tr = ObjectTracker(store.get(start), np.asarray(box, np.float64) * s)
-    for i, f in enumerate(frames):
-        r = tr.step(store.get(int(f)))
+class _Pass:
+    """One tracking pass: from keyframe ``start`` (box in full-res px) over frames
+    ``start+step .. stop`` inclusive, one ``advance`` per frame."""
+
+    def __init__(self, start: int, box: np.ndarray, stop: int, step: int):
+        self.start, self.box, self.step = start, np.asarray(box, np.float64), step
+        self.frames = np.arange(start + step, stop + step, step)
+        m = len(self.frames)
+        self.boxes = np.full((m, 4), np.nan, np.float64)
+        self.conf = np.zeros(m, np.float64)
+        self.lost = np.zeros(m, bool)
+        self.i = 0  # frames done
+        self.tracker: ObjectTracker | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.i >= len(self.frames)
+
+    @property
+    def needs(self) -> int:
+        """The frame the next ``advance`` reads."""
+        return self.start if self.tracker is None else int(self.frames[self.i])
+
+    def advance(self, store: FrameReader) -> None:
+        s = store.scale
+        if self.tracker is None:
+            self.tracker = ObjectTracker(store.get(self.start), self.box * s)
+            return
+        r = self.tracker.step(store.get(self.needs))
         if r.box is None:
-            lost[i] = not tr.left_frame
-            continue
-        boxes[i] = r.box / s
-        conf[i] = r.confidence
-    return frames, boxes, conf, lost
+            self.lost[self.i] = not self.tracker.left_frame
+        else:
+            self.boxes[self.i] = r.box / s
+            self.conf[self.i] = r.confidence
+        self.i += 1
+
+    def result(self):
+        """(frames (m,), boxes (m, 4) full-res with NaN rows, conf (m,), lost (m,) bool:
+        absent because tracking failed, not because the object left the picture)."""
+        return self.frames, self.boxes, self.conf, self.lost
+
+
+def _run_passes(spec: FrameSpec, passes: list[tuple[int, np.ndarray, int, int]]) -> list[tuple]:
+    """Run a group of passes ``(start, box, stop, step)`` together, one frame of each in
+    turn, so that every pass of the group follows the decoder instead of the last ones
+    waiting for the first to finish. Returns each pass's ``_Pass.result()``, in order."""
+    store = FrameReader(spec)
+    todo = [_Pass(*p) for p in passes]
+    active = [p for p in todo if not p.done]
+    while active:
+        moved = False
+        for p in active:
+            if store.ready(p.needs):
+                p.advance(store)
+                moved = True
+        active = [p for p in active if not p.done]
+        if not moved:
+            store.get(min(p.needs for p in active))  # wait for the decoder
+    return [p.result() for p in todo]
+
+
+def _balanced_groups(lengths: list[int], k: int) -> list[list[int]]:
+    """Indices of ``lengths`` split into at most ``k`` groups of near-equal total (longest
+    first, each to the lightest group)."""
+    groups: list[list[int]] = [[] for _ in range(k)]
+    load = [0] * k
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        g = load.index(min(load))
+        groups[g].append(i)
+        load[g] += lengths[i]
+    return [g for g in groups if g]
 
 
 def _fuse(n: int, a: int, b: int, fwd, bwd):
@@ -207,14 +257,17 @@ def propagate(
                 prv = kfs[j - 1][0] + 1 if j > 0 else 0
                 jobs.append((f, tid, "fwd", j, f, o.box, nxt, 1))
                 jobs.append((f, tid, "bwd", j, f, o.box, prv, -1))
-        jobs.sort(key=lambda j: j[0])
+        groups = _balanced_groups([abs(stop - f) for _, _, _, _, f, _, stop, _ in jobs], workers)
         pool = _process_pool(workers) if processes else ThreadPoolExecutor(workers)
         try:
-            futures = {
-                (tid, kind, j): pool.submit(_run_pass, store.spec, f, box, stop, step)
-                for _, tid, kind, j, f, box, stop, step in jobs
-            }
-            passes = {k: fut.result() for k, fut in futures.items()}
+            futures = [
+                pool.submit(_run_passes, store.spec, [jobs[i][4:] for i in g]) for g in groups
+            ]
+            passes = {}
+            for g, fut in zip(groups, futures):
+                for i, res in zip(g, fut.result()):
+                    _, tid, kind, j = jobs[i][:4]
+                    passes[(tid, kind, j)] = res
         except BrokenProcessPool as exc:
             _drop_process_pool()
             raise RuntimeError("a tracking process died (out of memory?)") from exc

@@ -1,5 +1,7 @@
 """Synthetic test videos with known boxes: textured patches moving over a textured,
-slowly panning background. Used by tests and benches (written with cv2.VideoWriter 'mp4v').
+slowly panning background. Used by tests and benches: MPEG-4 part 2 ('mp4v', written by
+cv2.VideoWriter) or H.264 (written by PyAV, which bundles libx264; OpenCV here cannot write
+H.264), the codec real uploads mostly use and the one decode speed should be measured on.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def make_video(
     object_size: tuple[int, int] = (60, 140),
     pan: float = 0.5,
     exit_object: bool = False,
+    codec: str = "mp4v",
 ) -> dict[int, np.ndarray]:
     """Write the video and return ground truth ``{track_id: (n_frames, 4) float32 xyxy}``
     (NaN rows when the object is entirely outside the frame). Objects bounce inside the frame,
@@ -43,9 +46,7 @@ def make_video(
             x, y, v = width * 0.5, height * 0.4, np.array([width / n_frames * 1.6, 0.0])
         objs.append([_texture(rng, oh, ow), x, y, v, ow, oh])
     gt = {k + 1: np.full((n_frames, 4), np.nan, np.float32) for k in range(n_objects)}
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError("cv2.VideoWriter cannot write mp4v here")
+    writer = _H264Writer(path, fps, width, height) if codec == "h264" else _cv_writer(path, fps, width, height)
     for f in range(n_frames):
         ox = int(abs(pan) * f)
         frame = bg[32 : 32 + height, 32 + ox : 32 + ox + width].copy()
@@ -66,3 +67,34 @@ def make_video(
         writer.write(frame)
     writer.release()
     return gt
+
+
+def _cv_writer(path, fps, width, height):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError("cv2.VideoWriter cannot write mp4v here")
+    return writer
+
+
+class _H264Writer:
+    """cv2.VideoWriter's ``write`` / ``release`` over PyAV's libx264 (yuv420p, CRF 23)."""
+
+    def __init__(self, path, fps, width, height):
+        from fractions import Fraction
+
+        import av  # a test/bench dependency (requirements/dev.txt), not a runtime one
+
+        self._out = av.open(str(path), "w")
+        self._stream = self._out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
+        self._stream.options = {"crf": "23", "preset": "veryfast"}
+        self._av = av
+
+    def write(self, frame: np.ndarray) -> None:
+        for packet in self._stream.encode(self._av.VideoFrame.from_ndarray(frame, format="bgr24")):
+            self._out.mux(packet)
+
+    def release(self) -> None:
+        for packet in self._stream.encode():
+            self._out.mux(packet)
+        self._out.close()
