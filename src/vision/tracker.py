@@ -26,7 +26,7 @@ from src.vision.confidence import FEATURES, single_pass_confidence
 NORM = 48  # long side of the normalized box for LK, px
 TPL = 32  # long side of the NCC templates, px
 GRID = 6  # LK points: GRID x GRID
-INLIER_PX = 1.0  # a point moves with the object when within this of the median motion (normalized px)
+INLIER_PX = 0.5  # a point moves with the object when within this of the median motion (normalized px)
 SEARCH = 2.6  # NCC search window, in box sizes
 PULL = 0.5  # share of the way from the LK box to a nearby NCC peak
 PULL_MIN_NCC = 0.5
