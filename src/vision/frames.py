@@ -60,6 +60,16 @@ def shrink(img: np.ndarray, w: int, h: int) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def pyramid(grey: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``grey`` and its LEVELS - 1 halvings (shapes ``level_shapes``): pixel ``j`` of level
+    ``l`` averages level-0 pixels ``[j * 2**l, (j + 1) * 2**l)`` on each axis."""
+    levels = [grey]
+    for h, w in level_shapes(*grey.shape)[1:]:
+        # an exact 2x box filter (OpenCV's fast INTER_AREA path)
+        levels.append(cv2.resize(levels[-1][: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA))
+    return tuple(levels)
+
+
 class FrameReader:
     """Read side: ``get(i)`` -> tuple of pyramid levels of frame ``i`` (uint8 arrays)."""
 
@@ -122,13 +132,8 @@ class FrameStore:
                     raise RuntimeError(f"{self.path}: decoding stopped at frame {i} of {self.n_frames}")
                 if frame.ndim == 3:
                     frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                grey = shrink(frame, self.w, self.h)
-                self._levels[0][i] = grey
-                for lv in range(1, LEVELS):
-                    h, w = self.spec.shapes[lv]
-                    # an exact 2x box filter (OpenCV's fast INTER_AREA path)
-                    grey = cv2.resize(grey[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
-                    self._levels[lv][i] = grey
+                for lv, img in enumerate(pyramid(shrink(frame, self.w, self.h))):
+                    self._levels[lv][i] = img
                 self._state[_DECODED] = i + 1
                 if progress is not None:
                     progress(i + 1)

@@ -1,0 +1,83 @@
+"""The frame store: pyramid geometry, crops from it, decode into it (luma and BGR paths)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from src.vision.frames import FrameStore, pyramid, shrink
+from src.vision.tracker import sample
+from src.vision.video import iter_frames, probe
+
+
+def _ramp(h=240, w=128):
+    """Pixel (y, x) = 2x: a crop's value at each output pixel is twice the x it was taken
+    from (2x, not x, so that every pyramid level's averages are whole numbers)."""
+    return np.tile(np.arange(0, 2 * w, 2, dtype=np.uint8), (h, 1))
+
+
+@pytest.mark.parametrize("factor", [0.7, 1.0, 1.6, 3.0, 5.5])  # levels 0, 0, 0, 1, 2
+def test_crop_takes_the_asked_region_from_any_level(factor):
+    pyr = pyramid(_ramp())
+    out_w, out_h = 16, 16
+    x1, y1 = 10.3, 30.0
+    crop = sample(pyr, x1, y1, x1 + out_w * factor, y1 + out_h * factor, out_w, out_h)
+    assert crop.shape == (out_h, out_w) and crop.dtype == np.uint8
+    # output pixel u covers [x1 + u * factor, x1 + (u + 1) * factor): its centre, in the
+    # pixel-centre coordinates the ramp's values are
+    expected = 2 * (x1 + (np.arange(out_w) + 0.5) * factor - 0.5)
+    np.testing.assert_allclose(crop[out_h // 2].astype(float), expected, atol=0.6)
+
+
+def test_crop_outside_the_frame_repeats_the_border():
+    crop = sample(pyramid(_ramp()), -20.0, 0.0, 4.0, 10.0, 24, 10)
+    assert (crop[:, :18] == 0).all() and crop[0, -1] > 0
+
+
+def test_pyramid_levels_are_box_averages():
+    img = np.random.default_rng(0).integers(0, 256, (101, 203), dtype=np.uint8)
+    lv0, lv1, lv2 = pyramid(img)
+    assert lv1.shape == (50, 101) and lv2.shape == (25, 50)
+    assert abs(int(lv1[3, 7]) - img[6:8, 14:16].mean()) <= 1
+    assert abs(int(lv2[3, 7]) - img[12:16, 28:32].mean()) <= 1
+
+
+@pytest.mark.parametrize("size", [(640, 360), (427, 240), (200, 112)])
+def test_shrink_matches_area_resize(size):
+    img = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (720, 1280), dtype=np.uint8), (0, 0), 8)
+    fast = shrink(img, *size)
+    ref = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    assert fast.shape == ref.shape
+    assert np.abs(fast.astype(int) - ref.astype(int)).mean() < 1.0
+
+
+def test_store_holds_the_grey_video(synthetic_video):
+    path, _ = synthetic_video
+    info = probe(path)
+    store = FrameStore(path, info.frames, info.width, info.height, 0.5)
+    store.start()
+    store.join()
+    try:
+        reader = store.reader()
+        for i, bgr in enumerate(iter_frames(path)):
+            if i % 30:
+                continue
+            want = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), (320, 180), interpolation=cv2.INTER_AREA)
+            got = reader.get(i)[0]
+            # luma straight from the decoder is limited-range (16-235): compare by correlation
+            assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.99
+    finally:
+        store.close()
+
+
+def test_store_reports_a_video_shorter_than_promised(synthetic_video):
+    path, _ = synthetic_video
+    info = probe(path)
+    store = FrameStore(path, info.frames + 5, info.width, info.height, 0.5)
+    store.start()
+    try:
+        with pytest.raises(RuntimeError, match="decoding stopped at frame 90"):
+            store.reader().get(info.frames + 2)
+        with pytest.raises(RuntimeError):
+            store.join()
+    finally:
+        store.close()
