@@ -45,6 +45,7 @@ WORK_LONG_SIDE = 640  # working resolution: long side in px ...
 MIN_OBJECT_PX = 48  # ... raised (up to full resolution) so the smallest seed box keeps this (was 24:
 # synthetic 720p 5 / 20 objects 0.926 / 0.827 -> 0.940 / 0.838 mean IoU; per-object cost is set by
 # the normalized crops, not by this; the frame store on disk grows with the square of the scale)
+MAX_STORE_BYTES = 8 << 30  # the frame store on disk stays under this: long videos track smaller
 PROCESS_MIN_WORK = 1000  # object-frames from which passes run in processes rather than threads
 
 
@@ -86,12 +87,14 @@ def validate_keyframes(keyframes: dict[int, list[SeedObject]], info: VideoInfo) 
 
 def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]]) -> float:
     """Downscale factor (<= 1) of the tracking copy: long side WORK_LONG_SIDE, unless the
-    smallest seed box would shrink below MIN_OBJECT_PX."""
+    smallest seed box would shrink below MIN_OBJECT_PX; but never so large that the frame
+    store (frames x pyramid of 4/3 of a frame) would pass MAX_STORE_BYTES."""
     s = min(1.0, WORK_LONG_SIDE / max(info.width, info.height))
     sides = [min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for objs in keyframes.values() for o in objs if not o.gone]
     if sides:
         s = max(s, min(1.0, MIN_OBJECT_PX / max(min(sides), 1.0)))
-    return float(s)
+    cap = (MAX_STORE_BYTES / (max(info.frames, 1) * info.width * info.height * 4 / 3)) ** 0.5
+    return float(min(s, cap))
 
 
 class _Pass:

@@ -122,3 +122,16 @@ def test_process_pool_gives_the_thread_result():
     for a, b in zip(in_threads.tracks, in_processes.tracks, strict=True):
         np.testing.assert_array_equal(a.boxes, b.boxes)
         np.testing.assert_array_equal(a.confidence, b.confidence)
+
+
+def test_working_scale_keeps_the_frame_store_bounded():
+    from src.vision.propagate import MAX_STORE_BYTES, working_scale
+    from src.vision.types import VideoInfo
+
+    tiny_box = {0: [SeedObject(1, "object", np.array([10, 10, 20, 20], np.float32))]}
+    short = VideoInfo(frames=300, fps=30.0, width=1920, height=1080, codec="h264", container="mp4", duration_s=10.0)
+    assert working_scale(short, tiny_box) == 1.0  # a 10 px seed wants full resolution
+    hour = VideoInfo(frames=108_000, fps=30.0, width=1920, height=1080, codec="h264", container="mp4", duration_s=3600.0)
+    s = working_scale(hour, tiny_box)
+    assert s < 1.0
+    assert hour.frames * round(1920 * s) * round(1080 * s) * 4 / 3 <= MAX_STORE_BYTES * 1.01
