@@ -130,12 +130,12 @@ class ObjectTracker:
         self.left_frame = False  # lost because it left the picture (not a tracking failure)
 
     # --- motion -------------------------------------------------------------------------
-    def _lk(self, frame: np.ndarray):
+    def _lk(self, frame: np.ndarray, dt: int = 1):
         """LK from the previous frame: (new box or None, fb error, share of good points)."""
         b = self.box
         bw, bh = b[2] - b[0], b[3] - b[1]
         g = NORM / max(bw, bh)
-        margin = 0.5 * max(bw, bh) + np.abs(self.velocity).max()
+        margin = 0.5 * max(bw, bh) + dt * np.abs(self.velocity).max()
         rx1, ry1 = b[0] - margin, b[1] - margin
         rx2, ry2 = b[2] + margin, b[3] + margin
         ow, oh = max(8, round((rx2 - rx1) * g)), max(8, round((ry2 - ry1) * g))
@@ -195,15 +195,17 @@ class ObjectTracker:
         return np.array([px, py]), float(peak), r, (x1, y1, fx, fy)
 
     # --- one step -----------------------------------------------------------------------
-    def step(self, frame: np.ndarray) -> StepResult:
-        self.steps += 1
+    def step(self, frame: np.ndarray, dt: int = 1) -> StepResult:
+        """Track onto ``frame``, ``dt`` frames after the previous one (2 when the caller skips
+        a frame it will interpolate; velocities stay per frame)."""
+        self.steps += dt
         if self.lost:
             res = self._reacquire(frame)
             self.prev = frame
             return res
         old = self.box.copy()
-        lk_box, fb, good = self._lk(frame)
-        base = lk_box if lk_box is not None else old + np.r_[self.velocity, self.velocity]
+        lk_box, fb, good = self._lk(frame, dt)
+        base = lk_box if lk_box is not None else old + dt * np.r_[self.velocity, self.velocity]
         peak_c, peak, r, (x1, y1, fx, fy) = self._search(frame, base, SEARCH)
         bcx, bcy = (base[0] + base[2]) / 2, (base[1] + base[3]) / 2
         ix = int(round((bcx - x1) * fx - self.tw / 2))
@@ -226,7 +228,7 @@ class ObjectTracker:
         cur_u = unit(cur)
         ncc_key = float(cur_u.dot(self.key_u))
         ncc_rec = float(cur_u.dot(self.rec_u))
-        move = ((box[:2] + box[2:]) - (old[:2] + old[2:])) / 2
+        move = ((box[:2] + box[2:]) - (old[:2] + old[2:])) / 2 / dt
         motion = float(np.linalg.norm(move - self.velocity) / size)
         area = (box[2] - box[0]) * (box[3] - box[1])
         feats = np.array(
@@ -303,7 +305,7 @@ class ObjectTracker:
                 return StepResult(self.box.copy(), feats, COAST_CONF)
             return StepResult(None, feats, 0.0)
         self.box, self.lost, self.low_run, self.lost_steps, self.left_frame = nb, False, 0, 0, False
-        self.velocity[:] = 0
+        self.velocity = np.zeros(2)
         self.rec_tpl, self.rec_u, self.mix_tpl = self.key_tpl.copy(), self.key_u, self.key_tpl
         feats = np.array([np.log1p(1.0), 1.0, peak, peak, 0.0, 0.0, 0.0, np.log1p(self.steps), 0.0], np.float32)
         return StepResult(nb.copy(), feats, single_pass_confidence(feats))

@@ -135,3 +135,31 @@ def test_working_scale_keeps_the_frame_store_bounded():
     s = working_scale(hour, tiny_box)
     assert s < 1.0
     assert hour.frames * round(1920 * s) * round(1080 * s) * 4 / 3 <= MAX_STORE_BYTES * 1.01
+
+
+def test_slow_confident_objects_are_tracked_every_other_frame(synthetic_video):
+    """The stride: fewer tracking steps than frames, and every frame (the skipped ones
+    interpolated) still fits the ground truth."""
+    from src.vision.frames import FrameStore
+    from src.vision.propagate import _Pass
+    from src.vision.video import probe
+
+    path, gt = synthetic_video
+    info = probe(path)
+    store = FrameStore(path, info.frames, info.width, info.height, 1.0)
+    store.start()
+    store.join()
+    try:
+        reader = store.reader()
+        for tid, g in gt.items():
+            p = _Pass(0, g[0], info.frames - 1, 1)
+            steps = 0
+            while not p.done:
+                p.advance(reader)
+                steps += 1
+            assert steps < 0.8 * info.frames, f"object {tid}: {steps} steps for {info.frames} frames"
+            frames, boxes, conf, _ = p.result()
+            v = frame_ious(boxes, g[frames])
+            assert np.nanmean(v) > 0.85, f"object {tid}: mean IoU {np.nanmean(v):.3f}"
+    finally:
+        store.close()
