@@ -106,7 +106,8 @@ def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]]) -> fl
 
 class _Pass:
     """One tracking pass: from keyframe ``start`` (box in full-res px) over frames
-    ``start+step .. stop`` inclusive, one ``advance`` per frame."""
+    ``start+step .. stop`` inclusive; each ``advance`` covers one frame, or two (see
+    STRIDE_CONF)."""
 
     def __init__(self, start: int, box: np.ndarray, stop: int, step: int):
         self.start, self.box, self.step = start, np.asarray(box, np.float64), step
@@ -140,22 +141,25 @@ class _Pass:
             self.tracker = ObjectTracker(store.get(self.start), self.box * s)
             return
         dt = self._stride()
-        before, conf_before = self.tracker.box.copy(), self.tracker.last_conf
-        saved = copy.copy(self.tracker)  # step() rebinds its state, never mutates it in place
-        r = self.tracker.step(store.get(self.needs), dt)
-        if dt == 2 and (r.box is None or r.confidence < STRIDE_CONF):
-            self.tracker, dt = saved, 1
-            r = self.tracker.step(store.get(int(self.frames[self.i])))
-        j = self.i + dt - 1
-        if r.box is None:
-            self.lost[self.i : j + 1] = not self.tracker.left_frame
+        if dt == 2:
+            saved = copy.copy(self.tracker)  # step() rebinds its state, never mutates it in place
+            r = self.tracker.step(store.get(self.needs), dt)
+            if r.box is not None and r.confidence >= STRIDE_CONF:
+                # the skipped frame: half-way, as sure as the less sure end
+                self.boxes[self.i] = (saved.box + r.box) / 2 / s
+                self.conf[self.i] = min(saved.last_conf, r.confidence)
+                self.i += 1
+            else:
+                self.tracker = saved
+                r = self.tracker.step(store.get(int(self.frames[self.i])))
         else:
-            self.boxes[j] = r.box / s
-            self.conf[j] = r.confidence
-            if dt == 2:  # the skipped frame: half-way, as sure as the less sure end
-                self.boxes[self.i] = (before + r.box) / 2 / s
-                self.conf[self.i] = min(conf_before, r.confidence)
-        self.i += dt
+            r = self.tracker.step(store.get(int(self.frames[self.i])))
+        if r.box is None:
+            self.lost[self.i] = not self.tracker.left_frame
+        else:
+            self.boxes[self.i] = r.box / s
+            self.conf[self.i] = r.confidence
+        self.i += 1
 
     def result(self):
         """(frames (m,), boxes (m, 4) full-res with NaN rows, conf (m,), lost (m,) bool:
