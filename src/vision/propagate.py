@@ -362,6 +362,15 @@ def _process_pool(workers: int) -> Executor:
         return _pool
 
 
+def start_processes(workers: int | None = None) -> None:
+    """Start the pass processes now (the first large ``propagate`` call otherwise pays their
+    start-up, about a second), e.g. before timing it."""
+    workers = workers or max(1, os.cpu_count() or 1)
+    pool = _process_pool(workers)
+    for f in [pool.submit(cv2.setNumThreads, 1) for _ in range(workers)]:
+        f.result()
+
+
 def _drop_process_pool() -> None:
     global _pool
     with _pool_lock:
