@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from src.vision.frames import FrameReader, FrameStore
 from src.vision.metrics import load_ground_truth
 from src.vision.synthetic import make_video
-from src.vision.types import SeedObject
+from src.vision.types import SeedObject, VideoInfo
 from src.vision.video import probe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,3 +90,16 @@ def run_cli():
         return subprocess.run([*prefix, *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+@contextmanager
+def decoded_store(path: Path, scale: float) -> Iterator[tuple[FrameReader, VideoInfo]]:
+    """The whole video decoded into a FrameStore at ``scale``: (its reader, the probe)."""
+    info = probe(path)
+    store = FrameStore(path, info.frames, info.width, info.height, scale)
+    store.start()
+    try:
+        store.join()
+        yield store.reader(), info
+    finally:
+        store.close()

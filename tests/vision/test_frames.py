@@ -8,6 +8,8 @@ from src.vision.frames import FrameStore, pyramid, shrink
 from src.vision.tracker import sample
 from src.vision.video import iter_frames, probe
 
+from .conftest import decoded_store
+
 
 def _ramp(h=240, w=128):
     """Pixel (y, x) = 2x: a crop's value at each output pixel is twice the x it was taken
@@ -52,12 +54,7 @@ def test_shrink_matches_area_resize(size):
 
 def test_store_holds_the_grey_video(synthetic_video):
     path, _ = synthetic_video
-    info = probe(path)
-    store = FrameStore(path, info.frames, info.width, info.height, 0.5)
-    store.start()
-    store.join()
-    try:
-        reader = store.reader()
+    with decoded_store(path, 0.5) as (reader, _):
         for i, bgr in enumerate(iter_frames(path)):
             if i % 30:
                 continue
@@ -65,8 +62,6 @@ def test_store_holds_the_grey_video(synthetic_video):
             got = reader.get(i)[0]
             # luma straight from the decoder is limited-range (16-235): compare by correlation
             assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.99
-    finally:
-        store.close()
 
 
 def test_store_reports_a_video_shorter_than_promised(synthetic_video):

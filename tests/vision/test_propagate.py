@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from src.vision.metrics import frame_ious, iou
-from src.vision.propagate import SeedError, propagate
-from src.vision.types import SOURCE_ABSENT, SOURCE_KEYFRAME, SeedObject
+from src.vision.propagate import MAX_STORE_BYTES, SeedError, _Pass, propagate, working_scale
+from src.vision.types import SOURCE_ABSENT, SOURCE_KEYFRAME, SeedObject, VideoInfo
 
-from .conftest import SEQUENCE_NAMES, seeds_at, sequence
+from .conftest import SEQUENCE_NAMES, decoded_store, seeds_at, sequence
 
 # Mean IoU of the CSRT baseline (one cv2.TrackerCSRT per object, every frame, forward only,
 # full resolution, first ground-truth boxes as seeds), measured with bench/propagation.py.
@@ -125,9 +125,6 @@ def test_process_pool_gives_the_thread_result():
 
 
 def test_working_scale_keeps_the_frame_store_bounded():
-    from src.vision.propagate import MAX_STORE_BYTES, working_scale
-    from src.vision.types import VideoInfo
-
     tiny_box = {0: [SeedObject(1, "object", np.array([10, 10, 20, 20], np.float32))]}
     short = VideoInfo(frames=300, fps=30.0, width=1920, height=1080, codec="h264", container="mp4", duration_s=10.0)
     assert working_scale(short, tiny_box) == 1.0  # a 10 px seed wants full resolution
@@ -140,17 +137,8 @@ def test_working_scale_keeps_the_frame_store_bounded():
 def test_slow_confident_objects_are_tracked_every_other_frame(synthetic_video):
     """The stride: fewer tracking steps than frames, and every frame (the skipped ones
     interpolated) still fits the ground truth."""
-    from src.vision.frames import FrameStore
-    from src.vision.propagate import _Pass
-    from src.vision.video import probe
-
     path, gt = synthetic_video
-    info = probe(path)
-    store = FrameStore(path, info.frames, info.width, info.height, 1.0)
-    store.start()
-    store.join()
-    try:
-        reader = store.reader()
+    with decoded_store(path, 1.0) as (reader, info):
         for tid, g in gt.items():
             p = _Pass(0, g[0], info.frames - 1, 1)
             steps = 0
@@ -161,5 +149,3 @@ def test_slow_confident_objects_are_tracked_every_other_frame(synthetic_video):
             frames, boxes, conf, _ = p.result()
             v = frame_ious(boxes, g[frames])
             assert np.nanmean(v) > 0.85, f"object {tid}: mean IoU {np.nanmean(v):.3f}"
-    finally:
-        store.close()
