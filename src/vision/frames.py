@@ -25,6 +25,7 @@ import numpy as np
 from src.vision.video import open_capture
 
 LEVELS = 3
+Pyramid = tuple[np.ndarray, ...]  # one grey frame: (h, w), (h // 2, w // 2), (h // 4, w // 4) uint8
 _POLL_S = 0.001
 
 # state file: [frames decoded, 1 when decoding failed]
@@ -60,7 +61,7 @@ def shrink(img: np.ndarray, w: int, h: int) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def pyramid(grey: np.ndarray) -> tuple[np.ndarray, ...]:
+def pyramid(grey: np.ndarray) -> Pyramid:
     """``grey`` and its LEVELS - 1 halvings (shapes ``level_shapes``): pixel ``j`` of level
     ``l`` averages level-0 pixels ``[j * 2**l, (j + 1) * 2**l)`` on each axis."""
     levels = [grey]
@@ -87,7 +88,7 @@ class FrameReader:
         """Whether frame ``i`` is decoded (``get(i)`` would not wait)."""
         return bool(self._state[_DECODED] > i)
 
-    def get(self, i: int) -> tuple[np.ndarray, ...]:
+    def get(self, i: int) -> Pyramid:
         """Frame ``i`` as ``(level0, level1, level2)``, waiting for the decoder if needed."""
         while self._state[_DECODED] <= i:
             if self._state[_FAILED]:

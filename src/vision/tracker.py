@@ -1,10 +1,13 @@
 """Single-object tracker for one propagation pass (forward or backward) on grey frames.
 
-Each step combines:
+A frame here is a ``Pyramid`` (src.vision.frames: the working-resolution grey frame and its
+1/2 and 1/4 copies). Each step combines:
 - pyramidal Lucas-Kanade on a grid of points inside the box, filtered by forward-backward
-  error, with median translation and median scale (MedianFlow-style);
-- NCC template matching (cv2.matchTemplate) of the keyframe crop and a slowly updated
-  recent crop in a search window, used to correct LK when it slips and to re-detect;
+  error, with median translation and median scale of the points that move with the object
+  (MedianFlow-style);
+- NCC template matching (cv2.matchTemplate) of the average of the keyframe crop and a
+  slowly updated recent crop in a search window, used to correct LK when it slips and to
+  re-detect (the keyframe crop alone while lost);
 - an explicit lost state: the object is reported absent after it leaves the frame or after
   its confidence stayed low for ``LOST_FRAMES`` frames, and it is re-acquired when the
   keyframe template matches strongly again.
@@ -22,6 +25,7 @@ import cv2
 import numpy as np
 
 from src.vision.confidence import FEATURES, single_pass_confidence
+from src.vision.frames import Pyramid
 
 NORM = 48  # long side of the normalized box for LK, px
 TPL = 32  # long side of the NCC templates, px
@@ -59,7 +63,7 @@ def _median(v: np.ndarray) -> float:
     return float(0.5 * (p[h - 1] + p[h]))
 
 
-def sample(pyr: tuple[np.ndarray, ...], x1: float, y1: float, x2: float, y2: float, out_w: int, out_h: int) -> np.ndarray:
+def sample(pyr: Pyramid, x1: float, y1: float, x2: float, y2: float, out_w: int, out_h: int) -> np.ndarray:
     """Region ``[x1, x2) x [y1, y2)`` (pixel-edge coordinates of pyramid level 0) resampled to
     ``(out_h, out_w)`` uint8 by one bilinear warp from the pyramid level whose pixels are at
     most 2x finer than the output's; parts outside the image replicate the border."""
@@ -83,11 +87,6 @@ def unit(a: np.ndarray) -> np.ndarray:
     return v / n if n > 1e-3 else np.zeros_like(v)
 
 
-def ncc(a: np.ndarray, b: np.ndarray) -> float:
-    """Zero-mean normalized cross-correlation of two same-size arrays, in [-1, 1]."""
-    return float(unit(a).dot(unit(b)))
-
-
 def visible_share(box: np.ndarray, w: int, h: int) -> float:
     bw, bh = box[2] - box[0], box[3] - box[1]
     ix = max(0.0, min(box[2], w) - max(box[0], 0))
@@ -105,7 +104,7 @@ class StepResult:
 class ObjectTracker:
     """Follows one box from a keyframe; call ``step(frame)`` for each next frame in pass order."""
 
-    def __init__(self, frame: np.ndarray, box: np.ndarray):
+    def __init__(self, frame: Pyramid, box: np.ndarray):
         self.box = np.asarray(box, np.float64).copy()
         self.h, self.w = frame[0].shape[:2]
         bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
@@ -130,7 +129,7 @@ class ObjectTracker:
         self.left_frame = False  # lost because it left the picture (not a tracking failure)
 
     # --- motion -------------------------------------------------------------------------
-    def _lk(self, frame: np.ndarray, dt: int = 1):
+    def _lk(self, frame: Pyramid, dt: int = 1):
         """LK from the previous frame: (new box or None, fb error, share of good points)."""
         b = self.box
         bw, bh = b[2] - b[0], b[3] - b[1]
@@ -172,7 +171,7 @@ class ObjectTracker:
         nb = np.array([cx - s * bw / 2, cy - s * bh / 2, cx + s * bw / 2, cy + s * bh / 2])
         return nb, _median(fb[good]), float(good.mean())
 
-    def _search(self, frame: np.ndarray, box: np.ndarray, extent: float, key_only: bool = False, dist_penalty: float = 0.0):
+    def _search(self, frame: Pyramid, box: np.ndarray, extent: float, key_only: bool = False, dist_penalty: float = 0.0):
         """NCC of the templates in a window ``extent`` box-sizes wide around ``box``:
         (peak centre (x, y), peak score, response map, window origin, scale)."""
         bw, bh = box[2] - box[0], box[3] - box[1]
@@ -195,7 +194,7 @@ class ObjectTracker:
         return np.array([px, py]), float(peak), r, (x1, y1, fx, fy)
 
     # --- one step -----------------------------------------------------------------------
-    def step(self, frame: np.ndarray, dt: int = 1) -> StepResult:
+    def step(self, frame: Pyramid, dt: int = 1) -> StepResult:
         """Track onto ``frame``, ``dt`` frames after the previous one (2 when the caller skips
         a frame it will interpolate; velocities stay per frame)."""
         self.steps += dt
@@ -265,7 +264,7 @@ class ObjectTracker:
             self.lost = True
         return StepResult(box.copy(), feats, conf)
 
-    def _refine_scale(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def _refine_scale(self, frame: Pyramid, box: np.ndarray) -> np.ndarray:
         """Try the box a little smaller / larger; move half-way to the size whose crop best
         matches the templates (LK scale alone drifts on thin objects)."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -279,7 +278,7 @@ class ObjectTracker:
         s = 1.0 + 0.5 * (best_s - 1.0)
         return np.array([cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh])
 
-    def _reacquire(self, frame: np.ndarray) -> StepResult:
+    def _reacquire(self, frame: Pyramid) -> StepResult:
         """While lost: the box coasts with the velocity of the last confident steps; look for
         the keyframe template around it, at the keyframe size and at the last confident
         size, in a window that widens the longer the object stays lost."""
