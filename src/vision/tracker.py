@@ -266,13 +266,14 @@ class ObjectTracker:
 
     def _refine_scale(self, frame: Pyramid, box: np.ndarray) -> np.ndarray:
         """Try the box a little smaller / larger; move half-way to the size whose crop best
-        matches the templates (LK scale alone drifts on thin objects)."""
+        matches the keyframe crop (LK scale alone drifts on thin objects; the recent crop
+        would drift with it, so only the keyframe's appearance judges size)."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         hw, hh = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
         best, best_s = -2.0, 1.0
         for s in SCALES:
             c = unit(sample(frame, cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh, self.tw, self.th))
-            v = 0.5 * float(c.dot(self.key_u) + c.dot(self.rec_u)) - (0.01 if s != 1.0 else 0.0)
+            v = float(c.dot(self.key_u)) - (0.01 if s != 1.0 else 0.0)
             if v > best:
                 best, best_s = v, s
         s = 1.0 + 0.5 * (best_s - 1.0)
