@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", required=True, help="keyframes JSON")
     p.add_argument("--out", required=True, help="output JSON")
     p.add_argument("--budget", type=float, default=0.05, help="hard frames: share (<1) or count (>=1)")
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="passes run at once (default: one per core)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
