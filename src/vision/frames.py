@@ -71,6 +71,13 @@ def pyramid(grey: np.ndarray) -> Pyramid:
     return tuple(levels)
 
 
+def _error(spec: FrameSpec) -> str:
+    try:
+        return (Path(spec.dir) / "error.txt").read_text()
+    except OSError:
+        return "the frame store was closed"
+
+
 class FrameReader:
     """Read side: ``get(i)`` -> tuple of pyramid levels of frame ``i`` (uint8 arrays)."""
 
@@ -89,10 +96,11 @@ class FrameReader:
         return bool(self._state[_DECODED] > i)
 
     def get(self, i: int) -> Pyramid:
-        """Frame ``i`` as ``(level0, level1, level2)``, waiting for the decoder if needed."""
+        """Frame ``i`` as ``(level0, level1, level2)``, waiting for the decoder if needed;
+        RuntimeError when decoding failed or the store was closed before frame ``i``."""
         while self._state[_DECODED] <= i:
             if self._state[_FAILED]:
-                raise RuntimeError((Path(self.spec.dir) / "error.txt").read_text())
+                raise RuntimeError(_error(self.spec))
             time.sleep(_POLL_S)
         return tuple(lv[i] for lv in self._levels)
 
@@ -114,6 +122,7 @@ class FrameStore:
         self._levels = [np.memmap(d / f"grey{lv}.u8", np.uint8, "w+", shape=(n_frames, *s)) for lv, s in enumerate(shapes)]
         self._state = np.memmap(d / "state.i64", np.int64, "w+", shape=(2,))
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
         self.decode_seconds = 0.0
 
     def reader(self) -> FrameReader:
@@ -128,6 +137,8 @@ class FrameStore:
         cap, first = self._open()
         try:
             for i in range(self.n_frames):
+                if self._stop.is_set():
+                    raise RuntimeError(f"{self.path}: propagation stopped at frame {i}")
                 ok, frame = (True, first) if i == 0 and first is not None else cap.read()
                 if not ok:
                     raise RuntimeError(f"{self.path}: decoding stopped at frame {i} of {self.n_frames}")
@@ -163,8 +174,16 @@ class FrameStore:
         if self._thread is not None:
             self._thread.join()
         if self._state[_FAILED]:
-            raise RuntimeError((Path(self.spec.dir) / "error.txt").read_text())
+            raise RuntimeError(_error(self.spec))
 
     def close(self) -> None:
+        """Stop the decoder (readers still waiting for a frame then get RuntimeError instead
+        of waiting for ever) and delete the files."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if not self._state[_FAILED] and self._state[_DECODED] < self.n_frames:
+            (Path(self.spec.dir) / "error.txt").write_text(f"{self.path}: the frame store was closed")
+            self._state[_FAILED] = 1
         del self._levels, self._state
         self._tmp.cleanup()

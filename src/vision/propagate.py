@@ -279,26 +279,23 @@ def propagate(
     if processes is None:
         processes = workers > 1 and len(per_object) * n >= PROCESS_MIN_WORK
     try:
-        jobs = []  # (frame the job needs first, track id, kind, keyframe index)
+        keys, jobs = [], []  # (track id, kind, keyframe index), (start, box, stop, step)
         for tid, kfs in per_object.items():
             for j, (f, o) in enumerate(kfs):
                 if o.gone:
                     continue
                 nxt = kfs[j + 1][0] - 1 if j + 1 < len(kfs) else n - 1
                 prv = kfs[j - 1][0] + 1 if j > 0 else 0
-                jobs.append((f, tid, "fwd", j, f, o.box, nxt, 1))
-                jobs.append((f, tid, "bwd", j, f, o.box, prv, -1))
-        groups = _balanced_groups([abs(stop - f) for _, _, _, _, f, _, stop, _ in jobs], workers)
+                keys += [(tid, "fwd", j), (tid, "bwd", j)]
+                jobs += [(f, o.box, nxt, 1), (f, o.box, prv, -1)]
+        groups = _balanced_groups([abs(stop - start) for start, _, stop, _ in jobs], workers)
         pool = _process_pool(workers) if processes else ThreadPoolExecutor(workers)
         try:
-            futures = [
-                pool.submit(_run_passes, store.spec, [jobs[i][4:] for i in g]) for g in groups
-            ]
+            futures = [pool.submit(_run_passes, store.spec, [jobs[i] for i in g]) for g in groups]
             passes = {}
             for g, fut in zip(groups, futures):
                 for i, res in zip(g, fut.result()):
-                    _, tid, kind, j = jobs[i][:4]
-                    passes[(tid, kind, j)] = res
+                    passes[keys[i]] = res
         except BrokenProcessPool as exc:
             _drop_process_pool()
             raise RuntimeError("a tracking process died (out of memory?)") from exc

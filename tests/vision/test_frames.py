@@ -76,3 +76,34 @@ def test_store_reports_a_video_shorter_than_promised(synthetic_video):
             store.join()
     finally:
         store.close()
+
+
+def test_closing_the_store_wakes_a_waiting_reader(synthetic_video):
+    """A pass still waiting for a frame when propagation gives up must fail, not hang."""
+    import threading
+
+    path, _ = synthetic_video
+    info = probe(path)
+    store = FrameStore(path, info.frames, info.width, info.height, 0.5)
+    reader = store.reader()
+    gate = threading.Event()  # holds the decoder after frame 5
+    store.start(lambda done: gate.wait() if done == 5 else None)
+    outcome = []
+
+    def wait_for_the_last_frame():
+        try:
+            reader.get(info.frames - 1)
+            outcome.append("got it")
+        except RuntimeError as exc:
+            outcome.append(str(exc))
+
+    waiter = threading.Thread(target=wait_for_the_last_frame, daemon=True)
+    waiter.start()
+    closer = threading.Thread(target=store.close, daemon=True)
+    closer.start()
+    assert store._stop.wait(5)  # close() has asked the decoder to stop ...
+    gate.set()  # ... before the decoder may go on
+    closer.join(timeout=10)
+    waiter.join(timeout=10)
+    assert not waiter.is_alive(), "the reader still waits"
+    assert outcome and outcome[0] != "got it", outcome  # stopped or closed, never a hang
