@@ -12,6 +12,7 @@ Conventions:
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -166,14 +167,84 @@ def _resize(frame: np.ndarray, width: int | None, scale: float | None) -> np.nda
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def read_frame(path: str | Path, n: int, width: int | None = None) -> np.ndarray:
-    """Frame ``n`` (0-based) as BGR, optionally resized to ``width`` px (aspect kept).
+_INDEX_CACHE: dict[tuple[str, int, int], np.ndarray | None] = {}  # (path, mtime_ns, size) -> frame timestamps
+_INDEX_CACHE_SIZE = 64
+_index_lock = threading.Lock()
 
-    Seeks with CAP_PROP_POS_FRAMES (FFmpeg seeks to the previous keyframe and decodes
-    forward, so the result is exact); raises IndexError past the end.
-    """
+
+def frame_timestamps(path: str | Path) -> np.ndarray | None:
+    """Presentation timestamp (in the stream's time base) of every frame, in frame-index order.
+
+    Read from the container's packets without decoding (a second or so for an hour of video)
+    and cached per file. None when PyAV is missing or the container gives no timestamps."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    with _index_lock:
+        if key in _INDEX_CACHE:
+            return _INDEX_CACHE[key]
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            pts = [p.pts for p in container.demux(stream) if p.size and not p.is_discard]
+        index = None if not pts or None in pts else np.sort(np.array(pts, np.int64))
+    except (av.error.FFmpegError, IndexError):
+        index = None
+    with _index_lock:
+        if len(_INDEX_CACHE) >= _INDEX_CACHE_SIZE:
+            _INDEX_CACHE.pop(next(iter(_INDEX_CACHE)))
+        _INDEX_CACHE[key] = index
+    return index
+
+
+_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 270: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180}
+
+
+def _read_at_timestamp(path: Path, pts: int) -> np.ndarray | None:
+    """The frame whose timestamp is ``pts``, upright as OpenCV shows it; None if none has it."""
+    import av
+
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    rotation = int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360 if cap.isOpened() else 0
+    cap.release()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        container.seek(pts, stream=stream, backward=True)  # the keyframe at or before it
+        for frame in container.decode(stream):
+            if frame.pts is None or frame.pts < pts:
+                continue
+            if frame.pts != pts:
+                return None
+            image = frame.to_ndarray(format="bgr24")
+            return cv2.rotate(image, _ROTATE[rotation]) if rotation in _ROTATE else image
+    return None
+
+
+def read_frame(path: str | Path, n: int, width: int | None = None) -> np.ndarray:
+    """Frame ``n`` (0-based, the n-th frame a sequential decode gives) as BGR, optionally
+    resized to ``width`` px (aspect kept); IndexError past the end.
+
+    Seeks by the frame's own timestamp (``frame_timestamps``): OpenCV's CAP_PROP_POS_FRAMES
+    turns ``n`` into a time through the average fps, which lands frames away from frame ``n``
+    on variable-frame-rate video. Without timestamps it falls back to that seek."""
     if n < 0:
         raise IndexError(f"frame {n} < 0")
+    path = Path(path)
+    index = frame_timestamps(path)
+    if index is not None:
+        if n >= len(index):
+            raise IndexError(f"{path}: no frame {n}")
+        try:
+            frame = _read_at_timestamp(path, int(index[n]))
+        except Exception:  # noqa: BLE001 - any PyAV trouble: OpenCV's seek below still answers
+            frame = None
+        if frame is not None:
+            return _resize(frame, width, None)
     cap = open_capture(path)
     try:
         if n > 0:

@@ -63,13 +63,42 @@ def test_propagation_indexes_frames_in_decode_order(vfr_video):
     np.testing.assert_allclose(boxes[:, 0], 40 + np.arange(N), atol=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: read_frame seeks with CAP_PROP_POS_FRAMES, which OpenCV turns into a "
-    "timestamp with the average fps, so on VFR video it returns a frame 2-6 frames off; "
-    "needs a per-video frame -> timestamp index",
-)
 def test_read_frame_is_the_decoded_frame(vfr_video):
+    """OpenCV's CAP_PROP_POS_FRAMES seek lands 2-6 frames off here; read_frame seeks by timestamp."""
     levels = [_level(f) for f in iter_frames(vfr_video)]
-    for n in range(0, N, 7):
+    for n in [*range(0, N, 7), N - 1]:
         assert abs(_level(read_frame(vfr_video, n)) - levels[n]) <= 1, n
+    with pytest.raises(IndexError):
+        read_frame(vfr_video, N)
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotated_phone_video_is_upright_everywhere(tmp_path, degrees):
+    """A display-matrix rotation (phones filming upright): probe, sequential decode and
+    read_frame all give the same upright picture."""
+    av = pytest.importorskip("av")
+    path = tmp_path / f"rot{degrees}.mp4"
+    out = av.open(str(path), "w")
+    stream = out.add_stream("libx264", rate=30)
+    stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+    stream.set_display_rotation(degrees)
+    for i in range(20):
+        img = np.zeros((240, 320, 3), np.uint8)
+        img[:40, :80] = 250  # a bright block in the stored picture's top-left corner
+        img[100:140, 100 + 2 * i : 140 + 2 * i] = 120
+        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    out.close()
+
+    info = probe(path)
+    upright = (320, 240) if degrees == 180 else (240, 320)  # (width, height)
+    assert (info.width, info.height) == upright
+    frames = list(iter_frames(path))
+    assert len(frames) == 20 and frames[0].shape[:2] == (upright[1], upright[0])
+    # the stored top-left block, turned counter-clockwise by `degrees`
+    corner = {90: np.s_[-30:, :30], 180: np.s_[-30:, -30:], 270: np.s_[:30, -30:]}[degrees]
+    assert frames[0][corner].mean() > 200 and frames[0][:30, :30].mean() < 50
+    for n in (0, 7, 19):
+        np.testing.assert_allclose(read_frame(path, n).astype(int), frames[n].astype(int), atol=2)
