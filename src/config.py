@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # Worker
     worker_processes: int = 2
     job_max_tries: int = 3
+    # How long the editor's "Suggest boxes" waits for the worker to run the model on a frame.
+    predict_timeout_s: float = 60.0
     # Hard frames per review job (one annotator's unit of work).
     review_job_size: int = 20
     # CVAT (optional): with CVAT_URL set, users may send review to CVAT instead of the built-in page.

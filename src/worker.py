@@ -12,7 +12,7 @@ import functools
 import multiprocessing
 import os
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -72,22 +72,26 @@ async def startup(ctx: dict) -> None:
     # spawn, not fork: the worker process holds an event loop, sockets and threads.
     ctx["pool"] = ProcessPoolExecutor(settings.worker_processes, mp_context=multiprocessing.get_context("spawn"))
     await asyncio.gather(*(run_cpu(ctx, _warm_up) for _ in range(settings.worker_processes)))
+    # One thread for short interactive work a user waits on (a model on one frame), so it
+    # never queues behind the pool's long jobs; what it loads stays loaded between calls.
+    ctx["interactive"] = ThreadPoolExecutor(1, thread_name_prefix="interactive")
 
 
 async def shutdown(ctx: dict) -> None:
     ctx["pool"].shutdown(wait=False, cancel_futures=True)
+    ctx["interactive"].shutdown(wait=False, cancel_futures=True)
     await ctx["engine"].dispose()
 
 
 def task_functions() -> list:
     """Every domain's arq functions; a domain adds its own here."""
     from src.datasets.tasks import build_dataset
-    from src.detectors.tasks import evaluate_detector, train_detector, validate_detector
+    from src.detectors.tasks import evaluate_detector, predict_frame, train_detector, validate_detector
     from src.review.tasks import cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
     from src.videos.tasks import import_video
 
     return [health_job, import_video, build_dataset, cvat_create_task, cvat_sync_job, cvat_retry, cvat_poll,
-            validate_detector, train_detector, evaluate_detector]
+            validate_detector, train_detector, evaluate_detector, predict_frame]
 
 
 def cron_jobs() -> list:

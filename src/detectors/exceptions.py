@@ -26,5 +26,11 @@ class InvalidTraining(DomainError):
     status_code = 422
 
 
+class WorkerUnavailable(DomainError):
+    """No worker answered an interactive request in time."""
+
+    status_code = 503
+
+
 class OfflineDownload(RuntimeError):
     """Ultralytics tried to fetch a file; Data Forge trains and predicts offline."""

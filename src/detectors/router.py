@@ -71,8 +71,9 @@ async def delete_model(model_id: uuid.UUID, session: SessionDep, user: CurrentUs
 
 
 @router.post("/{model_id}/predict", response_model=Prediction)
-async def predict(model_id: uuid.UUID, body: PredictRequest, session: SessionDep, user: CurrentUser):
+async def predict(model_id: uuid.UUID, body: PredictRequest, request: Request, session: SessionDep,
+                  user: CurrentUser):
     """Boxes (pixels) of the model on one frame of a video; with `dataset_id`, class names are
     mapped onto that draft's classes by name (`class_name` None when the draft has no such class)."""
     detector = await service.get_ready_for_user(session, detector_id=model_id, user=user)
-    return await service.predict(session, detector=detector, user=user, body=body)
+    return await service.predict(session, request.app.state.redis, detector=detector, user=user, body=body)

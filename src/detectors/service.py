@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import Role, User
+from src.config import get_settings
 from src.database import on_commit, utcnow
 from src.datasets import service as dataset_service
 from src.datasets.models import Dataset, DatasetState
-from src.detectors.exceptions import DetectorNotFound, InvalidModel, InvalidTraining, ModelNotReady
+from src.detectors.exceptions import (DetectorNotFound, InvalidModel, InvalidTraining, ModelNotReady,
+                                      WorkerUnavailable)
 from src.detectors.master import common_classes
 from src.detectors.models import Detector, DetectorEvaluation, DetectorKind, DetectorState, MasterDataset
 from src.detectors.schemas import PredictRequest, TrainRequest
@@ -30,7 +31,6 @@ from src.storage import get_storage
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024
 MAX_CLASSES = 1000
-_predict_lock = threading.Lock()
 
 
 def model_key(detector: Detector) -> str:
@@ -296,12 +296,14 @@ async def evaluate_others(session: AsyncSession, redis, *, the_master: MasterDat
 
 # ---------------------------------------------------------------- predictions
 
-async def predict(session: AsyncSession, *, detector: Detector, user: User, body: PredictRequest) -> dict[str, Any]:
-    """The model's boxes on one video frame, class names mapped onto a draft's classes by name."""
+async def predict(session: AsyncSession, redis, *, detector: Detector, user: User,
+                  body: PredictRequest) -> dict[str, Any]:
+    """The model's boxes on one video frame, class names mapped onto a draft's classes by name.
+
+    The worker runs the model (where the GPU is and the model stays loaded); this waits for it
+    up to `predict_timeout_s` and says so when no worker answered."""
     from src.annotation import service as annotation_service
-    from src.detectors import inference
     from src.videos import service as video_service
-    from src.vision.video import read_frame
 
     video = await video_service.get_ready_for_user(session, video_id=body.video_id, user=user)
     if video.frame_count is None or body.frame >= video.frame_count:
@@ -310,22 +312,25 @@ async def predict(session: AsyncSession, *, detector: Detector, user: User, body
     if body.dataset_id is not None:
         dataset = await annotation_service.get_for_user(session, dataset_id=body.dataset_id, user=user)
         draft_classes = [c.name for c in await annotation_service.list_classes(session, dataset_id=dataset.id)]
-    path = str(get_storage().local_path(video.storage_key))
-    model_path = str(get_storage().local_path(detector.storage_key))
-
-    def work():
-        frame = read_frame(path, body.frame)
-        with _predict_lock:
-            return inference.predict(model_path, detector.kind.value, detector.classes, frame,
-                                     imgsz=detector.imgsz, conf=body.conf)
-
-    boxes = await asyncio.to_thread(work)
+    storage = get_storage()
+    timeout = get_settings().predict_timeout_s
+    job = await redis.enqueue_job(
+        "predict_frame", str(storage.local_path(detector.storage_key)), detector.kind.value, detector.classes,
+        detector.imgsz, str(storage.local_path(video.storage_key)), body.frame, body.conf,
+        _expires=timeout)  # a click nobody answered in time is not run later
+    try:
+        answer = await job.result(timeout=timeout, poll_delay=0.1)
+    except asyncio.TimeoutError:
+        raise WorkerUnavailable(f"No worker ran the model within {timeout:.0f} s (all busy, or none running); "
+                                "try again in a moment.") from None
+    if "error" in answer:
+        raise InvalidModel(answer["error"])
     lookup = {n.casefold(): n for n in draft_classes} if draft_classes is not None else None
     return {
         "model_id": detector.id, "frame": body.frame, "width": video.width, "height": video.height,
         "boxes": [{"box": b["box"], "model_class": b["class"], "confidence": b["confidence"],
                    "class_name": (lookup.get(b["class"].casefold()) if lookup is not None else b["class"])}
-                  for b in boxes],
+                  for b in answer["boxes"]],
     }
 
 

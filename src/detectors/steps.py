@@ -22,6 +22,14 @@ def run_detections(model_path: str, kind: str, model_classes: list[str], imgsz: 
     return inference.track_video(model_path, kind, model_classes, video_path, imgsz=imgsz, progress_path=progress_path)
 
 
+def predict_frame(model_path: str, kind: str, model_classes: list[str], imgsz: int | None, video_path: str,
+                  frame: int, conf: float) -> list[dict]:
+    """The model's boxes on one frame of the video (the editor's Suggest boxes)."""
+    from src.vision.video import read_frame
+
+    return inference.predict(model_path, kind, model_classes, read_frame(video_path, frame), imgsz=imgsz, conf=conf)
+
+
 def save_detections(detections: inference.VideoDetections, path: str) -> None:
     with open(path, "wb") as f:
         np.savez_compressed(f, classes=np.array(detections.classes, dtype=str), boxes=detections.boxes,

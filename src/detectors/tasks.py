@@ -50,6 +50,23 @@ async def validate_detector(ctx: dict, detector_id: str) -> str:
     return "ready"
 
 
+async def predict_frame(ctx: dict, model_path: str, kind: str, classes: list[str], imgsz: int | None,
+                        video_path: str, frame: int, conf: float) -> dict[str, Any]:
+    """The editor's Suggest boxes: `{"boxes": [...]}` or `{"error": message}`.
+
+    Runs on the worker's interactive thread, not in the process pool: a click waits for one
+    frame, never behind a long propagation, and the model stays loaded between clicks."""
+    loop = asyncio.get_running_loop()
+    try:
+        boxes = await loop.run_in_executor(ctx["interactive"], steps.predict_frame, model_path, kind, classes,
+                                           imgsz, video_path, frame, conf)
+    except InvalidModel as error:
+        return {"error": error.message}
+    except (OfflineDownload, IndexError) as error:
+        return {"error": str(error)}
+    return {"boxes": boxes}
+
+
 async def _set_progress(ctx: dict, detector_id: uuid.UUID, progress: dict[str, Any]) -> None:
     async with job_session(ctx) as session:
         detector = await session.get(Detector, detector_id, with_for_update=True, populate_existing=True)

@@ -3,6 +3,7 @@ with the wrong input, a truncated checkpoint and a text file named .pt."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,17 @@ async def upload_model(client, path: Path, name: str = "tiny", classes: str | No
     with path.open("rb") as f:
         form = {"name": name, **({"classes": classes} if classes is not None else {}), **data}
         return await client.post("/api/v1/models", files={"file": (path.name, f, "application/octet-stream")}, data=form)
+
+
+async def predict_with_worker(app, client, redis_url: str, model_id: str, body: dict):
+    """POST a predict request and run a burst worker once its job is queued (the web waits for it)."""
+    from tests.datasets.conftest import run_worker
+
+    request = asyncio.ensure_future(client.post(f"/api/v1/models/{model_id}/predict", json=body))
+    for _ in range(400):
+        if request.done() or await app.state.redis.zcard("arq:queue"):
+            break
+        await asyncio.sleep(0.025)
+    if not request.done():
+        await run_worker(redis_url)
+    return await request

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from src.config import get_settings
 from tests.conftest import login_cookie, register
-from tests.datasets.conftest import run_worker
-from tests.detectors.conftest import upload_model
+from tests.datasets.conftest import CROSSING, run_worker
+from tests.detectors.conftest import predict_with_worker, upload_model
+from tests.videos.conftest import upload
 
 
 async def test_upload_is_validated_in_the_worker(app, user_client, services, model_files):
@@ -20,6 +22,27 @@ async def test_upload_is_validated_in_the_worker(app, user_client, services, mod
     assert [m["id"] for m in listed] == [model["id"]]
     page = await user_client.get("/models", headers={"accept": "text/html"})
     assert page.status_code == 200 and "coco tiny" in page.text
+
+
+async def test_predictions_run_in_the_worker(app, user_client, services, model_files, monkeypatch):
+    model = (await upload_model(user_client, model_files["tiny.pt"], name="coco tiny")).json()
+    video = (await upload(user_client, CROSSING / "video.mp4")).json()
+    await run_worker(services[1])
+    body = {"video_id": video["id"], "frame": 119, "conf": 0.001}
+    # no worker answers: a clear 503 after the configured wait, not a hang
+    monkeypatch.setattr(get_settings(), "predict_timeout_s", 0.3)
+    waited = await user_client.post(f"/api/v1/models/{model['id']}/predict", json=body)
+    assert waited.status_code == 503 and "No worker ran the model" in waited.json()["detail"]
+    await app.state.redis.delete("arq:queue")  # the unanswered click expires; drop it now
+    monkeypatch.setattr(get_settings(), "predict_timeout_s", 60.0)
+    answered = await predict_with_worker(app, user_client, services[1], model["id"], body)
+    assert answered.status_code == 200, answered.text
+    answer = answered.json()
+    assert answer["frame"] == 119 and (answer["width"], answer["height"]) == (360, 240)
+    for box in answer["boxes"]:  # a random-weight 80-class model: any boxes, but well-formed
+        assert box["model_class"] in model["classes"] and 0 <= box["confidence"] <= 1
+        x1, y1, x2, y2 = box["box"]
+        assert 0 <= x1 <= x2 <= 360 and 0 <= y1 <= y2 <= 240
 
 
 async def test_broken_and_wrong_files_are_refused(app, user_client, services, model_files):

@@ -5,6 +5,7 @@ frame through the API -> ranks the hard frames of the next dataset (model_id opt
 from __future__ import annotations
 
 from tests.datasets.conftest import OPTIONS, make_draft, run_worker, top_up
+from tests.detectors.conftest import predict_with_worker
 
 
 async def _confirm(client, dataset: dict, options: dict) -> None:
@@ -45,7 +46,7 @@ async def test_train_predict_and_rank(app, user_client, services):
     assert "Master v1" in listing.text and "people v1" in listing.text
 
     # the registered model loads and predicts on a frame of the video, classes mapped onto the draft
-    prediction = await user_client.post(f"/api/v1/models/{model['id']}/predict", json={
+    prediction = await predict_with_worker(app, user_client, services[1], model["id"], {
         "video_id": dataset["video_id"], "frame": 10, "dataset_id": dataset["id"], "conf": 0.001})
     assert prediction.status_code == 200, prediction.text
     body = prediction.json()
