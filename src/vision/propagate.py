@@ -54,6 +54,7 @@ PROCESS_MIN_WORK = 1000  # object-frames from which passes run in processes rath
 # frame at a time. Halves the work on easy stretches; hard ones get every frame.
 STRIDE_CONF = 0.8
 STRIDE_SPEED = 0.08
+FUSE_MIN_IOU = 0.3  # forward and backward boxes at least this IoU apart are averaged, else one is chosen
 
 
 class SeedError(ValueError):
@@ -198,7 +199,7 @@ def _balanced_groups(lengths: list[int], k: int) -> list[list[int]]:
     return [g for g in groups if g]
 
 
-def _fuse(n: int, a: int, b: int, fwd, bwd):
+def _fuse(n: int, a: int, b: int, fwd, bwd, box_a=None, box_b=None):
     """Combine passes between keyframes ``a`` < ``b`` (either may be None) into
     (boxes (n, 4), single-pass conf (n,), agreement (n,), both (n,), lost (n,)) for frames a+1..b-1."""
     m = b - a - 1
@@ -226,7 +227,7 @@ def _fuse(n: int, a: int, b: int, fwd, bwd):
         if hf[i] and hb[i]:
             u = float(iou(F[i], B[i])[0])
             pf, pb = wf[i] * (cf[i] + 1e-3), wb[i] * (cb[i] + 1e-3)
-            if u >= 0.3:
+            if u >= FUSE_MIN_IOU:
                 out_b[i] = (pf * F[i] + pb * B[i]) / (pf + pb)
                 out_c[i] = (pf * cf[i] + pb * cb[i]) / (pf + pb)
             elif pf >= pb:
@@ -237,8 +238,32 @@ def _fuse(n: int, a: int, b: int, fwd, bwd):
         elif hf[i] or hb[i]:
             out_b[i], out_c[i] = (F[i], cf[i]) if hf[i] else (B[i], cb[i])
             both[i] = 1.0 if two else 0.0  # the other pass says "absent": agreement 0
+    if two and box_a is not None and box_b is not None:
+        _settle_end_runs(F, cf, B, cb, hf & hb & (agree < FUSE_MIN_IOU), box_a, box_b, out_b, out_c)
     lost &= np.isnan(out_b).any(1)
     return out_b, out_c, agree, both, lost
+
+
+def _settle_end_runs(F, cf, B, cb, apart, box_a, box_b, out_b, out_c) -> None:
+    """Frames where the two passes disagree (``apart``) in a run that reaches keyframe a or b.
+
+    Next to a keyframe, the pass that starts there is one step from a box a person drew, so
+    the pass that arrives there on something else has followed something else since the far
+    end of the run (where the passes last agreed): take the other pass for the whole run,
+    whatever its distance weight says (a pass that jumped onto a passing car keeps a good
+    confidence all the way back to the keyframe). A run spanning both ends keeps the per-frame
+    choice."""
+    m = len(apart)
+    if m == 0 or apart.all():
+        return
+    if apart[0]:
+        k = int(np.argmin(apart))  # the run is 0 .. k-1
+        take_f = iou(F[0], box_a)[0] >= iou(B[0], box_a)[0]
+        out_b[:k], out_c[:k] = (F[:k], cf[:k]) if take_f else (B[:k], cb[:k])
+    if apart[-1]:
+        k = m - int(np.argmin(apart[::-1]))  # the run is k .. m-1
+        take_b = iou(B[-1], box_b)[0] >= iou(F[-1], box_b)[0]
+        out_b[k:], out_c[k:] = (B[k:], cb[k:]) if take_b else (F[k:], cf[k:])
 
 
 def propagate(
@@ -320,7 +345,7 @@ def propagate(
             bwd = passes.get((tid, "bwd", jb)) if ob is not None and not ob.gone else None
             if b - a <= 1 or (fwd is None and bwd is None):
                 continue
-            boxes, c, agree, both, lost = _fuse(n, a, b, fwd, bwd)
+            boxes, c, agree, both, lost = _fuse(n, a, b, fwd, bwd, oa.box if fwd else None, ob.box if bwd else None)
             ok = ~np.isnan(boxes).any(1)
             conf = fused_confidence(c, agree, both)
             sl = slice(a + 1, b)

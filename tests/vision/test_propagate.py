@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from src.vision.metrics import frame_ious, iou
-from src.vision.propagate import MAX_STORE_BYTES, SeedError, _Pass, propagate, working_scale
+from src.vision.propagate import MAX_STORE_BYTES, SeedError, _fuse, _Pass, propagate, working_scale
 from src.vision.types import SOURCE_ABSENT, SOURCE_KEYFRAME, SeedObject, VideoInfo
 
 from .conftest import SEQUENCE_NAMES, decoded_store, seeds_at, sequence
@@ -149,3 +149,32 @@ def test_slow_confident_objects_are_tracked_every_other_frame(synthetic_video):
             frames, boxes, conf, _ = p.result()
             v = frame_ious(boxes, g[frames])
             assert np.nanmean(v) > 0.85, f"object {tid}: mean IoU {np.nanmean(v):.3f}"
+
+
+def _pass(boxes: np.ndarray, conf: np.ndarray):
+    return np.arange(len(boxes)), boxes.astype(np.float64), conf.astype(np.float64), np.zeros(len(boxes), bool)
+
+
+@pytest.mark.parametrize("side", ["backward", "forward"])
+def test_a_pass_that_arrives_on_something_else_is_not_taken(side):
+    """Keyframes 0 and 40 on an object moving right; one pass follows it, the other leaves it at
+    frame 25 for a look-alike going left and stays confident there, all the way to the other
+    keyframe. Where the two disagree, the pass that agrees with that keyframe wins, whatever
+    the distance weights say."""
+    a, b = 0, 40
+    t = np.arange(a + 1, b)
+    right = np.stack([100 + 2 * t, 50 + 0 * t, 120 + 2 * t, 100 + 0 * t], 1).astype(float)  # the object
+    other = right.copy()
+    drift = np.where(side == "backward", t < 25, t > 25)
+    other[drift, 0] = 150 + 6 * (t[drift] - 25)  # the look-alike moves 6 px a frame, the object 2
+    other[drift, 2] = other[drift, 0] + 20
+    if side == "backward":  # runs 39 .. 1: on the object down to 25, then on the look-alike
+        fwd, bwd = _pass(right, np.full(len(t), 0.3)), _pass(other[::-1], np.full(len(t), 0.9))
+    else:  # runs 1 .. 39: on the object up to 25, then on the look-alike
+        fwd, bwd = _pass(other, np.full(len(t), 0.9)), _pass(right[::-1], np.full(len(t), 0.3))
+    box_a = np.array([100, 50, 120, 100], float)
+    box_b = np.array([180, 50, 200, 100], float)
+    boxes, *_ = _fuse(60, a, b, fwd, bwd, box_a, box_b)
+    ious = iou(boxes, right)
+    assert (ious > 0.5).all(), np.round(ious, 2)  # averaged where the two boxes still overlap
+    assert np.median(ious) > 0.95
