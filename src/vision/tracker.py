@@ -6,8 +6,9 @@ A frame here is a ``Pyramid`` (src.vision.frames: the working-resolution grey fr
   error, with median translation and median scale of the points that move with the object
   (MedianFlow-style);
 - NCC template matching (cv2.matchTemplate) of the average of the keyframe crop and a
-  slowly updated recent crop in a search window, used to correct LK when it slips and to
-  re-detect (the keyframe crop alone while lost);
+  slowly updated recent crop in a search window (wider when LK is unsure), used to correct
+  LK when it slips; while lost, re-detection looks for the keyframe crop and for the crop of
+  the last very confident step (the keyframe may show the object half hidden);
 - an explicit lost state: the object is reported absent after it leaves the frame or after
   its confidence stayed low for ``LOST_FRAMES`` frames, and it is re-acquired when the
   keyframe template matches strongly again.
@@ -31,13 +32,15 @@ NORM = 48  # long side of the normalized box for LK, px
 TPL = 32  # long side of the NCC templates, px
 GRID = 6  # LK points: GRID x GRID
 INLIER_PX = 0.5  # a point moves with the object when within this of the median motion (normalized px)
-SEARCH = 2.6  # NCC search window, in box sizes
+SEARCH = 2.6  # NCC search window, in box sizes ...
+SEARCH_NEAR = 2.0  # ... while LK holds (peaks up to half a box away: all that the pull uses)
 PULL = 0.5  # share of the way from the LK box to a nearby NCC peak
 PULL_MIN_NCC = 0.5
 SCALES = (0.95, 1.0, 1.05)
 SCALE_CHECK_EVERY = 3  # NCC scale check every k steps while confident ...
 SCALE_CHECK_CONF = 0.7  # ... and every step below this confidence
 LOST_CONF = 0.25
+GOOD_CONF = 0.85  # a step this sure updates the "last good" template used to re-detect
 LOST_FRAMES = 6
 REACQUIRE_NCC = 0.72
 REACQUIRE_DIST_PENALTY = 0.08  # NCC per box size away from the coasted position
@@ -115,6 +118,8 @@ class ObjectTracker:
         self.rec_tpl = self.key_tpl.copy()
         self.rec_u = self.key_u
         self.mix_tpl = self.key_tpl  # key and recent templates averaged: one NCC search for both
+        self.good_tpl = self.key_tpl  # the crop at the last very confident step: re-detection looks
+        self.good_u = self.key_u  # for it beside the keyframe crop (which may be half occluded)
         self.key_area = bw * bh
         self.prev = frame
         self.velocity = np.zeros(2)
@@ -171,16 +176,18 @@ class ObjectTracker:
         nb = np.array([cx - s * bw / 2, cy - s * bh / 2, cx + s * bw / 2, cy + s * bh / 2])
         return nb, _median(fb[good]), float(good.mean())
 
-    def _search(self, frame: Pyramid, box: np.ndarray, extent: float, key_only: bool = False, dist_penalty: float = 0.0):
-        """NCC of the templates in a window ``extent`` box-sizes wide around ``box``:
-        (peak centre (x, y), peak score, response map, window origin, scale)."""
+    def _search(self, frame: Pyramid, box: np.ndarray, extent: float, tpl: np.ndarray | None = None,
+                dist_penalty: float = 0.0):
+        """NCC of ``tpl`` (default: key and recent templates averaged) in a window ``extent``
+        box-sizes wide around ``box``: (peak centre (x, y), peak score, response map, window
+        origin, scale)."""
         bw, bh = box[2] - box[0], box[3] - box[1]
         fx, fy = self.tw / bw, self.th / bh
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         ww, wh = extent * bw, extent * bh
         x1, y1 = cx - ww / 2, cy - wh / 2
         win = sample(frame, x1, y1, x1 + ww, y1 + wh, round(ww * fx), round(wh * fy)).astype(np.float32)
-        tpl = self.key_tpl if key_only else self.mix_tpl
+        tpl = self.mix_tpl if tpl is None else tpl
         r = cv2.matchTemplate(win, tpl, cv2.TM_CCOEFF_NORMED)
         if dist_penalty > 0:
             # score minus dist_penalty per box size (long side) away from the window centre
@@ -205,7 +212,8 @@ class ObjectTracker:
         old = self.box.copy()
         lk_box, fb, good = self._lk(frame, dt)
         base = lk_box if lk_box is not None else old + dt * np.r_[self.velocity, self.velocity]
-        peak_c, peak, r, (x1, y1, fx, fy) = self._search(frame, base, SEARCH)
+        lk_weak = lk_box is None or fb > 1.0 or good < 0.4
+        peak_c, peak, r, (x1, y1, fx, fy) = self._search(frame, base, SEARCH if lk_weak else SEARCH_NEAR)
         bcx, bcy = (base[0] + base[2]) / 2, (base[1] + base[3]) / 2
         ix = int(round((bcx - x1) * fx - self.tw / 2))
         iy = int(round((bcy - y1) * fy - self.th / 2))
@@ -214,7 +222,6 @@ class ObjectTracker:
         size = max(base[2] - base[0], base[3] - base[1])
         jump = np.hypot(peak_c[0] - bcx, peak_c[1] - bcy) / size
         box = base
-        lk_weak = lk_box is None or fb > 1.0 or good < 0.4
         if (lk_box is None and peak > 0.6) or (lk_weak and peak > 0.65 and peak - r_base > 0.25 and jump > 0.15):
             box = base + np.r_[peak_c - (bcx, bcy), peak_c - (bcx, bcy)]
         elif peak > PULL_MIN_NCC and jump < 0.5:
@@ -252,6 +259,8 @@ class ObjectTracker:
             self.trusted_velocity = 0.8 * self.trusted_velocity + 0.2 * move
             self.good_wh = np.array([box[2] - box[0], box[3] - box[1]])
         self.prev = frame
+        if conf > GOOD_CONF:
+            self.good_tpl, self.good_u = cur, cur_u
         if conf > 0.5 and ncc_rec > 0.5:
             self.rec_tpl = 0.85 * self.rec_tpl + 0.15 * cur
             self.rec_u = unit(self.rec_tpl)
@@ -287,18 +296,22 @@ class ObjectTracker:
         cx = np.clip((self.box[0] + self.box[2]) / 2 + self.trusted_velocity[0], 0, self.w)
         cy = np.clip((self.box[1] + self.box[3]) / 2 + self.trusted_velocity[1], 0, self.h)
         feats = np.zeros(len(FEATURES), np.float32)
-        best = (-2.0, None)
+        best = (-2.0, None, None)
         extent = min(2 * SEARCH + 0.25 * self.lost_steps, REACQUIRE_MAX_EXTENT)
-        for bw, bh in (self.key_wh, self.good_wh):
+        looks = [(self.key_wh, self.key_tpl), (self.good_wh, self.key_tpl)]
+        if np.allclose(self.key_wh, self.good_wh, rtol=0.05):
+            looks.pop()
+        if float(self.good_u.dot(self.key_u)) < 0.9:  # the object looked different when last sure
+            looks.append((self.good_wh, self.good_tpl))
+        for (bw, bh), tpl in looks:
             box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
-            peak_c, peak, _, _ = self._search(frame, box, extent, key_only=True, dist_penalty=REACQUIRE_DIST_PENALTY)
+            peak_c, peak, _, _ = self._search(frame, box, extent, tpl, dist_penalty=REACQUIRE_DIST_PENALTY)
             if peak > best[0]:
-                best = (peak, np.array([peak_c[0] - bw / 2, peak_c[1] - bh / 2, peak_c[0] + bw / 2, peak_c[1] + bh / 2]))
-            if np.allclose(self.key_wh, self.good_wh, rtol=0.05):
-                break
+                nb = np.array([peak_c[0] - bw / 2, peak_c[1] - bh / 2, peak_c[0] + bw / 2, peak_c[1] + bh / 2])
+                best = (peak, nb, tpl)
         bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
         self.box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
-        peak, nb = best
+        peak, nb, tpl = best
         if peak < REACQUIRE_NCC or visible_share(nb, self.w, self.h) < 0.9:
             if self.lost_steps <= COAST_FRAMES and not self.left_frame and visible_share(self.box, self.w, self.h) >= MIN_VISIBLE:
                 # a short occlusion: report the coasted box, flagged by its low confidence
@@ -306,6 +319,8 @@ class ObjectTracker:
             return StepResult(None, feats, 0.0)
         self.box, self.lost, self.low_run, self.lost_steps, self.left_frame = nb, False, 0, 0, False
         self.velocity = np.zeros(2)
-        self.rec_tpl, self.rec_u, self.mix_tpl = self.key_tpl.copy(), self.key_u, self.key_tpl
+        self.rec_tpl = tpl.copy()
+        self.rec_u = unit(tpl)
+        self.mix_tpl = 0.5 * (self.key_tpl + self.rec_tpl)
         feats = np.array([np.log1p(1.0), 1.0, peak, peak, 0.0, 0.0, 0.0, np.log1p(self.steps), 0.0], np.float32)
         return StepResult(nb.copy(), feats, single_pass_confidence(feats))
