@@ -45,6 +45,8 @@ LOST_FRAMES = 6
 REACQUIRE_NCC = 0.72
 REACQUIRE_DIST_PENALTY = 0.08  # NCC per box size away from the coasted position
 REACQUIRE_MAX_EXTENT = 10.0
+COARSE_MIN_TPL = 8  # re-detection searches at half size first when the template's short side is 2x this
+COARSE_REFINE = 1.4  # ... then at full size in a window this many box sizes wide around the coarse peak
 COAST_FRAMES = 15  # while lost, the coasted box is reported this many frames ...
 COAST_CONF = 0.05  # ... with this confidence  # widest re-detection window while lost, in box sizes
 MIN_VISIBLE = 0.35  # share of the box inside the frame below which the object has left
@@ -200,6 +202,31 @@ class ObjectTracker:
         py = y1 + (loc[1] + self.th / 2) / fy
         return np.array([px, py]), float(peak), r, (x1, y1, fx, fy)
 
+    def _search_wide(self, frame: Pyramid, box: np.ndarray, extent: float, tpl: np.ndarray):
+        """Re-detection: ``_search`` with the distance penalty over a wide window, coarse to
+        fine (the window and template at half size, then full size around the coarse peak:
+        ~1/16 of the work). Returns (peak centre, full-size NCC there)."""
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        if min(self.tw, self.th) < 2 * COARSE_MIN_TPL:
+            peak_c, peak, _, _ = self._search(frame, box, extent, tpl, dist_penalty=REACQUIRE_DIST_PENALTY)
+            return peak_c, peak
+        tw, th = self.tw // 2, self.th // 2
+        fx, fy = tw / bw, th / bh
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        ww, wh = extent * bw, extent * bh
+        x1, y1 = cx - ww / 2, cy - wh / 2
+        win = sample(frame, x1, y1, x1 + ww, y1 + wh, round(ww * fx), round(wh * fy)).astype(np.float32)
+        r = cv2.matchTemplate(win, cv2.resize(tpl, (tw, th), interpolation=cv2.INTER_AREA), cv2.TM_CCOEFF_NORMED)
+        # score minus REACQUIRE_DIST_PENALTY per box size (long side) away from the window centre
+        dx = (np.arange(r.shape[1], dtype=np.float32) - (r.shape[1] - 1) / 2) / fx
+        dy = (np.arange(r.shape[0], dtype=np.float32) - (r.shape[0] - 1) / 2) / fy
+        r = r - REACQUIRE_DIST_PENALTY * np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2) / max(bw, bh)
+        _, _, _, loc = cv2.minMaxLoc(r)
+        px, py = x1 + (loc[0] + tw / 2) / fx, y1 + (loc[1] + th / 2) / fy
+        near = np.array([px - bw / 2, py - bh / 2, px + bw / 2, py + bh / 2])
+        peak_c, peak, _, _ = self._search(frame, near, COARSE_REFINE, tpl)
+        return peak_c, peak
+
     # --- one step -----------------------------------------------------------------------
     def step(self, frame: Pyramid, dt: int = 1) -> StepResult:
         """Track onto ``frame``, ``dt`` frames after the previous one (2 when the caller skips
@@ -305,7 +332,7 @@ class ObjectTracker:
             looks.append((self.good_wh, self.good_tpl))
         for (bw, bh), tpl in looks:
             box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
-            peak_c, peak, _, _ = self._search(frame, box, extent, tpl, dist_penalty=REACQUIRE_DIST_PENALTY)
+            peak_c, peak = self._search_wide(frame, box, extent, tpl)
             if peak > best[0]:
                 nb = np.array([peak_c[0] - bw / 2, peak_c[1] - bh / 2, peak_c[0] + bw / 2, peak_c[1] + bh / 2])
                 best = (peak, nb, tpl)
