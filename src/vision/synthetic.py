@@ -31,17 +31,19 @@ def make_video(
     pan: float = 0.5,
     exit_object: bool = False,
     codec: str = "mp4v",
+    max_speed: float = 4.0,
 ) -> dict[int, np.ndarray]:
     """Write the video and return ground truth ``{track_id: (n_frames, 4) float32 xyxy}``
     (NaN rows when the object is entirely outside the frame). Objects bounce inside the frame,
-    the background pans ``pan`` px/frame; with ``exit_object`` object 1 leaves on the right."""
+    the background pans ``pan`` px/frame, objects move up to ``max_speed`` px/frame on each axis;
+    with ``exit_object`` object 1 leaves on the right."""
     rng = np.random.default_rng(seed)
     bg = _texture(rng, height + 64, width + int(abs(pan) * n_frames) + 64)
     objs = []
     for k in range(n_objects):
         ow, oh = (int(v) for v in rng.integers(object_size[0], object_size[1], 2))
         x, y = rng.uniform(0, width - ow), rng.uniform(0, height - oh)
-        v = rng.uniform(-4, 4, 2)
+        v = rng.uniform(-max_speed, max_speed, 2)
         if exit_object and k == 0:
             x, y, v = width * 0.5, height * 0.4, np.array([width / n_frames * 1.6, 0.0])
         objs.append([_texture(rng, oh, ow), x, y, v, ow, oh])

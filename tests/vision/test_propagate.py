@@ -151,6 +151,24 @@ def test_slow_confident_objects_are_tracked_every_other_frame(synthetic_video):
             assert np.nanmean(v) > 0.85, f"object {tid}: mean IoU {np.nanmean(v):.3f}"
 
 
+def test_very_slow_objects_are_tracked_every_third_frame(tmp_path):
+    from src.vision.synthetic import make_video
+
+    path = tmp_path / "slow.mp4"
+    gt = make_video(path, width=640, height=360, n_frames=90, n_objects=2, seed=4, object_size=(60, 90), max_speed=0.8)
+    with decoded_store(path, 1.0) as (reader, info):
+        for tid, g in gt.items():
+            p = _Pass(0, g[0], info.frames - 1, 1)
+            steps = 0
+            while not p.done:
+                p.advance(reader)
+                steps += 1
+            assert steps < 0.45 * info.frames, f"object {tid}: {steps} steps for {info.frames} frames"
+            frames, boxes, conf, _ = p.result()
+            v = frame_ious(boxes, g[frames])
+            assert np.nanmean(v) > 0.9, f"object {tid}: mean IoU {np.nanmean(v):.3f}"
+
+
 def _pass(boxes: np.ndarray, conf: np.ndarray):
     return np.arange(len(boxes)), boxes.astype(np.float64), conf.astype(np.float64), np.zeros(len(boxes), bool)
 
