@@ -209,7 +209,14 @@
         return;
       }
       if (review) keyframes.set(target, payload);
-      else if (answer.objects.length) keyframes.set(target, answer.objects); else keyframes.delete(target);
+      else {
+        if (answer.objects.length) keyframes.set(target, answer.objects); else keyframes.delete(target);
+        // a track has one class: the server set it on the track's other keyframes too
+        const classes = new Map(answer.objects.filter(isBox).map((o) => [o.track_id, o.class]));
+        const reclass = (objs) => { for (const o of objs) if (isBox(o) && classes.has(o.track_id)) o.class = classes.get(o.track_id); };
+        for (const [f, objs] of keyframes) if (f !== target) reclass(objs);
+        if (frame !== target) { reclass(objects); render(); refreshObjects(); }
+      }
       if (!dirty && pending <= 1) setStatus("saved", "Saved");
       refreshMarks(); refreshTracks();
     } catch (error) {

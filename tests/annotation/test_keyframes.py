@@ -170,3 +170,17 @@ async def test_seeds_for_engine(app, user_client, draft):
             {"track_id": 2, "class": "person", "box": [110.0, 30.0, 190.0, 230.0]},
         ],
     }
+
+
+async def test_a_track_has_one_class_on_every_keyframe(app, user_client, draft):
+    """Setting a track's class on one keyframe sets it on the track's other keyframes (the
+    engine and the exports know one class per track); other tracks are left alone."""
+    assert (await put(user_client, draft, 0, [HELMET, PERSON])).status_code == 200
+    assert (await put(user_client, draft, 50, [{**HELMET, "box": [20, 20, 70, 80]}, PERSON])).status_code == 200
+    relabeled = await put(user_client, draft, 100, [{**HELMET, "class": "person", "box": [30, 20, 80, 80]}])
+    assert relabeled.status_code == 200, relabeled.text
+    classes = {(k["frame"], o["track_id"]): o["class"] for k in await listed(user_client, draft) for o in k["objects"]}
+    assert classes == {(0, 1): "person", (0, 2): "person", (50, 1): "person", (50, 2): "person", (100, 1): "person"}
+    async with app.state.sessionmaker() as session:
+        seeds = await service.seeds_for_engine(session, dataset_id=uuid.UUID(draft["id"]))
+    assert {o["class"] for objs in seeds.values() for o in objs if o["track_id"] == 1} == {"person"}
