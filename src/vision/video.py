@@ -97,12 +97,51 @@ def _count_frames(path: Path) -> int:
     return n
 
 
+def _count_by_timestamps(path: Path) -> int | None:
+    """Frames counted from the container's packets (``frame_timestamps``, no decoding), when
+    the last of them really decodes; None otherwise (then every frame is decoded and counted).
+    WebM/MKV and other containers without a frame count would otherwise be decoded whole."""
+    index = frame_timestamps(path)
+    if index is None:
+        return None
+    try:
+        return len(index) if _read_at_timestamp(path, int(index[-1])) is not None else None
+    except Exception:  # noqa: BLE001 - any PyAV trouble: count by decoding
+        return None
+
+
+def _expected_frames(path: Path, announced: int, counted: int) -> int:
+    """How many frames the file should have: the count its container declares. Containers
+    without one (Matroska, WebM) get from OpenCV only duration x average fps, wrong for variable
+    frame rate; there the declared duration against the span of the packets' timestamps tells
+    whether frames are missing."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            declared, time_base = int(stream.frames or 0), stream.time_base
+            duration = container.duration / 1e6 if container.duration else None  # AV_TIME_BASE units
+    except Exception:  # noqa: BLE001 - no PyAV or it cannot read the file: OpenCV's figure
+        return announced
+    if declared > 0:
+        return declared
+    index = frame_timestamps(path)
+    if duration is None or index is None or len(index) < 2 or time_base is None:
+        return counted  # nothing to compare with
+    step = (index[-1] - index[0]) / (len(index) - 1)
+    covered = float((index[-1] - index[0] + step) * time_base)
+    return counted if covered >= 0.9 * duration else round(counted * duration / covered)
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Decode enough of ``path`` to be sure it is a usable video.
 
     The container's frame count is trusted only if frame ``count - 1`` really decodes and
-    nothing decodes after it; otherwise frames are counted by decoding them all. A file that
-    decodes to less than 90% of its announced frames is reported as truncated.
+    nothing decodes after it; otherwise frames are counted from the packets' timestamps when
+    the last one decodes, else by decoding them all. A file that decodes to less than 90% of
+    the frames its container declares (or, without a count, of its declared duration) is
+    reported as truncated.
     Raises VideoProbeError with a human message.
     """
     path = Path(path)
@@ -137,12 +176,13 @@ def probe(path: str | Path) -> VideoInfo:
             trusted = ok_last and not cap.grab()
     finally:
         cap.release()
-    frames = announced if trusted else _count_frames(path)
+    frames = announced if trusted else _count_by_timestamps(path) or _count_frames(path)
     if frames == 0:
         raise VideoProbeError(f"{path}: the video has no frames")
-    if announced > 0 and frames < 0.9 * announced:
+    expected = announced if trusted else _expected_frames(path, announced, frames)
+    if expected > 0 and frames < 0.9 * expected:
         raise VideoProbeError(
-            f"{path}: truncated or corrupt video (announces {announced} frames, only {frames} decode)"
+            f"{path}: truncated or corrupt video (announces {expected} frames, only {frames} decode)"
         )
     return VideoInfo(
         frames=frames,

@@ -12,15 +12,17 @@ import pytest
 
 from src.vision.propagate import propagate
 from src.vision.types import SeedObject
-from src.vision.video import iter_frames, probe, read_frame
+from src.vision.video import VideoProbeError, iter_frames, probe, read_frame
 
 N = 90
 
 
-@pytest.fixture(scope="module")
-def vfr_video(tmp_path_factory):
+@pytest.fixture(scope="module", params=["mp4", "mkv"])
+def vfr_video(tmp_path_factory, request):
+    """The VFR file as MP4 (frame count in the container) and as Matroska (none: OpenCV guesses
+    it from duration x average fps, so the probe counts the packets' timestamps instead)."""
     av = pytest.importorskip("av")
-    path = tmp_path_factory.mktemp("vfr") / "vfr.mp4"
+    path = tmp_path_factory.mktemp("vfr") / f"vfr.{request.param}"
     out = av.open(str(path), "w")
     stream = out.add_stream("libx264", rate=30)
     stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
@@ -102,3 +104,14 @@ def test_rotated_phone_video_is_upright_everywhere(tmp_path, degrees):
     assert frames[0][corner].mean() > 200 and frames[0][:30, :30].mean() < 50
     for n in (0, 7, 19):
         np.testing.assert_allclose(read_frame(path, n).astype(int), frames[n].astype(int), atol=2)
+
+
+def test_a_truncated_file_without_a_frame_count_is_refused(vfr_video, tmp_path):
+    """Half a file: refused as truncated, whether the container declares a frame count (MP4)
+    or only a duration (Matroska)."""
+    data = vfr_video.read_bytes()
+    cut = tmp_path / f"cut{vfr_video.suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoProbeError) as err:
+        probe(cut)
+    assert "truncated" in str(err.value) or "no decodable" in str(err.value), str(err.value)
