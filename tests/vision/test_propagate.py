@@ -12,7 +12,7 @@ from .conftest import SEQUENCE_NAMES, decoded_store, seeds_at, sequence
 # Mean IoU of the CSRT baseline (one cv2.TrackerCSRT per object, every frame, forward only,
 # full resolution, first ground-truth boxes as seeds), measured with bench/propagation.py.
 # The floor is 80% of it: a regression guard, not a number tuned to this engine.
-CSRT_BASELINE = {"otb_crossing": 0.764, "otb_faceocc1": 0.457, "uav123_wakeboard7": 0.362, "mot17_04_mini": 0.927}
+CSRT_BASELINE = {"otb_crossing": 0.764, "otb_faceocc1": 0.630, "uav123_wakeboard7": 0.362, "mot17_04_mini": 0.927}
 FLOOR_SHARE = 0.8
 
 
