@@ -4,6 +4,7 @@ A frame here is a ``Pyramid`` (src.vision.frames: the working-resolution grey fr
 1/2 and 1/4 copies). Each step combines:
 - pyramidal Lucas-Kanade on a grid of points inside the box, filtered by forward-backward
   error, with median translation and median scale of the points that move with the object
+  and, judged by a ring of points just outside the box, not with the background
   (MedianFlow-style);
 - NCC template matching (cv2.matchTemplate) of the average of the keyframe crop and a
   slowly updated recent crop in a search window (wider when LK is unsure), used to correct
@@ -56,6 +57,11 @@ LK_PARAMS = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_COUNT |
 _g = np.linspace(0.1, 0.9, GRID)
 _GRID_UV = np.stack(np.meshgrid(_g, _g), -1).reshape(-1, 2)
 _PAIRS = np.triu_indices(GRID * GRID, 1)
+# background points: a ring just outside the box
+_RING_UV = np.array([[u, v] for v in (-0.2, 1.2) for u in (0.1, 0.5, 0.9)]
+                    + [[u, v] for u in (-0.2, 1.2) for v in (0.2, 0.5, 0.8)])
+_ALL_UV = np.concatenate([_GRID_UV, _RING_UV])
+_NG = GRID * GRID
 
 
 def _median(v: np.ndarray) -> float:
@@ -148,11 +154,15 @@ class ObjectTracker:
         gx, gy = ow / (rx2 - rx1), oh / (ry2 - ry1)
         prev_c = sample(self.prev, rx1, ry1, rx2, ry2, ow, oh)
         cur_c = sample(frame, rx1, ry1, rx2, ry2, ow, oh)
-        p0 = ((_GRID_UV * (bw, bh) + (b[0] - rx1, b[1] - ry1)) * (gx, gy)).astype(np.float32).reshape(-1, 1, 2)
-        p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev_c, cur_c, p0, None, **LK_PARAMS)
-        p0b, st2, _ = cv2.calcOpticalFlowPyrLK(cur_c, prev_c, p1, None, **LK_PARAMS)
-        fb = np.linalg.norm((p0 - p0b).reshape(-1, 2), axis=1)
-        ok = (st1.ravel() == 1) & (st2.ravel() == 1) & np.isfinite(fb)
+        q0 = ((_ALL_UV * (bw, bh) + (b[0] - rx1, b[1] - ry1)) * (gx, gy)).astype(np.float32).reshape(-1, 1, 2)
+        q1, st1, _ = cv2.calcOpticalFlowPyrLK(prev_c, cur_c, q0, None, **LK_PARAMS)
+        q0b, st2, _ = cv2.calcOpticalFlowPyrLK(cur_c, prev_c, q1, None, **LK_PARAMS)
+        q_fb = np.sqrt(((q0 - q0b).reshape(-1, 2) ** 2).sum(1))
+        q_ok = (st1.ravel() == 1) & (st2.ravel() == 1) & np.isfinite(q_fb)
+        # the ring's motion is the background's; the grid's points are the box's
+        ring = q_ok[_NG:] & (q_fb[_NG:] <= 0.5)
+        ring_d = (q1 - q0).reshape(-1, 2)[_NG:][ring] / (gx, gy)
+        p0, p1, fb, ok = q0[:_NG], q1[:_NG], q_fb[:_NG], q_ok[:_NG]
         if ok.sum() < 4:
             return None, 10.0, 0.0
         med_fb = _median(fb[ok])
@@ -167,6 +177,14 @@ class ObjectTracker:
         # inside the box would otherwise read as the box stretching
         near = np.abs(d - (dx, dy)).max(1) * g <= INLIER_PX
         inl = good & near if (good & near).sum() >= 4 else good
+        if len(ring_d) >= 4:
+            # ... and, when the background around the box moves otherwise, only points that do
+            # not move with it: a slow object's box holds background points whose motion is
+            # within INLIER_PX of the object's, and they read as the box growing
+            bg = np.array([_median(ring_d[:, 0]), _median(ring_d[:, 1])])
+            own = inl & (np.abs(d - bg).max(1) * g > INLIER_PX)
+            if own.sum() >= 4:
+                inl = own
         i, j = _PAIRS
         keep = inl[i] & inl[j]
         da = np.linalg.norm(a[i[keep]] - a[j[keep]], axis=1)
