@@ -56,11 +56,23 @@ async def create_admin(email: str, password: str | None) -> str | None:
         await engine.dispose()
 
 
+class SetupError(Exception):
+    """A setting the platform cannot start with; ``str(err)`` is one line for the operator."""
+
+
 def _admin_from_settings() -> None:
+    from fastapi_users.exceptions import InvalidPasswordException
+    from pydantic import ValidationError
+
     settings = get_settings()
     email = settings.forge_admin_email or "admin@localhost.localdomain"
     password = settings.forge_admin_password.get_secret_value() if settings.forge_admin_password else None
-    generated = asyncio.run(create_admin(email, password))
+    try:
+        generated = asyncio.run(create_admin(email, password))
+    except InvalidPasswordException as error:
+        raise SetupError(f"FORGE_ADMIN_PASSWORD is not accepted: {error.reason}") from None
+    except ValidationError:
+        raise SetupError(f"FORGE_ADMIN_EMAIL {email!r} is not a valid e-mail address") from None
     if generated:
         print(f"\n  First admin: {email}  password: {generated}\n  (shown once; change it on the profile page)\n", flush=True)
 
@@ -116,6 +128,9 @@ def up() -> int:
             except subprocess.TimeoutExpired:
                 pass
         return 1  # a child died on its own
+    except SetupError as error:
+        print(f"forge up: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 0
     finally:
@@ -177,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         migrate("base" if args.direction == "down" else "heads", down=args.direction == "down")
         return 0
     if args.command == "create-admin":
-        _admin_from_settings()
+        try:
+            _admin_from_settings()
+        except SetupError as error:
+            print(f"forge create-admin: {error}", file=sys.stderr)
+            return 2
         return 0
     return 2
 

@@ -205,3 +205,30 @@ def test_placeholder_secret_is_rejected_outside_development(environment, monkeyp
         Settings()
     monkeypatch.setenv("ENVIRONMENT", "development")
     assert Settings().secret_key.get_secret_value() == "change-me"
+
+
+async def test_create_admin_from_settings_says_what_is_wrong(app, services, client):
+    """`forge create-admin` (also run by `forge up`): an unusable FORGE_ADMIN_PASSWORD or e-mail
+    is one line on stderr and exit 2, not a traceback; a good one makes a working admin."""
+    import os
+    import subprocess
+    import sys
+
+    from src.config import ROOT
+
+    def run(email: str, password: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DATABASE_URL": services[0], "FORGE_ADMIN_EMAIL": email, "FORGE_ADMIN_PASSWORD": password}
+        return subprocess.run([sys.executable, "-m", "src.cli", "create-admin"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    for email, password, says in [("admin@example.com", "adminpass123", "FORGE_ADMIN_PASSWORD is not accepted"),
+                                  ("boss@example.com", "short", "FORGE_ADMIN_PASSWORD is not accepted"),
+                                  ("not an address", "long enough pass", "FORGE_ADMIN_EMAIL")]:
+        done = await asyncio.to_thread(run, email, password)
+        assert done.returncode == 2, done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.startswith("forge create-admin:")]
+        assert len(lines) == 1 and says in lines[0] and "Traceback" not in done.stderr, done.stderr
+    done = await asyncio.to_thread(run, "boss@example.com", "a long enough pass")
+    assert done.returncode == 0, done.stderr
+    headers = await bearer(client, "boss@example.com", "a long enough pass")
+    assert (await client.get("/api/v1/admin/users", headers=headers)).status_code == 200
