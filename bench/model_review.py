@@ -10,11 +10,11 @@ expected error alone, (b) with the detector's disagreement added (src.detectors.
 replace those frames by ground truth, re-propagate, and report the share of frames with
 IoU >= 0.5 vs ground truth.
 
-Measured (2 CPU cores, --epochs 8 --imgsz 256, 473 s of training): the model's valid mAP50-95
-was 0.000 (random init, ~100 images), so its "disagreement" is mostly noise. 5% review:
-otb_crossing 100.0% / 100.0%, otb_faceocc1 100.0% / 100.0%, uav123_wakeboard7 97.0% / 100.0%
-(3 frames: one pick moved, not evidence), mot17_04_mini (8 frames) 100% / 100% with no review.
-A pretrained or longer-trained detector is needed before this bench can show the flywheel.
+Measured (2 CPU cores, 2026-11-30, --epochs 8 --imgsz 256, 108 s of training): the model's
+valid mAP50-95 was 0.000 (random init, ~100 images), so its "disagreement" is noise. 5% review,
+tracker only / tracker + model: otb_crossing 100% / 100%, otb_faceocc1 100% / 100%,
+uav123_wakeboard7 97.0% / 97.0%, mot17_04_mini (8 frames) 100% / 100% with no review.
+A pretrained or much longer-trained detector is needed before this bench can show the flywheel.
 """
 
 from __future__ import annotations
