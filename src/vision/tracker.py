@@ -11,8 +11,8 @@ A frame here is a ``Pyramid`` (src.vision.frames: the working-resolution grey fr
   LK when it slips; while lost, re-detection looks for the keyframe crop and for the crop of
   the last very confident step (the keyframe may show the object half hidden);
 - an explicit lost state: the object is reported absent after it leaves the frame or after
-  its confidence stayed low for ``LOST_FRAMES`` frames, and it is re-acquired when the
-  keyframe template matches strongly again.
+  its confidence stayed low for ``LOST_FRAMES`` frames, and it is re-acquired when one of
+  those two crops matches strongly again near where it coasted.
 
 Every crop is resampled so that the box is about ``NORM`` px on its long side: the cost per
 object and every threshold are independent of the object's size and of the video resolution.
@@ -45,11 +45,11 @@ GOOD_CONF = 0.85  # a step this sure updates the "last good" template used to re
 LOST_FRAMES = 6
 REACQUIRE_NCC = 0.72
 REACQUIRE_DIST_PENALTY = 0.08  # NCC per box size away from the coasted position
-REACQUIRE_MAX_EXTENT = 10.0
+REACQUIRE_MAX_EXTENT = 10.0  # widest re-detection window while lost, in box sizes
 COARSE_MIN_TPL = 8  # re-detection searches at half size first when the template's short side is 2x this
 COARSE_REFINE = 1.4  # ... then at full size in a window this many box sizes wide around the coarse peak
 COAST_FRAMES = 15  # while lost, the coasted box is reported this many frames ...
-COAST_CONF = 0.05  # ... with this confidence  # widest re-detection window while lost, in box sizes
+COAST_CONF = 0.05  # ... with this confidence
 MIN_VISIBLE = 0.35  # share of the box inside the frame below which the object has left
 LK_PARAMS = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03))
 # LK points: a GRID x GRID lattice over the inner 80% of the box (fractions of its size),
@@ -87,6 +87,14 @@ def sample(pyr: Pyramid, x1: float, y1: float, x2: float, y2: float, out_w: int,
     return cv2.warpAffine(
         pyr[lv], m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
     )
+
+
+def _penalize_distance(r: np.ndarray, fx: float, fy: float, size: float, penalty: float) -> np.ndarray:
+    """NCC response ``r`` (window pixels at ``fx``, ``fy`` per frame pixel) minus ``penalty``
+    per ``size`` (the box's long side) away from the window centre."""
+    dx = (np.arange(r.shape[1], dtype=np.float32) - (r.shape[1] - 1) / 2) / fx
+    dy = (np.arange(r.shape[0], dtype=np.float32) - (r.shape[0] - 1) / 2) / fy
+    return r - penalty * np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2) / size
 
 
 def unit(a: np.ndarray) -> np.ndarray:
@@ -210,11 +218,7 @@ class ObjectTracker:
         tpl = self.mix_tpl if tpl is None else tpl
         r = cv2.matchTemplate(win, tpl, cv2.TM_CCOEFF_NORMED)
         if dist_penalty > 0:
-            # score minus dist_penalty per box size (long side) away from the window centre
-            yy, xx = np.mgrid[0 : r.shape[0], 0 : r.shape[1]].astype(np.float32)
-            dx = (xx - (r.shape[1] - 1) / 2) / fx
-            dy = (yy - (r.shape[0] - 1) / 2) / fy
-            r = r - dist_penalty * np.sqrt(dx * dx + dy * dy) / max(bw, bh)
+            r = _penalize_distance(r, fx, fy, max(bw, bh), dist_penalty)
         _, peak, _, loc = cv2.minMaxLoc(r)
         px = x1 + (loc[0] + self.tw / 2) / fx
         py = y1 + (loc[1] + self.th / 2) / fy
@@ -235,10 +239,7 @@ class ObjectTracker:
         x1, y1 = cx - ww / 2, cy - wh / 2
         win = sample(frame, x1, y1, x1 + ww, y1 + wh, round(ww * fx), round(wh * fy)).astype(np.float32)
         r = cv2.matchTemplate(win, cv2.resize(tpl, (tw, th), interpolation=cv2.INTER_AREA), cv2.TM_CCOEFF_NORMED)
-        # score minus REACQUIRE_DIST_PENALTY per box size (long side) away from the window centre
-        dx = (np.arange(r.shape[1], dtype=np.float32) - (r.shape[1] - 1) / 2) / fx
-        dy = (np.arange(r.shape[0], dtype=np.float32) - (r.shape[0] - 1) / 2) / fy
-        r = r - REACQUIRE_DIST_PENALTY * np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2) / max(bw, bh)
+        r = _penalize_distance(r, fx, fy, max(bw, bh), REACQUIRE_DIST_PENALTY)
         _, _, _, loc = cv2.minMaxLoc(r)
         px, py = x1 + (loc[0] + tw / 2) / fx, y1 + (loc[1] + th / 2) / fy
         near = np.array([px - bw / 2, py - bh / 2, px + bw / 2, py + bh / 2])
