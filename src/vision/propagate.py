@@ -55,7 +55,7 @@ PROCESS_MIN_WORK = 1000  # object-frames from which passes run in processes rath
 # hard ones get every frame.
 STRIDE_CONF = 0.8
 STRIDE_SPEED = 0.08
-FUSE_MIN_IOU = 0.3  # forward and backward boxes at least this IoU apart are averaged, else one is chosen
+FUSE_MIN_IOU = 0.3  # forward and backward boxes overlapping at least this much are averaged, else one is chosen
 
 
 class SeedError(ValueError):
