@@ -241,16 +241,15 @@ def frame_timestamps(path: str | Path) -> np.ndarray | None:
     return index
 
 
-_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 270: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180}
+# PyAV's rotation (the display matrix, counter-clockwise degrees) -> the turn that makes the
+# picture upright, as OpenCV's CAP_PROP_ORIENTATION_AUTO does
+_ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 270: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180}
 
 
 def _read_at_timestamp(path: Path, pts: int) -> np.ndarray | None:
     """The frame whose timestamp is ``pts``, upright as OpenCV shows it; None if none has it."""
     import av
 
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    rotation = int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360 if cap.isOpened() else 0
-    cap.release()
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -261,6 +260,7 @@ def _read_at_timestamp(path: Path, pts: int) -> np.ndarray | None:
             if frame.pts != pts:
                 return None
             image = frame.to_ndarray(format="bgr24")
+            rotation = round(frame.rotation) % 360
             return cv2.rotate(image, _ROTATE[rotation]) if rotation in _ROTATE else image
     return None
 
