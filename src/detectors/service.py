@@ -314,6 +314,7 @@ async def predict(session: AsyncSession, redis, *, detector: Detector, user: Use
         draft_classes = [c.name for c in await annotation_service.list_classes(session, dataset_id=dataset.id)]
     storage = get_storage()
     timeout = get_settings().predict_timeout_s
+    await session.commit()  # nothing written: the connection goes back to the pool while the worker runs
     job = await redis.enqueue_job(
         "predict_frame", str(storage.local_path(detector.storage_key)), detector.kind.value, detector.classes,
         detector.imgsz, str(storage.local_path(video.storage_key)), body.frame, body.conf,
