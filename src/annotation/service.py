@@ -310,13 +310,15 @@ async def put_keyframe(
         box = _check_box(obj, video)
         stored.append({"track_id": obj.track_id, "class_id": by_name[obj.class_name], "box": box})
 
-    # A track has one class: a class set here is the track's class on every keyframe.
+    # A track has one class: a class set here becomes the track's class on every keyframe.
     classed = {o["track_id"]: o["class_id"] for o in stored if not o.get("gone")}
     for kf in keyframes:
-        if kf.frame != frame and any(classed.get(o["track_id"], o.get("class_id")) != o.get("class_id")
-                                     for o in kf.objects if not o.get("gone")):
-            kf.objects = [o if o.get("gone") or o["track_id"] not in classed else {**o, "class_id": classed[o["track_id"]]}
-                          for o in kf.objects]
+        if kf.frame == frame:
+            continue
+        relabeled = [{**o, "class_id": classed[o["track_id"]]} if not o.get("gone") and o["track_id"] in classed
+                     else o for o in kf.objects]
+        if relabeled != kf.objects:
+            kf.objects = relabeled
     if stored:
         statement = insert(Keyframe).values(dataset_id=dataset.id, frame=frame, objects=stored, created_at=func.now())
         await session.execute(statement.on_conflict_do_update(
