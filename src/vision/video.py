@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: errors are ours to report
@@ -115,23 +117,17 @@ def _expected_frames(path: Path, announced: int, counted: int) -> int:
     without one (Matroska, WebM) get from OpenCV only duration x average fps, wrong for variable
     frame rate; there the declared duration against the span of the packets' timestamps tells
     whether frames are missing."""
-    try:
-        import av
-
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            declared, time_base = int(stream.frames or 0), stream.time_base
-            duration = container.duration / 1e6 if container.duration else None  # AV_TIME_BASE units
-    except Exception:  # noqa: BLE001 - no PyAV or it cannot read the file: OpenCV's figure
-        return announced
-    if declared > 0:
-        return declared
-    index = frame_timestamps(path)
-    if duration is None or index is None or len(index) < 2 or time_base is None:
+    facts = _stream_index(path)
+    if facts is None:
+        return announced  # no PyAV, or it cannot read the file: OpenCV's figure
+    if facts.declared > 0:
+        return facts.declared
+    pts = facts.pts
+    if facts.duration is None or pts is None or len(pts) < 2:
         return counted  # nothing to compare with
-    step = (index[-1] - index[0]) / (len(index) - 1)
-    covered = float((index[-1] - index[0] + step) * time_base)
-    return counted if covered >= 0.9 * duration else round(counted * duration / covered)
+    step = (pts[-1] - pts[0]) / (len(pts) - 1)
+    covered = float((pts[-1] - pts[0] + step) * facts.time_base)
+    return counted if covered >= 0.9 * facts.duration else round(counted * facts.duration / covered)
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -207,16 +203,23 @@ def _resize(frame: np.ndarray, width: int | None, scale: float | None) -> np.nda
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
 
-_INDEX_CACHE: dict[tuple[str, int, int], np.ndarray | None] = {}  # (path, mtime_ns, size) -> frame timestamps
+@dataclass(frozen=True)
+class _StreamIndex:
+    pts: np.ndarray | None  # presentation timestamp of every frame, in frame-index order
+    time_base: Fraction
+    declared: int  # the frame count the container declares, 0 when it has none
+    duration: float | None  # the container's declared duration, seconds
+
+
+_INDEX_CACHE: dict[tuple[str, int, int], _StreamIndex | None] = {}  # by (path, mtime_ns, size)
 _INDEX_CACHE_SIZE = 64
 _index_lock = threading.Lock()
 
 
-def frame_timestamps(path: str | Path) -> np.ndarray | None:
-    """Presentation timestamp (in the stream's time base) of every frame, in frame-index order.
-
-    Read from the container's packets without decoding (a second or so for an hour of video)
-    and cached per file. None when PyAV is missing or the container gives no timestamps."""
+def _stream_index(path: str | Path) -> _StreamIndex | None:
+    """What the container says of the video stream, its packets read without decoding (a
+    second or so for an hour of video); cached per file. None when PyAV is missing or cannot
+    read the file."""
     path = Path(path)
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
@@ -231,7 +234,12 @@ def frame_timestamps(path: str | Path) -> np.ndarray | None:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             pts = [p.pts for p in container.demux(stream) if p.size and not p.is_discard]
-        index = None if not pts or None in pts else np.sort(np.array(pts, np.int64))
+            index = _StreamIndex(
+                pts=None if not pts or None in pts else np.sort(np.array(pts, np.int64)),
+                time_base=stream.time_base,
+                declared=int(stream.frames or 0),
+                duration=container.duration / 1e6 if container.duration else None,  # AV_TIME_BASE units
+            )
     except (av.error.FFmpegError, IndexError):
         index = None
     with _index_lock:
@@ -239,6 +247,13 @@ def frame_timestamps(path: str | Path) -> np.ndarray | None:
             _INDEX_CACHE.pop(next(iter(_INDEX_CACHE)))
         _INDEX_CACHE[key] = index
     return index
+
+
+def frame_timestamps(path: str | Path) -> np.ndarray | None:
+    """Presentation timestamp (in the stream's time base) of every frame, in frame-index order;
+    None when the container gives none (or PyAV cannot read it)."""
+    index = _stream_index(path)
+    return None if index is None else index.pts
 
 
 # PyAV's rotation (the display matrix, counter-clockwise degrees) -> the turn that makes the
