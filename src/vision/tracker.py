@@ -37,8 +37,11 @@ SEARCH = 2.6  # NCC search window, in box sizes ...
 SEARCH_NEAR = 2.0  # ... while LK holds (peaks up to half a box away: all that the pull uses)
 PULL = 0.5  # share of the way from the LK box to a nearby NCC peak
 PULL_MIN_NCC = 0.5
+LK_SCALE_TRUST = 0.7  # share of LK's per-step scale change applied (it is noisy and adds up as a random walk)
 SCALES = (0.95, 1.0, 1.05)
-SCALE_CHECK_EVERY = 3  # NCC scale check every k steps while confident ...
+SCALE_EXTENT = 1.3  # window of the scale search, in box sizes
+SCALE_COST = 0.01  # NCC a size other than the current one must win by
+SCALE_CHECK_EVERY = 3  # NCC scale check every k frames while confident ...
 SCALE_CHECK_CONF = 0.7  # ... and every step below this confidence
 LOST_CONF = 0.25
 GOOD_CONF = 0.85  # a step this sure updates the "last good" template used to re-detect
@@ -145,6 +148,7 @@ class ObjectTracker:
         self.lost = False
         self.low_run = 0
         self.steps = 0
+        self.unchecked = 0  # frames since the last scale check
         self.last_conf = 1.0
         self.lost_steps = 0
         self.left_frame = False  # lost because it left the picture (not a tracking failure)
@@ -199,7 +203,7 @@ class ObjectTracker:
         dc = np.linalg.norm(c[i[keep]] - c[j[keep]], axis=1)
         keep = da > 1e-3
         s = _median(dc[keep] / da[keep]) if keep.any() else 1.0
-        s = float(np.clip(s, 0.85, 1.18))
+        s = float(np.clip(1 + LK_SCALE_TRUST * (s - 1), 0.85, 1.18))
         cx, cy = (b[0] + b[2]) / 2 + dx, (b[1] + b[3]) / 2 + dy
         nb = np.array([cx - s * bw / 2, cy - s * bh / 2, cx + s * bw / 2, cy + s * bh / 2])
         return nb, _median(fb[good]), float(good.mean())
@@ -270,12 +274,14 @@ class ObjectTracker:
         box = base
         if (lk_box is None and peak > 0.6) or (lk_weak and peak > 0.65 and peak - r_base > 0.25 and jump > 0.15):
             box = base + np.r_[peak_c - (bcx, bcy), peak_c - (bcx, bcy)]
-        elif peak > PULL_MIN_NCC and jump < 0.5:
+        elif peak > PULL_MIN_NCC and jump < (0.5 if lk_weak else 0.25):
             # appearance pulls LK back onto the object: stops slow drift onto the background
             d = PULL * (peak_c - (bcx, bcy))
             box = base + np.r_[d, d]
-        if self.last_conf < SCALE_CHECK_CONF or self.steps % SCALE_CHECK_EVERY == 0:
+        self.unchecked += dt
+        if self.last_conf < SCALE_CHECK_CONF or self.unchecked >= SCALE_CHECK_EVERY:
             box = self._refine_scale(frame, box)
+            self.unchecked = 0
         cur = sample(frame, *box, self.tw, self.th).astype(np.float32)
         cur_u = unit(cur)
         ncc_key = float(cur_u.dot(self.key_u))
@@ -320,19 +326,26 @@ class ObjectTracker:
         return StepResult(box.copy(), feats, conf)
 
     def _refine_scale(self, frame: Pyramid, box: np.ndarray) -> np.ndarray:
-        """Try the box a little smaller / larger; move half-way to the size whose crop best
-        matches the keyframe crop (LK scale alone drifts on thin objects; the recent crop
-        would drift with it, so only the keyframe's appearance judges size)."""
+        """Search the keyframe crop at a few sizes around ``box``, each in a small window (the
+        object may sit off-centre in a box grown too large); move half-way to the size and
+        position of the best match (LK scale alone drifts on thin objects and on boxes that
+        hold background; the recent crop would drift with it, so only the keyframe's
+        appearance judges size)."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         hw, hh = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
-        best, best_s = -2.0, 1.0
+        best, best_s, best_c = -2.0, 1.0, np.array([cx, cy])
         for s in SCALES:
-            c = unit(sample(frame, cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh, self.tw, self.th))
-            v = float(c.dot(self.key_u)) - (0.01 if s != 1.0 else 0.0)
+            b = np.array([cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh])
+            peak_c, peak, _, _ = self._search(frame, b, SCALE_EXTENT, self.key_tpl)
+            v = peak - (SCALE_COST if s != 1.0 else 0.0)
             if v > best:
-                best, best_s = v, s
+                best, best_s, best_c = v, s, peak_c
         s = 1.0 + 0.5 * (best_s - 1.0)
-        return np.array([cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh])
+        # the centre follows the match only as far as the resize allows with the new box
+        # inside the old one (or around it): a resize, never a jump onto a look-alike
+        lim = abs(1.0 - s) * np.array([hw, hh])
+        c = np.array([cx, cy]) + np.clip(best_c - (cx, cy), -lim, lim)
+        return np.array([c[0] - s * hw, c[1] - s * hh, c[0] + s * hw, c[1] + s * hh])
 
     def _reacquire(self, frame: Pyramid) -> StepResult:
         """While lost: the box coasts with the velocity of the last confident steps; look for
