@@ -7,8 +7,14 @@ without resizing large regions per object.
 
 Tracking threads or processes read frames while the decoder is still writing later ones:
 ``FrameReader.get(i)`` waits until frame ``i`` is decoded. Frames live in ``np.memmap``
-files in a temp dir, so RAM use does not grow with the video length (the OS pages the files
-in and out), and another process reads them by path (``FrameStore.spec``).
+files in a temp dir, and another process reads them by path (``FrameStore.spec``).
+
+The files are a ring of ``slots`` frames (frame ``i`` in slot ``i % slots``), so neither
+memory nor disk grows with the video length. Each reader holds a mark in a shared array: the
+lowest frame it may still read (``FrameReader.hold``). The decoder writes frame ``i`` only
+once every mark has passed ``i - slots``, i.e. it waits for the slowest reader instead of
+overwriting a frame someone still needs. With ``slots`` = the number of frames (the default)
+nothing waits and no marks are needed.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ class FrameSpec:
     n_frames: int
     shapes: tuple[tuple[int, int], ...]  # (h, w) per pyramid level
     scale: float  # working resolution / full resolution
+    slots: int  # frames the ring holds
+    marks: int  # readers' marks (FrameReader.hold)
 
 
 def level_shapes(h: int, w: int) -> tuple[tuple[int, int], ...]:
@@ -80,21 +88,28 @@ def _error(spec: FrameSpec) -> str:
 
 
 class FrameReader:
-    """Read side: ``get(i)`` -> tuple of pyramid levels of frame ``i`` (uint8 arrays)."""
+    """Read side: ``get(i)`` -> tuple of pyramid levels of frame ``i`` (uint8 arrays: views
+    into the ring, valid while this reader's mark stays at or below ``i``)."""
 
     def __init__(self, spec: FrameSpec):
         self.spec = spec
         self.scale = spec.scale
         d = Path(spec.dir)
         self._levels = [
-            np.asarray(np.memmap(d / f"grey{lv}.u8", np.uint8, "r", shape=(spec.n_frames, *shape)))
+            np.asarray(np.memmap(d / f"grey{lv}.u8", np.uint8, "r", shape=(spec.slots, *shape)))
             for lv, shape in enumerate(spec.shapes)
         ]
         self._state = np.memmap(d / "state.i64", np.int64, "r", shape=(2,))
+        self._marks = np.memmap(d / "marks.i64", np.int64, "r+", shape=(max(spec.marks, 1),))
 
     def ready(self, i: int) -> bool:
         """Whether frame ``i`` is decoded (``get(i)`` would not wait)."""
         return bool(self._state[_DECODED] > i)
+
+    def hold(self, mark: int, frame: int) -> None:
+        """Mark ``mark`` will read no frame before ``frame`` any more (``n_frames``: none):
+        the decoder may reuse their slots."""
+        self._marks[mark] = frame
 
     def get(self, i: int) -> Pyramid:
         """Frame ``i`` as ``(level0, level1, level2)``, waiting for the decoder if needed;
@@ -103,13 +118,27 @@ class FrameReader:
             if self._state[_FAILED]:
                 raise RuntimeError(_error(self.spec))
             time.sleep(_POLL_S)
-        return tuple(lv[i] for lv in self._levels)
+        if self._state[_DECODED] > i + self.spec.slots:
+            raise RuntimeError(f"frame {i} was read after its slot was reused (a reader did not hold it)")
+        k = i % self.spec.slots
+        return tuple(lv[k] for lv in self._levels)
 
 
 class FrameStore:
     """Write side: owns the files and the decode thread; ``reader()`` gives the read side."""
 
-    def __init__(self, video_path: str | Path, n_frames: int, width: int, height: int, scale: float):
+    def __init__(
+        self,
+        video_path: str | Path,
+        n_frames: int,
+        width: int,
+        height: int,
+        scale: float,
+        slots: int | None = None,
+        marks: list[int] | None = None,
+    ):
+        """``slots``: frames the ring holds (default: all); ``marks``: the readers' first
+        marks, the lowest frame each will read (required when ``slots`` < ``n_frames``)."""
         self.path = str(video_path)
         self.n_frames = n_frames
         self.scale = scale
@@ -119,15 +148,22 @@ class FrameStore:
         self._tmp = tempfile.TemporaryDirectory(prefix="forge-frames-")
         d = Path(self._tmp.name)
         shapes = level_shapes(self.h, self.w)
-        self.spec = FrameSpec(str(d), n_frames, shapes, scale)
+        self.slots = max(1, min(slots or n_frames, n_frames))
+        marks = list(marks or [])
+        if self.slots < n_frames and not marks:
+            raise ValueError("a ring smaller than the video needs the readers' marks")
+        self.spec = FrameSpec(str(d), n_frames, shapes, scale, self.slots, len(marks))
         # Written with pwrite, read through memory maps: writing through a mapping page-faults
         # on every new page (5x slower, on the decoder thread that every pass waits for).
         self._files = []
         for lv, (h, w) in enumerate(shapes):
             f = open(d / f"grey{lv}.u8", "w+b")  # noqa: SIM115 - closed in close()
-            f.truncate(n_frames * h * w)
+            f.truncate(self.slots * h * w)
             self._files.append((f.fileno(), h * w, f))
         self._state = np.memmap(d / "state.i64", np.int64, "w+", shape=(2,))
+        self._marks = np.memmap(d / "marks.i64", np.int64, "w+", shape=(max(len(marks), 1),))
+        self._marks[:] = marks or [n_frames]
+        self.waited_seconds = 0.0  # decoder time spent waiting for the slowest reader
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.decode_seconds = 0.0
@@ -144,6 +180,8 @@ class FrameStore:
         cap, first = self._open()
         try:
             for i in range(self.n_frames):
+                if i >= self.slots:
+                    self._wait_for_slot(i)
                 if self._stop.is_set():
                     raise RuntimeError(f"{self.path}: propagation stopped at frame {i}")
                 ok, frame = (True, first) if i == 0 and first is not None else cap.read()
@@ -152,7 +190,7 @@ class FrameStore:
                 if frame.ndim == 3:
                     frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
                 for (fd, size, _), img in zip(self._files, pyramid(shrink(frame, self.w, self.h))):
-                    os.pwrite(fd, np.ascontiguousarray(img), i * size)
+                    os.pwrite(fd, np.ascontiguousarray(img), (i % self.slots) * size)
                 self._state[_DECODED] = i + 1
                 if progress is not None:
                     progress(i + 1)
@@ -162,6 +200,15 @@ class FrameStore:
         finally:
             cap.release()
             self.decode_seconds = time.perf_counter() - t0
+
+    def _wait_for_slot(self, i: int) -> None:
+        """Wait until no reader needs frame ``i - slots`` (whose slot frame ``i`` takes)."""
+        if self._marks.min() > i - self.slots:
+            return
+        t0 = time.perf_counter()
+        while self._marks.min() <= i - self.slots and not self._stop.is_set():
+            time.sleep(_POLL_S)
+        self.waited_seconds += time.perf_counter() - t0
 
     def _open(self) -> tuple[cv2.VideoCapture, np.ndarray | None]:
         """The capture and, when it can hand out the decoder's luma plane directly, its first
@@ -194,5 +241,5 @@ class FrameStore:
             self._state[_FAILED] = 1
         for _, _, f in self._files:
             f.close()
-        del self._state
+        del self._state, self._marks
         self._tmp.cleanup()

@@ -6,9 +6,11 @@ estimates exist and are fused, weighted by the distance to each keyframe and by 
 confidence, and their agreement feeds the confidence. A ``gone`` keyframe ends the object
 until its next keyframe with a box.
 
-Speed: one thread decodes into a disk-backed store of small grey frames while a pool of
+Speed: one thread decodes into a disk-backed ring of small grey frames while a pool of
 processes (threads for small jobs, where starting processes would cost more than it saves)
-runs the passes; each pass starts as soon as its frames exist. Processes, because a pass
+runs the passes; each pass starts as soon as its frames exist. The ring holds the longest
+backward pass (it reads its segment from the far end) plus STORE_AHEAD frames; the decoder
+waits for the slowest pass, so memory and disk do not grow with the video's length. Processes, because a pass
 spends half its time in Python between OpenCV calls, and threads would share one GIL.
 """
 
@@ -46,7 +48,8 @@ WORK_LONG_SIDE = 640  # working resolution: long side in px ...
 MIN_OBJECT_PX = 48  # ... raised (up to full resolution) so the smallest seed box keeps this (was 24:
 # synthetic 720p 5 / 20 objects 0.926 / 0.827 -> 0.940 / 0.838 mean IoU; per-object cost is set by
 # the normalized crops, not by this; the frame store on disk grows with the square of the scale)
-MAX_STORE_BYTES = 8 << 30  # the frame store on disk stays under this: long videos track smaller
+MAX_STORE_BYTES = 8 << 30  # the frame ring on disk stays under this: far-apart keyframes track smaller
+STORE_AHEAD = 256  # frames the decoder may run ahead of the slowest pass
 PROCESS_MIN_WORK = 1000  # object-frames from which passes run in processes rather than threads
 # A pass tracks every other frame (the one between is interpolated) while its object is
 # confidently tracked and slow: confidence at least STRIDE_CONF, speed at most STRIDE_SPEED
@@ -94,25 +97,49 @@ def validate_keyframes(keyframes: dict[int, list[SeedObject]], info: VideoInfo) 
         raise SeedError("no keyframe has a box")
 
 
-def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]]) -> float:
+def _pass_jobs(per_object: dict[int, list[tuple[int, SeedObject]]], n: int):
+    """Every pass: ([(track id, "fwd" | "bwd", keyframe index)], [(start, box, stop, step)])."""
+    keys, jobs = [], []
+    for tid, kfs in per_object.items():
+        for j, (f, o) in enumerate(kfs):
+            if o.gone:
+                continue
+            nxt = kfs[j + 1][0] - 1 if j + 1 < len(kfs) else n - 1
+            prv = kfs[j - 1][0] + 1 if j > 0 else 0
+            keys += [(tid, "fwd", j), (tid, "bwd", j)]
+            jobs += [(f, o.box, nxt, 1), (f, o.box, prv, -1)]
+    return keys, jobs
+
+
+def store_slots(n: int, jobs: list[tuple[int, np.ndarray, int, int]]) -> int:
+    """Frames the ring must hold: a backward pass reads its whole segment (from its keyframe
+    back to the previous one) after the decoder reached its keyframe, so the longest of
+    those, plus STORE_AHEAD frames of slack for the decoder."""
+    longest = max((start - stop + 1 for start, _, stop, step in jobs if step < 0 and stop < start), default=0)
+    return min(n, longest + STORE_AHEAD)
+
+
+def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]], slots: int | None = None) -> float:
     """Downscale factor (<= 1) of the tracking copy: long side WORK_LONG_SIDE, unless the
-    smallest seed box would shrink below MIN_OBJECT_PX; but never so large that the frame
-    store (frames x pyramid of 4/3 of a frame) would pass MAX_STORE_BYTES."""
+    smallest seed box would shrink below MIN_OBJECT_PX; but never so large that a frame ring
+    of ``slots`` frames (default: the whole video) of pyramids (4/3 of a frame) would pass
+    MAX_STORE_BYTES."""
     s = min(1.0, WORK_LONG_SIDE / max(info.width, info.height))
     sides = [min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for objs in keyframes.values() for o in objs if not o.gone]
     if sides:
         s = max(s, min(1.0, MIN_OBJECT_PX / max(min(sides), 1.0)))
-    cap = (MAX_STORE_BYTES / (max(info.frames, 1) * info.width * info.height * 4 / 3)) ** 0.5
+    frames = max(1, slots or info.frames)
+    cap = (MAX_STORE_BYTES / (frames * info.width * info.height * 4 / 3)) ** 0.5
     return float(min(s, cap))
 
 
 class _Pass:
     """One tracking pass: from keyframe ``start`` (box in full-res px) over frames
     ``start+step .. stop`` inclusive; each ``advance`` covers one frame, or two (see
-    STRIDE_CONF)."""
+    STRIDE_CONF). ``mark``: its mark in the frame ring (FrameReader.hold), if any."""
 
-    def __init__(self, start: int, box: np.ndarray, stop: int, step: int):
-        self.start, self.box, self.step = start, np.asarray(box, np.float64), step
+    def __init__(self, start: int, box: np.ndarray, stop: int, step: int, mark: int | None = None):
+        self.start, self.box, self.step, self.mark = start, np.asarray(box, np.float64), step, mark
         self.frames = np.arange(start + step, stop + step, step)
         m = len(self.frames)
         self.boxes = np.full((m, 4), np.nan, np.float64)
@@ -140,7 +167,20 @@ class _Pass:
         """The frame the next ``advance`` reads."""
         return self.start if self.tracker is None else int(self.frames[self.i + self._stride() - 1])
 
+    def first_frame(self) -> int:
+        """The lowest frame this pass will still read (its ring mark)."""
+        if self.done:
+            return np.iinfo(np.int64).max
+        if self.step < 0:
+            return int(self.frames[-1])
+        return self.start if self.i == 0 else int(self.frames[self.i - 1])  # the tracker's previous frame
+
     def advance(self, store: FrameReader) -> None:
+        self._advance(store)
+        if self.mark is not None and (self.step > 0 or self.done):
+            store.hold(self.mark, self.first_frame())
+
+    def _advance(self, store: FrameReader) -> None:
         s = store.scale
         if self.tracker is None:
             self.tracker = ObjectTracker(store.get(self.start), self.box * s)
@@ -173,9 +213,9 @@ class _Pass:
         return self.frames, self.boxes, self.conf, self.lost
 
 
-def _run_passes(spec: FrameSpec, passes: list[tuple[int, np.ndarray, int, int]]) -> list[tuple]:
-    """Run a group of passes ``(start, box, stop, step)`` together, one frame of each in
-    turn, so that every pass of the group follows the decoder instead of the last ones
+def _run_passes(spec: FrameSpec, passes: list[tuple[int, np.ndarray, int, int, int]]) -> list[tuple]:
+    """Run a group of passes ``(start, box, stop, step, mark)`` together, one frame of each
+    in turn, so that every pass of the group follows the decoder instead of the last ones
     waiting for the first to finish. Returns each pass's ``_Pass.result()``, in order."""
     store = FrameReader(spec)
     todo = [_Pass(*p) for p in passes]
@@ -299,7 +339,11 @@ def propagate(
         for o in keyframes[f]:
             per_object.setdefault(o.track_id, []).append((f, o))
 
-    store = FrameStore(video_path, n, info.width, info.height, working_scale(info, keyframes))
+    keys, jobs = _pass_jobs(per_object, n)  # (track id, kind, keyframe index), (start, box, stop, step)
+    slots = store_slots(n, jobs)
+    marks = [_Pass(*job).first_frame() for job in jobs]
+    marks = [min(m, n) for m in marks]
+    store = FrameStore(video_path, n, info.width, info.height, working_scale(info, keyframes, slots), slots, marks)
     # Parallelism comes from the passes; OpenCV's own threads on the small per-object
     # crops only add scheduling cost (measured: ~20% less CPU for the same passes).
     cv_threads = cv2.getNumThreads()
@@ -309,16 +353,8 @@ def propagate(
     if processes is None:
         processes = workers > 1 and len(per_object) * n >= PROCESS_MIN_WORK
     try:
-        keys, jobs = [], []  # (track id, kind, keyframe index), (start, box, stop, step)
-        for tid, kfs in per_object.items():
-            for j, (f, o) in enumerate(kfs):
-                if o.gone:
-                    continue
-                nxt = kfs[j + 1][0] - 1 if j + 1 < len(kfs) else n - 1
-                prv = kfs[j - 1][0] + 1 if j > 0 else 0
-                keys += [(tid, "fwd", j), (tid, "bwd", j)]
-                jobs += [(f, o.box, nxt, 1), (f, o.box, prv, -1)]
-        groups = _balanced_groups([abs(stop - start) for start, _, stop, _ in jobs], workers)
+        jobs = [(*job, mark) for mark, job in enumerate(jobs)]
+        groups = _balanced_groups([abs(stop - start) for start, _, stop, _, _ in jobs], workers)
         pool = _process_pool(workers) if processes else ThreadPoolExecutor(workers)
         try:
             futures = [pool.submit(_run_passes, store.spec, [jobs[i] for i in g]) for g in groups]

@@ -1,5 +1,7 @@
 """The frame store: pyramid geometry, crops from it, decode into it (luma and BGR paths)."""
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -107,3 +109,47 @@ def test_closing_the_store_wakes_a_waiting_reader(synthetic_video):
     waiter.join(timeout=10)
     assert not waiter.is_alive(), "the reader still waits"
     assert outcome and outcome[0] != "got it", outcome  # stopped or closed, never a hang
+
+
+def test_a_ring_smaller_than_the_video_waits_for_its_reader(synthetic_video):
+    """A 10-frame ring: the decoder reuses slots only behind the reader's mark, and every
+    frame the reader gets is the same as in a store that holds the whole video."""
+    import os
+
+    path, _ = synthetic_video
+    info = probe(path)
+    with decoded_store(path, 0.5) as (whole, _):
+        store = FrameStore(path, info.frames, info.width, info.height, 0.5, slots=10, marks=[0])
+        store.start()
+        try:
+            reader = store.reader()
+            for i in range(info.frames):
+                frame = reader.get(i)
+                for got, want in zip(frame, whole.get(i)):
+                    np.testing.assert_array_equal(got, want)
+                if i < 20:
+                    time.sleep(0.01)  # a slow reader: the decoder must wait, not overwrite
+                reader.hold(0, i)
+            store.join()
+            assert store.waited_seconds > 0
+            w, h = 320, 180
+            assert os.path.getsize(os.path.join(store.spec.dir, "grey0.u8")) == 10 * w * h
+        finally:
+            store.close()
+
+
+def test_a_frame_read_after_its_slot_was_reused_is_refused(synthetic_video):
+    path, _ = synthetic_video
+    info = probe(path)
+    store = FrameStore(path, info.frames, info.width, info.height, 0.5, slots=10, marks=[0])
+    store.start()
+    try:
+        reader = store.reader()
+        reader.hold(0, 50)
+        reader.get(55)
+        with pytest.raises(RuntimeError, match="slot was reused"):
+            reader.get(5)
+        with pytest.raises(ValueError, match="marks"):
+            FrameStore(path, info.frames, info.width, info.height, 0.5, slots=10)
+    finally:
+        store.close()

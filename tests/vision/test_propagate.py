@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from src.vision.metrics import frame_ious, iou
-from src.vision.propagate import MAX_STORE_BYTES, SeedError, _fuse, _Pass, propagate, working_scale
+from src.vision import propagate as propagate_module
+from src.vision.propagate import MAX_STORE_BYTES, STORE_AHEAD, SeedError, _fuse, _Pass, propagate, store_slots, working_scale
 from src.vision.types import SOURCE_ABSENT, SOURCE_KEYFRAME, SeedObject, VideoInfo
 
 from .conftest import SEQUENCE_NAMES, decoded_store, seeds_at, sequence
@@ -129,9 +130,30 @@ def test_working_scale_keeps_the_frame_store_bounded():
     short = VideoInfo(frames=300, fps=30.0, width=1920, height=1080, codec="h264", container="mp4", duration_s=10.0)
     assert working_scale(short, tiny_box) == 1.0  # a 10 px seed wants full resolution
     hour = VideoInfo(frames=108_000, fps=30.0, width=1920, height=1080, codec="h264", container="mp4", duration_s=3600.0)
-    s = working_scale(hour, tiny_box)
+    # one keyframe at the start: only forward passes, a ring of STORE_AHEAD frames
+    box = np.array([10, 10, 20, 20], np.float32)
+    assert store_slots(hour.frames, [(0, box, hour.frames - 1, 1), (0, box, 0, -1)]) == STORE_AHEAD
+    assert working_scale(hour, tiny_box, STORE_AHEAD) == 1.0
+    # keyframes an hour apart: the backward pass reads the whole hour from its far end
+    slots = store_slots(hour.frames, [(0, box, hour.frames - 2, 1), (hour.frames - 1, box, 1, -1)])
+    assert slots == hour.frames
+    s = working_scale(hour, tiny_box, slots)
     assert s < 1.0
     assert hour.frames * round(1920 * s) * round(1080 * s) * 4 / 3 <= MAX_STORE_BYTES * 1.01
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_small_frame_ring_gives_the_same_tracks(synthetic_video, monkeypatch, processes):
+    """A ring of a few frames beyond the longest backward pass (the decoder waiting for the
+    slowest pass, in threads or in processes) tracks exactly as the whole video in store."""
+    path, gt = synthetic_video
+    keyframes = {0: seeds_at(gt, 0), 20: seeds_at(gt, 20)}  # a ring of 24 frames for 90
+    whole = propagate(path, keyframes, workers=2, processes=processes)
+    monkeypatch.setattr(propagate_module, "STORE_AHEAD", 3)
+    ring = propagate(path, keyframes, workers=2, processes=processes)
+    for a, b in zip(whole.tracks, ring.tracks, strict=True):
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.confidence, b.confidence)
 
 
 def _check_stride(path, gt, max_steps_share: float, min_iou: float) -> None:
