@@ -16,6 +16,7 @@ spends half its time in Python between OpenCV calls, and threads would share one
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import multiprocessing
 import os
@@ -232,6 +233,36 @@ def _run_passes(spec: FrameSpec, passes: list[tuple[int, np.ndarray, int, int, i
     return [p.result() for p in todo]
 
 
+def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool, progress) -> list[tuple]:
+    """Decode into ``store`` while the passes ``jobs`` run in ``workers`` balanced groups (in
+    the shared process pool, or in threads); each pass's ``_Pass.result()``, in order."""
+    n = store.n_frames
+    # Parallelism comes from the passes; OpenCV's own threads on the small per-object
+    # crops only add scheduling cost (measured: ~20% less CPU for the same passes).
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        store.start(None if progress is None else (lambda done: progress(done, n)))
+        groups = _balanced_groups([abs(stop - start) for start, _, stop, _, _ in jobs], workers)
+        pool = _process_pool(workers) if processes else ThreadPoolExecutor(workers)
+        results: list = [None] * len(jobs)
+        try:
+            futures = [pool.submit(_run_passes, store.spec, [jobs[i] for i in g]) for g in groups]
+            for g, fut in zip(groups, futures):
+                for i, res in zip(g, fut.result()):
+                    results[i] = res
+        except BrokenProcessPool as exc:
+            _drop_process_pool()
+            raise RuntimeError("a tracking process died (out of memory?)") from exc
+        finally:
+            if not processes:
+                pool.shutdown(cancel_futures=True)
+        store.join()
+        return results
+    finally:
+        cv2.setNumThreads(cv_threads)
+
+
 def _balanced_groups(lengths: list[int], k: int) -> list[list[int]]:
     """Indices of ``lengths`` split into at most ``k`` groups of near-equal total (longest
     first, each to the lightest group)."""
@@ -340,38 +371,22 @@ def propagate(
             per_object.setdefault(o.track_id, []).append((f, o))
 
     keys, jobs = _pass_jobs(per_object, n)  # (track id, kind, keyframe index), (start, box, stop, step)
-    slots = store_slots(n, jobs)
-    marks = [_Pass(*job).first_frame() for job in jobs]
-    marks = [min(m, n) for m in marks]
-    store = FrameStore(video_path, n, info.width, info.height, working_scale(info, keyframes, slots), slots, marks)
-    # Parallelism comes from the passes; OpenCV's own threads on the small per-object
-    # crops only add scheduling cost (measured: ~20% less CPU for the same passes).
-    cv_threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    store.start(None if progress is None else (lambda done: progress(done, n)))
     workers = workers or max(1, os.cpu_count() or 1)
     if processes is None:
         processes = workers > 1 and len(per_object) * n >= PROCESS_MIN_WORK
-    try:
-        jobs = [(*job, mark) for mark, job in enumerate(jobs)]
-        groups = _balanced_groups([abs(stop - start) for start, _, stop, _, _ in jobs], workers)
-        pool = _process_pool(workers) if processes else ThreadPoolExecutor(workers)
+    slots = store_slots(n, jobs)
+    store = FrameStore(
+        video_path, n, info.width, info.height, working_scale(info, keyframes, slots), slots,
+        marks=[min(_Pass(*job).first_frame(), n) for job in jobs],
+    )
+    # One call at a time uses the shared process pool: a call's decoder waits for all of its
+    # passes, so its groups must not queue behind another call's.
+    with _pool_user if processes else contextlib.nullcontext():
         try:
-            futures = [pool.submit(_run_passes, store.spec, [jobs[i] for i in g]) for g in groups]
-            passes = {}
-            for g, fut in zip(groups, futures):
-                for i, res in zip(g, fut.result()):
-                    passes[keys[i]] = res
-        except BrokenProcessPool as exc:
-            _drop_process_pool()
-            raise RuntimeError("a tracking process died (out of memory?)") from exc
+            results = _run_all(store, [(*job, mark) for mark, job in enumerate(jobs)], workers, processes, progress)
         finally:
-            if not processes:
-                pool.shutdown(cancel_futures=True)
-        store.join()
-    finally:
-        cv2.setNumThreads(cv_threads)
-        store.close()
+            store.close()
+    passes = dict(zip(keys, results))
 
     tracks = []
     for tid, kfs in per_object.items():
@@ -409,6 +424,7 @@ def propagate(
 _pool: ProcessPoolExecutor | None = None
 _pool_workers = 0
 _pool_lock = threading.Lock()
+_pool_user = threading.Lock()  # held by the propagate call whose passes use the pool
 
 
 def _process_pool(workers: int) -> Executor:

@@ -156,6 +156,30 @@ def test_a_small_frame_ring_gives_the_same_tracks(synthetic_video, monkeypatch, 
         np.testing.assert_array_equal(a.confidence, b.confidence)
 
 
+def test_concurrent_calls_with_small_rings_both_finish(synthetic_video, monkeypatch):
+    """Four calls at once in one process share its pass processes; each call's decoder waits
+    for all of its own passes, so a call whose groups queued behind another call's running ones
+    would hang. (That needs two calls' submissions to interleave, a race: without the lock this
+    test fails only when it happens; with it, the calls take turns and always finish.)"""
+    import threading
+
+    path, gt = synthetic_video
+    keyframes = {0: seeds_at(gt, 0), 20: seeds_at(gt, 20)}
+    alone = propagate(path, keyframes, workers=2, processes=True)
+    monkeypatch.setattr(propagate_module, "STORE_AHEAD", 3)
+    results = []
+    calls = [threading.Thread(target=lambda: results.append(propagate(path, keyframes, workers=2, processes=True)),
+                              daemon=True) for _ in range(4)]
+    for c in calls:
+        c.start()
+    for c in calls:
+        c.join(timeout=120)
+    assert len(results) == 4, "a call did not finish"
+    for r in results:
+        for a, b in zip(alone.tracks, r.tracks, strict=True):
+            np.testing.assert_array_equal(a.boxes, b.boxes)
+
+
 def _check_stride(path, gt, max_steps_share: float, min_iou: float) -> None:
     """Each object's forward pass takes fewer steps than that share of the frames, and every
     frame (the skipped ones interpolated) still fits the ground truth."""
