@@ -87,10 +87,10 @@ def task_functions() -> list:
     """Every domain's arq functions; a domain adds its own here."""
     from src.datasets.tasks import build_dataset
     from src.detectors.tasks import evaluate_detector, predict_frame, train_detector, validate_detector
-    from src.review.tasks import cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
+    from src.review.tasks import cvat_accept_jobs, cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
     from src.videos.tasks import import_video
 
-    return [health_job, import_video, build_dataset, cvat_create_task, cvat_sync_job, cvat_retry, cvat_poll,
+    return [health_job, import_video, build_dataset, cvat_create_task, cvat_sync_job, cvat_retry, cvat_poll, cvat_accept_jobs,
             validate_detector, train_detector, evaluate_detector, predict_frame]
 
 

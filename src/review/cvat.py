@@ -142,10 +142,12 @@ def _webhook(c: Client, config: CvatConfig, project_id: int) -> None:
 
 def create_task(
     config: CvatConfig, *, name: str, labels: list[tuple[str, str]], images: list[Path], annotations: bytes,
-    job_size: int, project_id: int | None = None, project_name: str | None = None,
+    jobs: list[list[str]], project_id: int | None = None, project_name: str | None = None,
 ) -> dict[str, Any]:
-    """Create (or find, after a crash) the task of `images` in predefined order, with pre-annotations
-    and a project webhook. Returns {"project_id", "task_id", "jobs": [{"id", "start_frame", "stop_frame"}]}."""
+    """Create (or find, after a crash) the task of `images` in predefined order, split into
+    `jobs` (file names per job, consecutive in that order: CVAT's job_file_mapping), with
+    pre-annotations and a project webhook.
+    Returns {"project_id", "task_id", "jobs": [{"id", "start_frame", "stop_frame"}]}."""
     with client(config) as c:
         project = _project(c, project_id=project_id, name=project_name or name, labels=labels)
         _webhook(c, config, project.id)
@@ -160,12 +162,13 @@ def create_task(
                 xml = Path(tmp) / "annotations.xml"
                 xml.write_bytes(annotations)
                 task = c.tasks.create_from_data(
-                    models.TaskWriteRequest(name=name, project_id=project.id, segment_size=job_size),
-                    resources=images, data_params={"sorting_method": "predefined", "image_quality": 95},
+                    models.TaskWriteRequest(name=name, project_id=project.id),
+                    resources=images,
+                    data_params={"sorting_method": "predefined", "image_quality": 95, "job_file_mapping": jobs},
                     annotation_path=str(xml), annotation_format="CVAT 1.1",
                     status_check_period=config.status_check_period)
-        jobs = [{"id": j.id, "start_frame": j.start_frame, "stop_frame": j.stop_frame} for j in task.get_jobs()]
-        return {"project_id": project.id, "task_id": task.id, "jobs": sorted(jobs, key=lambda j: j["start_frame"])}
+        made = [{"id": j.id, "start_frame": j.start_frame, "stop_frame": j.stop_frame} for j in task.get_jobs()]
+        return {"project_id": project.id, "task_id": task.id, "jobs": sorted(made, key=lambda j: j["start_frame"])}
 
 
 def _text(value: Any) -> str:

@@ -36,19 +36,21 @@ UNREACHABLE = "CVAT is unreachable; retrying every minute."
 BOX_TOLERANCE = 0.5  # pixels: a box moved less than this is the proposed box
 
 
-def frame_name(video_frame: int) -> str:
-    return f"frame_{video_frame:06d}.jpg"
+def frame_name(video_frame: int, qc: bool = False) -> str:
+    """The CVAT image name of a hard frame (a QC job's copy of it gets its own name)."""
+    return f"frame_{video_frame:06d}{'_qc' if qc else ''}.jpg"
 
 
-def render_frames(video_path: str, frames: list[int], out_dir: str) -> list[str]:
-    """Write one JPEG per frame (full resolution, in the given order); runs in the process pool."""
+def render_frames(video_path: str, frames: list[int], out_dir: str, names: list[str] | None = None) -> list[str]:
+    """Write one JPEG per frame (full resolution, in the given order, named ``names`` or
+    ``frame_name``); runs in the process pool."""
     import cv2
 
     from src.vision.video import read_frame
 
     paths = []
-    for n in frames:
-        path = Path(out_dir) / frame_name(n)
+    for i, n in enumerate(frames):
+        path = Path(out_dir) / (names[i] if names else frame_name(n))
         ok, data = cv2.imencode(".jpg", read_frame(video_path, n), [cv2.IMWRITE_JPEG_QUALITY, 95])
         if not ok:
             raise ValueError(f"frame {n} could not be encoded")
@@ -80,20 +82,24 @@ async def create_in_cvat(session: AsyncSession, *, task_id: int, config: CvatCon
     dataset = await session.get(Dataset, task.dataset_id)
     video = await session.get(Video, dataset.video_id)
     classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
-    frames = await task_frames(session, task_id=task.id)
+    frames = await task_frames(session, task_id=task.id)  # in task-frame order: each job's frames are consecutive
     jobs = await service.jobs_of_task(session, task_id=task.id)
-    job_size = max(len([f for f in frames if f.job_id == j.id]) for j in jobs)
+    qc = {j.id for j in jobs if j.qc}
+    names = [frame_name(f.video_frame, qc=f.job_id in qc) for f in frames]
+    mapping: dict[int, list[str]] = {}  # our job -> its image names, jobs in task-frame order
+    for f, name in zip(frames, names):
+        mapping.setdefault(f.job_id, []).append(name)
     from src.storage import get_storage
 
     with tempfile.TemporaryDirectory() as tmp:
-        images = await render(str(get_storage().local_path(video.storage_key)), [f.video_frame for f in frames], tmp)
-        xml = cvat.annotations_xml([{"name": frame_name(f.video_frame), "width": video.width, "height": video.height,
-                                     "boxes": f.proposed} for f in frames])
+        images = await render(str(get_storage().local_path(video.storage_key)), [f.video_frame for f in frames], tmp, names)
+        xml = cvat.annotations_xml([{"name": name, "width": video.width, "height": video.height, "boxes": f.proposed}
+                                    for f, name in zip(frames, names)])
         try:
             created = await cvat.call(
                 config, cvat.create_task, name=f"forge-review-{task.id}", project_name=f"Data Forge · {dataset.name}",
                 labels=[(c.name, c.color) for c in classes], images=[Path(p) for p in images], annotations=xml,
-                job_size=job_size, project_id=task.cvat_project_id)
+                jobs=list(mapping.values()), project_id=task.cvat_project_id)
         except CvatUnavailable:
             task.message = UNREACHABLE
             return "retry"
@@ -104,17 +110,49 @@ async def create_in_cvat(session: AsyncSession, *, task_id: int, config: CvatCon
     task.cvat_project_id, task.cvat_task_id = created["project_id"], created["task_id"]
     by_frame = {f.task_frame: f.job_id for f in frames}
     ours = {j.id: j for j in jobs}
-    people = await cvat_people(session)
-    for number, remote in enumerate(created["jobs"]):
-        job = ours[by_frame[remote["start_frame"]]]
-        job.cvat_job_id = remote["id"]
-        if people:
-            job.assignee_id = people[number % len(people)].id
+    for remote in created["jobs"]:
+        ours[by_frame[remote["start_frame"]]].cvat_job_id = remote["id"]
+    _deal_jobs(jobs, frames, await cvat_people(session))
     task.state, task.message = TaskState.open, None
     await session.flush()
     for job in jobs:
         await push_assignee(session, job=job, config=config)
     return "open"
+
+
+def _deal_jobs(jobs: list[ReviewJob], frames: list[ReviewFrame], people: list[User]) -> None:
+    """Primary jobs round-robin over the reviewers with a CVAT account; a QC job to the one
+    after the annotator of the primary job holding its frames (never the same person)."""
+    if not people:
+        return
+    ids = [u.id for u in people]
+    primaries = [j for j in jobs if not j.qc]
+    for number, job in enumerate(primaries):
+        job.assignee_id = ids[number % len(ids)]
+    holder = {f.video_frame: f.job_id for f in frames if f.job_id in {j.id for j in primaries}}
+    ours = {j.id: j for j in jobs}
+    for job in jobs:
+        if job.qc and len(ids) >= 2:
+            first = next(f.video_frame for f in frames if f.job_id == job.id)
+            annotator = ours[holder[first]].assignee_id
+            job.assignee_id = ids[(ids.index(annotator) + 1) % len(ids)]
+
+
+async def _checked_by_qc(session: AsyncSession, *, job: ReviewJob) -> bool:
+    """Whether a QC job holds a second copy of any of this (primary) job's frames."""
+    mine = {f.video_frame for f in await service.frames_of_job(session, job_id=job.id)}
+    for other in await service.jobs_of_task(session, task_id=job.task_id):
+        if other.qc and mine & {f.video_frame for f in await service.frames_of_job(session, job_id=other.id)}:
+            return True
+    return False
+
+
+async def push_accepted(jobs: list[ReviewJob], *, config: CvatConfig) -> None:
+    """Move the CVAT jobs of jobs accepted here (QC agreement, or an admin) to acceptance too,
+    so nobody validates them again in CVAT."""
+    for job in jobs:
+        if job.cvat_job_id is not None:
+            await cvat.call(config, cvat.update_job, job.cvat_job_id, stage="acceptance", state="completed")
 
 
 async def push_assignee(session: AsyncSession, *, job: ReviewJob, config: CvatConfig) -> bool:
@@ -193,6 +231,16 @@ async def sync_job(session: AsyncSession, *, job: ReviewJob, config: CvatConfig)
         if stage == "validation" and state == "rejected":
             return False  # our rejection not yet pushed back to CVAT's annotation stage
         await service.complete_annotation(session, job=job, user=None)
+        if job.qc or await _checked_by_qc(session, job=job):
+            # the agreement compares the two annotations as completed, before any validation
+            await import_annotations(session, job=job, boxes=await cvat.call(config, cvat.job_annotations, job.cvat_job_id))
+            before = {j.id for j in await service.jobs_of_task(session, task_id=job.task_id) if j.stage == JobStage.acceptance}
+            finished = await service.check_agreement(session, task_id=job.task_id)
+            auto = [j for j in await service.jobs_of_task(session, task_id=job.task_id)
+                    if j.stage == JobStage.acceptance and j.id not in before]
+            await push_accepted(auto, config=config)
+            if job.stage == JobStage.acceptance:
+                return finished
         if not done:
             reviewer = await pick_reviewer(session, job=job)
             job.reviewer_id = reviewer.id if reviewer else None

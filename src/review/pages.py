@@ -124,7 +124,7 @@ async def admin_review_page(request: Request, session: SessionDep, admin: PageAd
 @admin_router.post("/qc-jobs/{job_id}/accept")
 async def accept_both_submit(request: Request, job_id: int, session: SessionDep, admin: PageAdmin):
     try:
-        finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin)
+        finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin, redis=request.app.state.redis)
     except DomainError as error:
         return await _admin_page(request, session, status_code=error.status_code, error=error.message)
     if finished:

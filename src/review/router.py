@@ -118,7 +118,7 @@ async def review_overview(session: SessionDep, admin: AdminUser):
 @admin_router.post("/qc-jobs/{job_id}/accept", response_model=list[ReviewOverviewRow])
 async def accept_both(job_id: int, request: Request, session: SessionDep, admin: AdminUser):
     """Accept a QC job and the primary job it checks, whatever their agreement (audited)."""
-    finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin)
+    finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin, redis=request.app.state.redis)
     job = await session.get(ReviewJob, job_id)
     task = await session.get(ReviewTask, job.task_id)
     if finished:

@@ -47,8 +47,9 @@ async def open_review(
 ) -> ReviewTask:
     """Create the review task for `proposed` ({hard frame: boxes}); idempotent per dataset.
 
-    With `double_review_share` > 0 (built-in backend, at least two reviewers) that share of
-    the hard frames is also put in QC jobs for a second annotator (`_add_qc_jobs`)."""
+    With `double_review_share` > 0 (at least two reviewers) that share of the hard frames is
+    also put in QC jobs for a second annotator (`_add_qc_jobs`; on CVAT, jobs of their own in
+    the same CVAT task)."""
     task = await get_task(session, dataset_id=dataset.id)
     if task is not None:
         return task
@@ -67,7 +68,7 @@ async def open_review(
         primaries.append((job, frames[start : start + job_size]))
         for offset, frame in enumerate(frames[start : start + job_size]):
             session.add(ReviewFrame(job_id=job.id, video_frame=frame, task_frame=start + offset, proposed=proposed[frame]))
-    if double_review_share > 0 and backend == ReviewBackend.builtin and len(people) >= 2:
+    if double_review_share > 0 and len(people) >= 2:
         await _add_qc_jobs(session, task=task, primaries=primaries, proposed=proposed, people=people,
                            picked=set(qc_frames(frames, double_review_share)))
     await session.flush()
@@ -457,9 +458,10 @@ async def check_agreement(session: AsyncSession, *, task_id: int) -> bool:
     return finished
 
 
-async def accept_pair(session: AsyncSession, *, qc_job_id: int, admin: User) -> bool:
+async def accept_pair(session: AsyncSession, *, qc_job_id: int, admin: User, redis=None) -> bool:
     """Admin: accept a QC job and the primary job(s) it shares frames with, whatever the
-    agreement (both must have completed annotation). Audited. True when that completed the task."""
+    agreement (both must have completed annotation). Audited. True when that completed the task.
+    On CVAT, once committed, the worker moves those CVAT jobs to acceptance too (``redis``)."""
     from src.admin import audit
 
     qc = await session.get(ReviewJob, qc_job_id)
@@ -480,6 +482,8 @@ async def accept_pair(session: AsyncSession, *, qc_job_id: int, admin: User) -> 
                        after={"qc_job_id": qc.id, "accepted_job_ids": accepted,
                               "agreement": [{k: r[k] for k in ("job_id", "a", "b", "box_f1", "label_kappa")} for r in rows]})
     await check_agreement(session, task_id=qc.task_id)
+    if redis is not None and task.backend == ReviewBackend.cvat and accepted:
+        on_commit(session, lambda: redis.enqueue_job("cvat_accept_jobs", accepted))
     return finished
 
 

@@ -68,6 +68,20 @@ async def cvat_sync_job(ctx: dict, job_id: int) -> str:
     return stage
 
 
+async def cvat_accept_jobs(ctx: dict, job_ids: list[int]) -> str:
+    """Move to acceptance in CVAT the jobs an admin accepted here ("Accept both" on a QC pair)."""
+    config = CvatConfig.from_settings()
+    if config is None:
+        return "no CVAT configured"
+    async with job_session(ctx) as session:
+        jobs = [job for job_id in job_ids if (job := await session.get(ReviewJob, job_id)) is not None]
+    try:
+        await cvat_sync.push_accepted(jobs, config=config)
+    except CvatUnavailable:
+        return "unreachable"  # cosmetic in CVAT: the review here is already accepted
+    return "pushed"
+
+
 async def cvat_poll(ctx: dict) -> int:
     """Every minute: sync the unfinished jobs of open CVAT tasks (in case a webhook was missed)."""
     if CvatConfig.from_settings() is None:

@@ -353,9 +353,23 @@ class CvatDouble:
             task["sorting_method"] = fields.get("sorting_method")
             task["size"] = len(task["images"])
             size = task["segment_size"] or task["size"]
-            for start in range(0, task["size"], size):
+            segments = [(start, min(start + size, task["size"]) - 1) for start in range(0, task["size"], size)]
+            if fields.get("job_file_mapping"):
+                # one job per list of files; here the lists must follow the images' order
+                # (what the platform sends), cover every image once, and not repeat a file
+                index = {name: i for i, (name, _) in enumerate(task["images"])}
+                segments = []
+                for files in fields["job_file_mapping"]:
+                    positions = [index.get(name, -1) for name in files]
+                    if not files or positions != list(range(positions[0], positions[0] + len(files))) or -1 in positions:
+                        self._fail(f"job_file_mapping: {files} are not consecutive task images")
+                        return 400, {"detail": "bad job_file_mapping"}, None
+                    segments.append((positions[0], positions[-1]))
+                if sorted(i for a, b in segments for i in range(a, b + 1)) != list(range(task["size"])):
+                    self._fail("job_file_mapping does not cover every image once")
+                    return 400, {"detail": "bad job_file_mapping"}, None
+            for start, stop in segments:
                 jid = self._next("job")
-                stop = min(start + size, task["size"]) - 1
                 self.jobs[jid] = {"id": jid, "task_id": tid, "start_frame": start, "stop_frame": stop,
                                   "stage": "annotation", "state": "new", "assignee": None}
             return 202, self._finished_rq("create", "task", task_id=tid), None

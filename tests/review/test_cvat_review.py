@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 import socket
 import zipfile
 
@@ -36,10 +37,10 @@ async def annotators(app, make_client):
     return clients
 
 
-async def _in_cvat_review(app, user_client, services, budget: float = 0.05) -> dict:
+async def _in_cvat_review(app, user_client, services, budget: float = 0.05, **extra) -> dict:
     await top_up(app, "user@example.com", 100_000)
     dataset = await make_draft(user_client)
-    options = {**OPTIONS, "review_budget": budget, "review_backend": "cvat"}
+    options = {**OPTIONS, "review_budget": budget, "review_backend": "cvat", **extra}
     assert (await user_client.put(f"/api/v1/datasets/{dataset['id']}/options", json=options)).status_code == 200
     assert (await user_client.post(f"/api/v1/datasets/{dataset['id']}/confirm")).status_code == 202
     await run_worker(services[1])  # propagate -> hard frames -> cvat_create_task
@@ -70,12 +71,14 @@ async def test_full_cvat_review_loop(app, client, user_client, annotators, servi
 
     # one CVAT task with exactly the hard frames, in predefined order, with the proposals as boxes
     (task,) = cvat.tasks.values()
-    assert task["sorting_method"] == "predefined" and task["segment_size"] == 4
+    assert task["sorting_method"] == "predefined"
     jobs = (await anna.get("/api/v1/review/jobs")).json() + (await rob.get("/api/v1/review/jobs")).json()
     frames = sorted(f["video_frame"] for j in jobs for f in j["frames"])
     assert len(frames) == 6 and 0 not in frames
     assert cvat.task_frames(task["id"]) == [f"frame_{n:06d}.jpg" for n in frames]
     assert len(cvat.jobs) == 2 and len(cvat.webhooks) == 1
+    # CVAT's jobs are ours, frame for frame (job_file_mapping): 4 hard frames, then 2
+    assert sorted((j["start_frame"], j["stop_frame"]) for j in cvat.jobs.values()) == [(0, 3), (4, 5)]
     hook = next(iter(cvat.webhooks.values()))
     assert hook["target_url"].endswith("/api/v1/review/cvat/webhook") and hook["secret"] == WEBHOOK_SECRET
     assert set(hook["events"]) == {"update:job", "update:task"}
@@ -259,3 +262,62 @@ async def test_open_reassign_and_agreement(app, user_client, admin_client, annot
     pairs = (await admin_client.get(url)).json()["pairs"]
     assert {p["a"] for p in pairs} == {"engine"} and sum(p["frames"] for p in pairs) == 6
     assert all(p["box_f1"] == 1.0 and p["label_kappa"] == 1.0 for p in pairs)  # nothing was changed in CVAT
+
+
+async def test_double_review_in_cvat(app, client, user_client, annotators, services, cvat):
+    """QC on CVAT: the QC copies of half the hard frames are jobs of their own in the same CVAT
+    task, dealt to the other annotator; when a pair is completed its agreement is measured, and
+    a pair that agrees is accepted here and in CVAT without a validator."""
+    from src.database import unit_of_work
+    from src.review import service as review_service
+
+    dataset = await _in_cvat_review(app, user_client, services, double_review_share=0.5, auto_accept_agreement=0.9)
+    (task,) = cvat.tasks.values()
+    names = cvat.task_frames(task["id"])
+    primary_names = [n for n in names if not n.endswith("_qc.jpg")]
+    qc_names = [n for n in names if n.endswith("_qc.jpg")]
+    assert len(primary_names) == 6 and names[:6] == primary_names
+    # half the hard frames, spread over them, once more as QC copies: 4 + 2 primary frames, 2 + 1 QC
+    assert qc_names == [primary_names[i].replace(".jpg", "_qc.jpg") for i in (1, 3, 5)]
+    spans = sorted((j["start_frame"], j["stop_frame"]) for j in cvat.jobs.values())
+    assert spans == [(0, 3), (4, 5), (6, 7), (8, 8)]
+    by_start = {j["start_frame"]: j for j in cvat.jobs.values()}
+    who = {start: cvat.users[j["assignee"]]["username"] for start, j in by_start.items()}
+    assert who[6] != who[0] and who[8] != who[4]  # a QC copy never goes to the frame's own annotator
+    assert cvat.boxes(by_start[6]["id"])[6] == cvat.boxes(by_start[0]["id"])[1]  # the same proposals
+
+    # everyone completes in CVAT without a change: each pair agrees fully
+    for job in cvat.jobs.values():
+        cvat.set_job(job["id"], state="completed")
+    await app.state.redis.enqueue_job("cvat_poll")
+    await run_worker(services[1])
+    assert {j["stage"] for j in cvat.jobs.values()} == {"acceptance"}
+    done = (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()
+    assert done["state"] == "ready", done
+    async with unit_of_work(app.state.sessionmaker) as session:
+        review = await review_service.get_task(session, dataset_id=uuid.UUID(dataset["id"]))
+        figures = review.agreement
+    assert len(figures["jobs"]) == 2 and all(row["box_f1"] == 1.0 for row in figures["jobs"])
+    assert len(figures["auto_accepted"]) == 4
+
+
+async def test_an_admin_accepting_a_cvat_qc_pair_moves_it_in_cvat(app, client, user_client, admin_client, annotators,
+                                                                  services, cvat):
+    await _in_cvat_review(app, user_client, services, double_review_share=0.5, auto_accept_agreement=0.9)
+    by_start = {j["start_frame"]: j for j in cvat.jobs.values()}
+    qc_job = by_start[6]["id"]  # the QC copies of primary frames 1 and 3
+    cvat.set_boxes(qc_job, 6, [("person", [2.0, 2.0, 30.0, 60.0], 1)])  # the second opinion disagrees
+    for start in (0, 6):
+        cvat.set_job(by_start[start]["id"], state="completed")
+    await app.state.redis.enqueue_job("cvat_poll")
+    await run_worker(services[1])
+    assert {by_start[s]["stage"] for s in (0, 6)} == {"validation"}  # not accepted: they disagree
+
+    (row,) = (await admin_client.get("/api/v1/admin/review")).json()
+    pair = next(p for p in row["agreement"]["jobs"] if p["ready"])
+    assert pair["box_f1"] < 1 and not pair["auto_accepted"]
+    response = await admin_client.post(f"/api/v1/admin/review/qc-jobs/{pair['qc_job_id']}/accept")
+    assert response.status_code == 200, response.text
+    await run_worker(services[1])  # cvat_accept_jobs
+    assert {by_start[s]["stage"] for s in (0, 6)} == {"acceptance"}
+    assert {by_start[s]["stage"] for s in (4, 8)} == {"annotation"}  # the other pair is untouched
