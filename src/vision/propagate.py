@@ -8,10 +8,11 @@ until its next keyframe with a box.
 
 Speed: one thread decodes into a disk-backed ring of small grey frames while a pool of
 processes (threads for small jobs, where starting processes would cost more than it saves)
-runs the passes; each pass starts as soon as its frames exist. The ring holds the longest
-backward pass (it reads its segment from the far end) plus STORE_AHEAD frames; the decoder
-waits for the slowest pass, so memory and disk do not grow with the video's length. Processes, because a pass
-spends half its time in Python between OpenCV calls, and threads would share one GIL.
+runs the passes; each pass starts as soon as its frames exist. Processes, because a pass
+spends half its time in Python between OpenCV calls, and threads would share one GIL. The
+ring holds the longest backward pass (it reads its segment from the far end) plus
+STORE_AHEAD frames; the decoder waits for the slowest pass, so memory and disk do not grow
+with the video's length.
 """
 
 from __future__ import annotations
