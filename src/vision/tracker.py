@@ -12,7 +12,8 @@ A frame here is a ``Pyramid`` (src.vision.frames: the working-resolution grey fr
   the last very confident step (the keyframe may show the object half hidden);
 - an explicit lost state: the object is reported absent after it leaves the frame or after
   its confidence stayed low for ``LOST_FRAMES`` frames, and it is re-acquired when one of
-  those two crops matches strongly again near where it coasted.
+  those two crops matches strongly again near where it coasted, or fairly in one place for
+  a few frames in a row (an object coming out from behind an occluder).
 
 Every crop is resampled so that the box is about ``NORM`` px on its long side: the cost per
 object and every threshold are independent of the object's size and of the video resolution.
@@ -47,6 +48,12 @@ LOST_CONF = 0.25
 GOOD_CONF = 0.85  # a step this sure updates the "last good" template used to re-detect
 LOST_FRAMES = 6
 REACQUIRE_NCC = 0.72
+# ... or only REACQUIRE_NCC_HELD when the best match holds still for REACQUIRE_HELD lost frames
+# (within REACQUIRE_HOLD box sizes per frame): an object coming out from behind an occluder
+# where it went in. A moving look-alike (a car passing the walker) does not hold still.
+REACQUIRE_NCC_HELD = 0.6
+REACQUIRE_HELD = 3
+REACQUIRE_HOLD = 0.1
 REACQUIRE_DIST_PENALTY = 0.08  # NCC per box size away from the coasted position
 REACQUIRE_MAX_EXTENT = 10.0  # widest re-detection window while lost, in box sizes
 COARSE_MIN_TPL = 8  # re-detection searches at half size first when the template's short side is 2x this
@@ -151,6 +158,8 @@ class ObjectTracker:
         self.unchecked = 0  # frames since the last scale check
         self.last_conf = 1.0
         self.lost_steps = 0
+        self.held_at: np.ndarray | None = None  # while lost: centre of the last fair match ...
+        self.held = 0  # ... and for how many lost frames in a row it held still
         self.left_frame = False  # lost because it left the picture (not a tracking failure)
 
     # --- motion -------------------------------------------------------------------------
@@ -347,6 +356,18 @@ class ObjectTracker:
         c = np.array([cx, cy]) + np.clip(best_c - (cx, cy), -lim, lim)
         return np.array([c[0] - s * hw, c[1] - s * hh, c[0] + s * hw, c[1] + s * hh])
 
+    def _holds_still(self, box: np.ndarray | None) -> bool:
+        """Whether this lost frame's fair match ``box`` (None: none) is where the fair match
+        of each of the last REACQUIRE_HELD - 1 lost frames was too."""
+        if box is None:
+            self.held_at, self.held = None, 0
+            return False
+        c = (box[:2] + box[2:]) / 2
+        size = max(box[2] - box[0], box[3] - box[1])
+        still = self.held_at is not None and np.hypot(*(c - self.held_at)) <= REACQUIRE_HOLD * size
+        self.held_at, self.held = c, self.held + 1 if still else 1
+        return self.held >= REACQUIRE_HELD
+
     def _reacquire(self, frame: Pyramid) -> StepResult:
         """While lost: the box coasts with the velocity of the last confident steps; look for
         the keyframe template around it, at the keyframe size and at the last confident
@@ -371,12 +392,14 @@ class ObjectTracker:
         bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
         self.box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
         peak, nb, tpl = best
-        if peak < REACQUIRE_NCC or visible_share(nb, self.w, self.h) < 0.9:
+        held = self._holds_still(nb if peak >= REACQUIRE_NCC_HELD else None)
+        if (peak < REACQUIRE_NCC and not held) or visible_share(nb, self.w, self.h) < 0.9:
             if self.lost_steps <= COAST_FRAMES and not self.left_frame and visible_share(self.box, self.w, self.h) >= MIN_VISIBLE:
                 # a short occlusion: report the coasted box, flagged by its low confidence
                 return StepResult(self.box.copy(), feats, COAST_CONF)
             return StepResult(None, feats, 0.0)
         self.box, self.lost, self.low_run, self.lost_steps, self.left_frame = nb, False, 0, 0, False
+        self.held_at, self.held = None, 0
         self.velocity = np.zeros(2)
         self.rec_tpl = tpl.copy()
         self.rec_u = unit(tpl)
