@@ -138,15 +138,6 @@ def _deal_jobs(jobs: list[ReviewJob], frames: list[ReviewFrame], people: list[Us
             job.assignee_id = ids[(ids.index(annotator) + 1) % len(ids)]
 
 
-async def _checked_by_qc(session: AsyncSession, *, job: ReviewJob) -> bool:
-    """Whether a QC job holds a second copy of any of this (primary) job's frames."""
-    mine = {f.video_frame for f in await service.frames_of_job(session, job_id=job.id)}
-    for other in await service.jobs_of_task(session, task_id=job.task_id):
-        if other.qc and mine & {f.video_frame for f in await service.frames_of_job(session, job_id=other.id)}:
-            return True
-    return False
-
-
 async def push_accepted(jobs: list[ReviewJob], *, config: CvatConfig) -> None:
     """Move the CVAT jobs of jobs accepted here (QC agreement, or an admin) to acceptance too,
     so nobody validates them again in CVAT."""
@@ -231,14 +222,13 @@ async def sync_job(session: AsyncSession, *, job: ReviewJob, config: CvatConfig)
         if stage == "validation" and state == "rejected":
             return False  # our rejection not yet pushed back to CVAT's annotation stage
         await service.complete_annotation(session, job=job, user=None)
-        if job.qc or await _checked_by_qc(session, job=job):
+        jobs = await service.jobs_of_task(session, task_id=job.task_id)
+        if any(j.qc for j in jobs):
             # the agreement compares the two annotations as completed, before any validation
             await import_annotations(session, job=job, boxes=await cvat.call(config, cvat.job_annotations, job.cvat_job_id))
-            before = {j.id for j in await service.jobs_of_task(session, task_id=job.task_id) if j.stage == JobStage.acceptance}
+            before = {j.id for j in jobs if j.stage == JobStage.acceptance}
             finished = await service.check_agreement(session, task_id=job.task_id)
-            auto = [j for j in await service.jobs_of_task(session, task_id=job.task_id)
-                    if j.stage == JobStage.acceptance and j.id not in before]
-            await push_accepted(auto, config=config)
+            await push_accepted([j for j in jobs if j.stage == JobStage.acceptance and j.id not in before], config=config)
             if job.stage == JobStage.acceptance:
                 return finished
         if not done:
