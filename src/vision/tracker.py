@@ -35,9 +35,11 @@ TPL = 32  # long side of the NCC templates, px
 GRID = 6  # LK points: GRID x GRID
 INLIER_PX = 0.5  # a point moves with the object when within this of the median motion (normalized px)
 SEARCH = 2.6  # NCC search window, in box sizes ...
-SEARCH_NEAR = 2.0  # ... while LK holds (peaks up to half a box away: all that the pull uses)
+SEARCH_NEAR = 2.0  # ... while LK holds (peaks up to half a box away)
 PULL = 0.5  # share of the way from the LK box to a nearby NCC peak
 PULL_MIN_NCC = 0.5
+PULL_REACH = 0.5  # a peak at most this many box sizes away pulls ...
+PULL_REACH_LK = 0.25  # ... this many while LK holds (a farther one is likelier a look-alike)
 LK_SCALE_TRUST = 0.7  # share of LK's per-step scale change applied (it is noisy and adds up as a random walk)
 SCALES = (0.95, 1.0, 1.05)
 SCALE_EXTENT = 1.3  # window of the scale search, in box sizes
@@ -283,7 +285,7 @@ class ObjectTracker:
         box = base
         if (lk_box is None and peak > 0.6) or (lk_weak and peak > 0.65 and peak - r_base > 0.25 and jump > 0.15):
             box = base + np.r_[peak_c - (bcx, bcy), peak_c - (bcx, bcy)]
-        elif peak > PULL_MIN_NCC and jump < (0.5 if lk_weak else 0.25):
+        elif peak > PULL_MIN_NCC and jump < (PULL_REACH if lk_weak else PULL_REACH_LK):
             # appearance pulls LK back onto the object: stops slow drift onto the background
             d = PULL * (peak_c - (bcx, bcy))
             box = base + np.r_[d, d]
