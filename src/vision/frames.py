@@ -139,6 +139,10 @@ class FrameStore:
     ):
         """``slots``: frames the ring holds (default: all); ``marks``: the readers' first
         marks, the lowest frame each will read (required when ``slots`` < ``n_frames``)."""
+        self.slots = max(1, min(slots or n_frames, n_frames))
+        marks = list(marks or [])
+        if self.slots < n_frames and not marks:
+            raise ValueError("a ring smaller than the video needs the readers' marks")
         self.path = str(video_path)
         self.n_frames = n_frames
         self.scale = scale
@@ -148,10 +152,6 @@ class FrameStore:
         self._tmp = tempfile.TemporaryDirectory(prefix="forge-frames-")
         d = Path(self._tmp.name)
         shapes = level_shapes(self.h, self.w)
-        self.slots = max(1, min(slots or n_frames, n_frames))
-        marks = list(marks or [])
-        if self.slots < n_frames and not marks:
-            raise ValueError("a ring smaller than the video needs the readers' marks")
         self.spec = FrameSpec(str(d), n_frames, shapes, scale, self.slots, len(marks))
         # Written with pwrite, read through memory maps: writing through a mapping page-faults
         # on every new page (5x slower, on the decoder thread that every pass waits for).
