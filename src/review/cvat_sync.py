@@ -126,11 +126,10 @@ def _deal_jobs(jobs: list[ReviewJob], frames: list[ReviewFrame], people: list[Us
     if not people:
         return
     ids = [u.id for u in people]
-    primaries = [j for j in jobs if not j.qc]
-    for number, job in enumerate(primaries):
-        job.assignee_id = ids[number % len(ids)]
-    holder = {f.video_frame: f.job_id for f in frames if f.job_id in {j.id for j in primaries}}
     ours = {j.id: j for j in jobs}
+    for number, job in enumerate(j for j in jobs if not j.qc):
+        job.assignee_id = ids[number % len(ids)]
+    holder = {f.video_frame: f.job_id for f in frames if not ours[f.job_id].qc}  # frame -> its primary job
     for job in jobs:
         if job.qc and len(ids) >= 2:
             first = next(f.video_frame for f in frames if f.job_id == job.id)

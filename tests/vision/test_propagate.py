@@ -156,28 +156,40 @@ def test_a_small_frame_ring_gives_the_same_tracks(synthetic_video, monkeypatch, 
         np.testing.assert_array_equal(a.confidence, b.confidence)
 
 
-def test_concurrent_calls_with_small_rings_both_finish(synthetic_video, monkeypatch):
-    """Four calls at once in one process share its pass processes; each call's decoder waits
-    for all of its own passes, so a call whose groups queued behind another call's running ones
-    would hang. (That needs two calls' submissions to interleave, a race: without the lock this
-    test fails only when it happens; with it, the calls take turns and always finish.)"""
+def test_concurrent_calls_take_turns_with_the_pass_processes(synthetic_video, monkeypatch):
+    """Calls at once in one process share its pass processes; each call's decoder waits for all
+    of its own passes, so a call whose groups queued behind another call's could hang. So the
+    calls' pass phases never overlap, and each gives the result it gives alone."""
     import threading
+    import time
 
     path, gt = synthetic_video
     keyframes = {0: seeds_at(gt, 0), 20: seeds_at(gt, 20)}
     alone = propagate(path, keyframes, workers=2, processes=True)
     monkeypatch.setattr(propagate_module, "STORE_AHEAD", 3)
-    results = []
+    spans, results = [], []
+    run_all = propagate_module._run_all
+
+    def timed(*args, **kwargs):  # the real pass phase, with its start and end noted
+        start = time.perf_counter()
+        try:
+            return run_all(*args, **kwargs)
+        finally:
+            spans.append((start, time.perf_counter()))
+
+    monkeypatch.setattr(propagate_module, "_run_all", timed)
     calls = [threading.Thread(target=lambda: results.append(propagate(path, keyframes, workers=2, processes=True)),
-                              daemon=True) for _ in range(4)]
+                              daemon=True) for _ in range(3)]
     for c in calls:
         c.start()
     for c in calls:
         c.join(timeout=120)
-    assert len(results) == 4, "a call did not finish"
+    assert len(results) == 3, "a call did not finish"
+    spans.sort()
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), spans
     for r in results:
-        for a, b in zip(alone.tracks, r.tracks, strict=True):
-            np.testing.assert_array_equal(a.boxes, b.boxes)
+        for x, y in zip(alone.tracks, r.tracks, strict=True):
+            np.testing.assert_array_equal(x.boxes, y.boxes)
 
 
 def test_an_object_is_taken_back_where_it_comes_out_from_behind_an_occluder():
