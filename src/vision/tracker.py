@@ -29,6 +29,7 @@ import numpy as np
 
 from src.vision.confidence import FEATURES, single_pass_confidence
 from src.vision.frames import Pyramid
+from src.vision.kernels import lk_motion
 
 NORM = 48  # long side of the normalized box for LK, px
 TPL = 32  # long side of the NCC templates, px
@@ -64,26 +65,14 @@ COAST_FRAMES = 15  # while lost, the coasted box is reported this many frames ..
 COAST_CONF = 0.05  # ... with this confidence
 MIN_VISIBLE = 0.35  # share of the box inside the frame below which the object has left
 LK_PARAMS = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03))
-# LK points: a GRID x GRID lattice over the inner 80% of the box (fractions of its size),
-# and every pair of them (for the median scale change)
+# LK points: a GRID x GRID lattice over the inner 80% of the box (fractions of its size)
 _g = np.linspace(0.1, 0.9, GRID)
 _GRID_UV = np.stack(np.meshgrid(_g, _g), -1).reshape(-1, 2)
-_PAIRS = np.triu_indices(GRID * GRID, 1)
 # background points: a ring just outside the box
 _RING_UV = np.array([[u, v] for v in (-0.2, 1.2) for u in (0.1, 0.5, 0.9)]
                     + [[u, v] for u in (-0.2, 1.2) for v in (0.2, 0.5, 0.8)])
 _ALL_UV = np.concatenate([_GRID_UV, _RING_UV])
 _NG = GRID * GRID
-
-
-def _median(v: np.ndarray) -> float:
-    """np.median of a short 1-D array, without its per-call overhead."""
-    n = len(v)
-    h = n // 2
-    if n % 2:
-        return float(np.partition(v, h)[h])
-    p = np.partition(v, (h - 1, h))
-    return float(0.5 * (p[h - 1] + p[h]))
 
 
 def sample(pyr: Pyramid, x1: float, y1: float, x2: float, y2: float, out_w: int, out_h: int) -> np.ndarray:
@@ -180,44 +169,15 @@ class ObjectTracker:
         q0 = ((_ALL_UV * (bw, bh) + (b[0] - rx1, b[1] - ry1)) * (gx, gy)).astype(np.float32).reshape(-1, 1, 2)
         q1, st1, _ = cv2.calcOpticalFlowPyrLK(prev_c, cur_c, q0, None, **LK_PARAMS)
         q0b, st2, _ = cv2.calcOpticalFlowPyrLK(cur_c, prev_c, q1, None, **LK_PARAMS)
-        q_fb = np.sqrt(((q0 - q0b).reshape(-1, 2) ** 2).sum(1))
-        q_ok = (st1.ravel() == 1) & (st2.ravel() == 1) & np.isfinite(q_fb)
-        # the ring's motion is the background's; the grid's points are the box's
-        ring = q_ok[_NG:] & (q_fb[_NG:] <= 0.5)
-        ring_d = (q1 - q0).reshape(-1, 2)[_NG:][ring] / (gx, gy)
-        p0, p1, fb, ok = q0[:_NG], q1[:_NG], q_fb[:_NG], q_ok[:_NG]
-        if ok.sum() < 4:
+        found, dx, dy, s, fb, good = lk_motion(
+            q0.reshape(-1, 2), q1.reshape(-1, 2), st1.ravel(), st2.ravel(), q0b.reshape(-1, 2), _NG, gx, gy, g, INLIER_PX
+        )
+        if not found:
             return None, 10.0, 0.0
-        med_fb = _median(fb[ok])
-        good = ok & (fb <= max(med_fb, 0.5))
-        if good.sum() < 4:
-            return None, 10.0, 0.0
-        a = p0.reshape(-1, 2) / (gx, gy)
-        c = p1.reshape(-1, 2) / (gx, gy)
-        d = c - a
-        dx, dy = _median(d[good, 0]), _median(d[good, 1])
-        # scale only from points that move with the object: a static background point
-        # inside the box would otherwise read as the box stretching
-        near = np.abs(d - (dx, dy)).max(1) * g <= INLIER_PX
-        inl = good & near if (good & near).sum() >= 4 else good
-        if len(ring_d) >= 4:
-            # ... and, when the background around the box moves otherwise, only points that do
-            # not move with it: a slow object's box holds background points whose motion is
-            # within INLIER_PX of the object's, and they read as the box growing
-            bg = np.array([_median(ring_d[:, 0]), _median(ring_d[:, 1])])
-            own = inl & (np.abs(d - bg).max(1) * g > INLIER_PX)
-            if own.sum() >= 4:
-                inl = own
-        i, j = _PAIRS
-        keep = inl[i] & inl[j]
-        da = np.linalg.norm(a[i[keep]] - a[j[keep]], axis=1)
-        dc = np.linalg.norm(c[i[keep]] - c[j[keep]], axis=1)
-        keep = da > 1e-3
-        s = _median(dc[keep] / da[keep]) if keep.any() else 1.0
         s = float(np.clip(1 + LK_SCALE_TRUST * (s - 1), 0.85, 1.18))
         cx, cy = (b[0] + b[2]) / 2 + dx, (b[1] + b[3]) / 2 + dy
         nb = np.array([cx - s * bw / 2, cy - s * bh / 2, cx + s * bw / 2, cy + s * bh / 2])
-        return nb, _median(fb[good]), float(good.mean())
+        return nb, fb, good
 
     def _search(self, frame: Pyramid, box: np.ndarray, extent: float, tpl: np.ndarray | None = None,
                 dist_penalty: float = 0.0):
