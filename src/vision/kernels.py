@@ -84,3 +84,32 @@ def lk_motion(q0, q1, st1, st2, q0b, ng, gx, gy, g, inlier_px):
                 m += 1
     s = np.median(ratios[:m]) if m > 0 else 1.0
     return True, dx, dy, s, float(np.median(fb[:ng][good])), n_good / ng
+
+
+@numba.njit(cache=True, nogil=True)
+def unit(a):
+    """``a`` (2-D float32, C order) flattened, with zero mean and unit norm (all zeros when
+    flat): the dot product of two of these is their zero-mean normalized cross-correlation."""
+    v = a.ravel()
+    mean = 0.0
+    for x in v:
+        mean += x
+    mean /= v.size
+    out = np.empty(v.size, np.float32)
+    norm = 0.0
+    for k in range(v.size):
+        out[k] = v[k] - mean
+        norm += out[k] * out[k]
+    norm = np.sqrt(norm)
+    if norm <= 1e-3:
+        return np.zeros(v.size, np.float32)
+    return out / np.float32(norm)
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) every kernel now, e.g. when a tracking process starts,
+    so that the first object tracked does not pay for it (seconds on a cold cache)."""
+    q = np.zeros((40, 2), np.float32)
+    st = np.ones(40, np.uint8)
+    lk_motion(q, q, st, st, q, 36, 1.0, 1.0, 1.0, 0.5)
+    unit(np.zeros((4, 4), np.float32))

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from src.vision import kernels
 from src.vision.confidence import fused_confidence
 from src.vision.frames import FrameReader, FrameSpec, FrameStore
 from src.vision.hard_frames import select_hard_frames
@@ -437,14 +438,19 @@ def _process_pool(workers: int) -> Executor:
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
             ctx = multiprocessing.get_context("spawn")
-            _pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=cv2.setNumThreads, initargs=(1,))
+            _pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pass_process)
             _pool_workers = workers
         return _pool
 
 
+def _init_pass_process() -> None:
+    cv2.setNumThreads(1)
+    kernels.warm_up()
+
+
 def start_processes(workers: int | None = None) -> None:
     """Start the pass processes now (the first large ``propagate`` call otherwise pays their
-    start-up, about a second), e.g. before timing it."""
+    start-up, a second or two with loading the compiled kernels), e.g. before timing it."""
     workers = workers or max(1, os.cpu_count() or 1)
     pool = _process_pool(workers)
     for f in [pool.submit(cv2.setNumThreads, 1) for _ in range(workers)]:

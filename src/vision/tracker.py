@@ -22,6 +22,7 @@ Boxes here are ``(4,)`` float64 xyxy in working-resolution pixels.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -29,7 +30,7 @@ import numpy as np
 
 from src.vision.confidence import FEATURES, single_pass_confidence
 from src.vision.frames import Pyramid
-from src.vision.kernels import lk_motion
+from src.vision.kernels import lk_motion, unit
 
 NORM = 48  # long side of the normalized box for LK, px
 TPL = 32  # long side of the NCC templates, px
@@ -96,15 +97,6 @@ def _penalize_distance(r: np.ndarray, fx: float, fy: float, size: float, penalty
     dx = (np.arange(r.shape[1], dtype=np.float32) - (r.shape[1] - 1) / 2) / fx
     dy = (np.arange(r.shape[0], dtype=np.float32) - (r.shape[0] - 1) / 2) / fy
     return r - penalty * np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2) / size
-
-
-def unit(a: np.ndarray) -> np.ndarray:
-    """``a`` flattened to float32 with zero mean and unit norm (all zeros when flat): the dot
-    product of two of these is their zero-mean normalized cross-correlation."""
-    v = a.astype(np.float32).ravel()
-    v -= v.mean()
-    n = float(np.sqrt(v.dot(v)))
-    return v / n if n > 1e-3 else np.zeros_like(v)
 
 
 def visible_share(box: np.ndarray, w: int, h: int) -> float:
@@ -174,7 +166,7 @@ class ObjectTracker:
         )
         if not found:
             return None, 10.0, 0.0
-        s = float(np.clip(1 + LK_SCALE_TRUST * (s - 1), 0.85, 1.18))
+        s = min(max(1 + LK_SCALE_TRUST * (s - 1), 0.85), 1.18)
         cx, cy = (b[0] + b[2]) / 2 + dx, (b[1] + b[3]) / 2 + dy
         nb = np.array([cx - s * bw / 2, cy - s * bh / 2, cx + s * bw / 2, cy + s * bh / 2])
         return nb, fb, good
@@ -232,7 +224,7 @@ class ObjectTracker:
             return res
         old = self.box.copy()
         lk_box, fb, good = self._lk(frame, dt)
-        base = lk_box if lk_box is not None else old + dt * np.r_[self.velocity, self.velocity]
+        base = lk_box if lk_box is not None else old + dt * np.concatenate((self.velocity, self.velocity))
         lk_weak = lk_box is None or fb > 1.0 or good < 0.4
         peak_c, peak, r, (x1, y1, fx, fy) = self._search(frame, base, SEARCH if lk_weak else SEARCH_NEAR)
         bcx, bcy = (base[0] + base[2]) / 2, (base[1] + base[3]) / 2
@@ -244,11 +236,12 @@ class ObjectTracker:
         jump = np.hypot(peak_c[0] - bcx, peak_c[1] - bcy) / size
         box = base
         if (lk_box is None and peak > 0.6) or (lk_weak and peak > 0.65 and peak - r_base > 0.25 and jump > 0.15):
-            box = base + np.r_[peak_c - (bcx, bcy), peak_c - (bcx, bcy)]
+            d = peak_c - (bcx, bcy)
+            box = base + np.concatenate((d, d))
         elif peak > PULL_MIN_NCC and jump < (PULL_REACH if lk_weak else PULL_REACH_LK):
             # appearance pulls LK back onto the object: stops slow drift onto the background
             d = PULL * (peak_c - (bcx, bcy))
-            box = base + np.r_[d, d]
+            box = base + np.concatenate((d, d))
         self.unchecked += dt
         if self.last_conf < SCALE_CHECK_CONF or self.unchecked >= SCALE_CHECK_EVERY:
             box = self._refine_scale(frame, box)
@@ -258,7 +251,7 @@ class ObjectTracker:
         ncc_key = float(cur_u.dot(self.key_u))
         ncc_rec = float(cur_u.dot(self.rec_u))
         move = ((box[:2] + box[2:]) - (old[:2] + old[2:])) / 2 / dt
-        motion = float(np.linalg.norm(move - self.velocity) / size)
+        motion = math.hypot(*(move - self.velocity)) / size
         area = (box[2] - box[0]) * (box[3] - box[1])
         feats = np.array(
             [
