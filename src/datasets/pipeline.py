@@ -21,7 +21,7 @@ from src.vision.formats.model import ExportSpec, labeled_frames, split_by_blocks
 from src.vision.hard_frames import select_hard_frames
 from src.vision.propagate import propagate
 from src.vision.sampling import sample_frames
-from src.vision.types import PropagationResult, SeedObject
+from src.vision.types import PropagationResult, SeedObject, VideoInfo
 
 
 class ProgressFile:
@@ -59,8 +59,12 @@ def seed_objects(seeds: dict[int, list[dict[str, Any]]]) -> dict[int, list[SeedO
     return out
 
 
-def run_propagation(video_path: str, seeds: dict[int, list[dict]], progress_path: str) -> PropagationResult:
-    return propagate(video_path, seed_objects(seeds), budget=0, progress=ProgressFile(Path(progress_path)))
+def run_propagation(
+    video_path: str, seeds: dict[int, list[dict]], info: VideoInfo | None, progress_path: str
+) -> PropagationResult:
+    """``info``: what the upload's probe stored (None: probe again). The probe decodes the end
+    of the file to check the frame count (a GOP, often a few hundred frames): once is enough."""
+    return propagate(video_path, seed_objects(seeds), budget=0, info=info, progress=ProgressFile(Path(progress_path)))
 
 
 def run_sampling(video_path: str, sampling: dict[str, Any], progress_path: str | None = None) -> list[int]:

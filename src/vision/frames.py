@@ -167,6 +167,7 @@ class FrameStore:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.decode_seconds = 0.0
+        self.broken_at: int | None = None  # the frame where the file stopped decoding, if it did
 
     def reader(self) -> FrameReader:
         return FrameReader(self.spec)
@@ -186,6 +187,7 @@ class FrameStore:
                     raise RuntimeError(f"{self.path}: propagation stopped at frame {i}")
                 ok, frame = (True, first) if i == 0 and first is not None else cap.read()
                 if not ok:
+                    self.broken_at = i
                     raise RuntimeError(f"{self.path}: decoding stopped at frame {i} of {self.n_frames}")
                 if frame.ndim == 3:
                     frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
@@ -230,12 +232,16 @@ class FrameStore:
         if self._state[_FAILED]:
             raise RuntimeError(_error(self.spec))
 
-    def close(self) -> None:
-        """Stop the decoder (readers still waiting for a frame then get RuntimeError instead
-        of waiting for ever) and delete the files."""
+    def stop(self) -> None:
+        """Stop the decoder and wait until it has."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+    def close(self) -> None:
+        """Stop the decoder (readers still waiting for a frame then get RuntimeError instead
+        of waiting for ever) and delete the files."""
+        self.stop()
         if not self._state[_FAILED] and self._state[_DECODED] < self.n_frames:
             (Path(self.spec.dir) / "error.txt").write_text(f"{self.path}: the frame store was closed")
             self._state[_FAILED] = 1

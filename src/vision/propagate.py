@@ -45,7 +45,7 @@ from src.vision.types import (
     Track,
     VideoInfo,
 )
-from src.vision.video import probe
+from src.vision.video import VideoProbeError, probe
 
 WORK_LONG_SIDE = 640  # working resolution: long side in px ...
 MIN_OBJECT_PX = 48  # ... raised (up to full resolution) so the smallest seed box keeps this (was 24:
@@ -253,13 +253,20 @@ def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool
             for g, fut in zip(groups, futures):
                 for i, res in zip(g, fut.result()):
                     results[i] = res
+            store.join()
         except BrokenProcessPool as exc:
             _drop_process_pool()
             raise RuntimeError("a tracking process died (out of memory?)") from exc
+        except RuntimeError as exc:
+            store.stop()
+            if store.broken_at is not None:  # bad input (damaged, or replaced since its probe), not our failure
+                raise VideoProbeError(
+                    f"the video stops decoding at frame {store.broken_at} of {n} (damaged, or changed since it was checked)"
+                ) from exc
+            raise
         finally:
             if not processes:
                 pool.shutdown(cancel_futures=True)
-        store.join()
         return results
     finally:
         cv2.setNumThreads(cv_threads)

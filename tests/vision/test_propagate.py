@@ -114,6 +114,22 @@ def test_bad_seeds(synthetic_video, keyframes, message):
         propagate(synthetic_video[0], keyframes)
 
 
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_video_that_decodes_short_of_its_stored_probe_is_bad_input(synthetic_video, processes):
+    """The worker hands the engine what the upload's probe stored; a file that no longer
+    decodes that far (damaged or replaced since) is reported as the video's fault, with the
+    frame where it stopped, not as an internal error to retry."""
+    from src.vision.video import VideoProbeError, probe
+
+    path, gt = synthetic_video
+    info = probe(path)
+    longer = VideoInfo(**{**info.__dict__, "frames": info.frames + 30})
+    seeds = {0: [SeedObject(t, "object", g[0]) for t, g in gt.items()]}
+    with pytest.raises(VideoProbeError, match=f"stops decoding at frame {info.frames} of {info.frames + 30}"):
+        propagate(path, seeds, info=longer, workers=2, processes=processes)
+    assert len(propagate(path, seeds, info=info, workers=2, processes=processes).tracks) == len(gt)
+
+
 def test_process_pool_gives_the_thread_result():
     """Passes run in processes for big jobs and in threads for small ones: same numbers."""
     path, info, gt = sequence("otb_crossing")
