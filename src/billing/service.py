@@ -65,15 +65,20 @@ async def update_prices(session: AsyncSession, *, changes: dict[str, Any], admin
     return new
 
 
-def price(price_list: PriceList, *, frames: int, object_frames: int, review_frames: int) -> dict:
-    """The itemised quote, in integer cents. Pure: the same inputs give the same quote."""
+def price(price_list: PriceList, *, frames: int, object_frames: int, review_frames: int, qc_frames: int = 0) -> dict:
+    """The itemised quote, in integer cents. Pure: the same inputs give the same quote.
+    ``qc_frames``: reviewed frames a second person reviews again (double review), priced as
+    reviewed frames on a line of their own (shown only when there are any)."""
+    lines = [
+        ("Delivered frames", frames, price_list.per_frame_cents),
+        ("Object-frames (one box on one frame)", object_frames, price_list.per_object_frame_cents),
+        ("Frames reviewed by a person", review_frames, price_list.per_reviewed_frame_cents),
+    ]
+    if qc_frames:
+        lines.append(("Frames reviewed a second time (QC)", qc_frames, price_list.per_reviewed_frame_cents))
     items = [
         {"label": label, "quantity": quantity, "unit_cents": unit, "cents": quantity * unit}
-        for label, quantity, unit in (
-            ("Delivered frames", frames, price_list.per_frame_cents),
-            ("Object-frames (one box on one frame)", object_frames, price_list.per_object_frame_cents),
-            ("Frames reviewed by a person", review_frames, price_list.per_reviewed_frame_cents),
-        )
+        for label, quantity, unit in lines
     ]
     subtotal = sum(item["cents"] for item in items)
     return {

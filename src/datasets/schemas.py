@@ -72,6 +72,7 @@ class Quote(BaseModel):
     objects: int
     object_frames: int
     review_frames: int
+    qc_frames: int = 0  # of those, reviewed again by a second person (double review)
     price_list_version: int
     currency: str
     items: list[QuoteItem]

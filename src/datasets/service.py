@@ -23,6 +23,7 @@ from src.datasets.exceptions import DatasetNotReady, DownloadNotFound, InvalidOp
 from src.datasets.models import Dataset, DatasetState
 from src.datasets.schemas import DatasetOptions, DatasetRead, Progress, Quote
 from src.quotas import service as quota_service
+from src.review.service import qc_frames
 from src.storage import get_storage
 from src.videos.models import Video
 
@@ -84,10 +85,12 @@ async def quote(session: AsyncSession, *, dataset: Dataset, options: DatasetOpti
     seeds = await annotation_service.seeds_for_engine(session, dataset_id=dataset.id)
     objects = len({o["track_id"] for objs in seeds.values() for o in objs if not o.get("gone")})
     review = review_count(options.review_budget, frames)
+    qc = len(qc_frames(range(review), options.double_review_share))  # at most: QC needs two reviewers
     price_list = await billing_service.current_price_list(session)
-    priced = billing_service.price(price_list, frames=frames, object_frames=objects * frames, review_frames=review)
+    priced = billing_service.price(price_list, frames=frames, object_frames=objects * frames, review_frames=review,
+                                   qc_frames=qc)
     return Quote(frames=frames, frames_exact=exact, objects=objects, object_frames=objects * frames,
-                 review_frames=review, **priced)
+                 review_frames=review, qc_frames=qc, **priced)
 
 
 async def confirm(

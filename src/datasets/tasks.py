@@ -159,10 +159,11 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
     timings: dict[str, float] = {}  # wall time per stage of this run, kept in timeline.json
     options = service.options_of(job["dataset"])
     resumed = job["dataset"].state == DatasetState.building  # the review is done: re-propagate and build
-    review_seeds, reviewed, dropped = {}, [], []
+    review_seeds, reviewed, dropped, qc_reviewed = {}, [], [], 0
     if resumed:
         async with job_session(ctx) as session:
             review_seeds, reviewed, dropped = await review_service.corrections(session, dataset_id=did)
+            qc_reviewed = await review_service.qc_reviewed_count(session, dataset_id=did)
     seeds = {**job["seeds"], **review_seeds}
     out_dir = get_storage().temp_file(".build")
     out_dir.unlink()
@@ -198,7 +199,7 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         if filled is not None:
             timeline["model_filled_boxes"] = filled
         size = await _save_outputs(did, built, out_dir, timeline)
-        await _finish(ctx, did, built, size, reviewed=len(reviewed) + len(dropped))
+        await _finish(ctx, did, built, size, reviewed=len(reviewed) + len(dropped), qc_reviewed=qc_reviewed)
         return "ready"
     except Cancelled:
         return "cancelled"
@@ -243,7 +244,9 @@ async def _open_review(ctx: dict, dataset_id: uuid.UUID, result, hard: list[int]
         await ctx["redis"].enqueue_job("cvat_create_task", task.id, _job_id=f"cvat-create:{task.id}")
 
 
-async def _finish(ctx: dict, dataset_id: uuid.UUID, built: dict[str, Any], size: int, *, reviewed: int) -> None:
+async def _finish(
+    ctx: dict, dataset_id: uuid.UUID, built: dict[str, Any], size: int, *, reviewed: int, qc_reviewed: int = 0
+) -> None:
     """Settle the charge from the actual quantities and mark ready, in one transaction."""
     async with job_session(ctx) as session:
         dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
@@ -253,7 +256,7 @@ async def _finish(ctx: dict, dataset_id: uuid.UUID, built: dict[str, Any], size:
         price_list = await billing_service.get_price_list(session, version=version) if version else None
         price_list = price_list or await billing_service.current_price_list(session)
         final = billing_service.price(price_list, frames=built["frames"], object_frames=built["object_frames"],
-                                      review_frames=reviewed)
+                                      review_frames=reviewed, qc_frames=qc_reviewed)
         dataset.charged_cents = await billing_service.settle(session, dataset_id=dataset.id, final_cents=final["total_cents"])
         dataset.delivered_frames = built["frames"]
         dataset.size_bytes = size

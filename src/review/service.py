@@ -287,6 +287,17 @@ async def corrections(session: AsyncSession, *, dataset_id: uuid.UUID) -> tuple[
     return seeds, reviewed, dropped
 
 
+async def qc_reviewed_count(session: AsyncSession, *, dataset_id: uuid.UUID) -> int:
+    """Frames of the dataset's accepted QC jobs: reviewed a second time, and charged as such."""
+    task = await get_task(session, dataset_id=dataset_id)
+    if task is None:
+        return 0
+    return int(await session.scalar(
+        select(func.count(ReviewFrame.id)).join(ReviewJob, ReviewFrame.job_id == ReviewJob.id)
+        .where(ReviewJob.task_id == task.id, ReviewJob.stage == JobStage.acceptance, ReviewJob.qc.is_(True))
+    ) or 0)
+
+
 def resume_job_id(dataset_id: uuid.UUID) -> str:
     return f"dataset:{dataset_id}:review"
 

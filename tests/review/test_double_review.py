@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+from src.billing.service import DEFAULT_PRICES
 from src.vision.metrics import load_otb
 from tests.datasets.conftest import CROSSING, OPTIONS, make_draft, run_worker, top_up
 
@@ -92,6 +93,30 @@ async def test_qc_jobs_go_to_a_second_annotator_and_corrections_come_from_primar
     by_frame = {f["frame"]: f for f in manifest["frames"]}
     assert {f for f, item in by_frame.items() if item["source"] == "reviewed"} == set(frames)
     assert all(o["box"] != pytest.approx(FAR_AWAY, abs=1) for o in by_frame[frames[1]]["objects"])
+    # charged as quoted: 6 reviewed frames and 3 reviewed again, at the reviewed-frame price
+    # (crossing's default quote: 1 cent per frame, object-frames free, above the minimum)
+    prices = DEFAULT_PRICES
+    assert done["charged_cents"] == (done["delivered_frames"] * prices["per_frame_cents"]
+                                     + (6 + 3) * prices["per_reviewed_frame_cents"])
+
+
+async def test_the_quote_prices_frames_reviewed_twice(user_client):
+    from src.review.service import qc_frames
+
+    dataset = await make_draft(user_client)
+    url = f"/api/v1/datasets/{dataset['id']}"
+
+    async def quote(**options) -> dict:
+        assert (await user_client.put(f"{url}/options", json={**OPTIONS, "review_budget": 0.1, **options})).status_code == 200
+        return (await user_client.get(f"{url}/quote")).json()
+
+    single, double = await quote(), await quote(double_review_share=0.5)
+    assert single["qc_frames"] == 0 and "QC" not in str(single["items"])
+    assert double["review_frames"] == single["review_frames"] == 12  # 10% of crossing's 120 frames
+    assert double["qc_frames"] == len(qc_frames(range(12), 0.5)) == 6
+    (line,) = [item for item in double["items"] if "QC" in item["label"]]
+    assert line["quantity"] == 6 and line["cents"] == 6 * DEFAULT_PRICES["per_reviewed_frame_cents"]
+    assert double["total_cents"] == single["total_cents"] + line["cents"]
 
 
 async def test_perfect_agreement_is_accepted_automatically(app, user_client, admin_client, annotators, services):
