@@ -1,7 +1,7 @@
 """Compiled (numba) inner loops of the tracker.
 
 What runs here is the arithmetic between two OpenCV calls on a few dozen points: in NumPy it
-was some forty small array operations per object and frame, a third of a tracking step spent
+was some forty small array operations per object and frame, a quarter of a tracking step spent
 in call overhead. Each function is the plain-Python reading of what it computes; numba
 compiles it once per machine (``cache=True`` keeps the machine code beside this file) and it
 releases the GIL, so tracking threads run it in parallel too.
