@@ -33,10 +33,10 @@ from src.datasets.pipeline import ProgressFile
 from src.review import service as review_service
 from src.review.models import ReviewBackend
 from src.storage import get_storage
+from src.videos import service as video_service
 from src.videos.models import Video
 from src.vision.formats.model import ExportSpec
 from src.vision.propagate import SeedError
-from src.vision.types import VideoInfo
 from src.vision.video import VideoProbeError
 from src.worker import job_session, run_cpu
 
@@ -118,15 +118,6 @@ async def _load(ctx: dict, dataset_id: uuid.UUID) -> dict[str, Any] | None:
         }
 
 
-def _info(video: Video) -> VideoInfo | None:
-    """The probe's findings stored at upload (None for a row from before they were all kept)."""
-    if not (video.frame_count and video.fps and video.width and video.height):
-        return None
-    return VideoInfo(frames=video.frame_count, fps=video.fps, width=video.width, height=video.height,
-                     codec=video.codec or "", container=video.container or "",
-                     duration_s=video.duration_s or video.frame_count / video.fps)
-
-
 def _spec(job: dict[str, Any], options, reviewed: list[int]) -> ExportSpec:
     dataset, video = job["dataset"], job["video"]
     return ExportSpec(
@@ -168,7 +159,8 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
     out_dir = get_storage().temp_file(".build")
     out_dir.unlink()
     try:
-        result = await _stage(ctx, did, "propagating", pipeline.run_propagation, job["video_path"], seeds, _info(job["video"]),
+        result = await _stage(ctx, did, "propagating", pipeline.run_propagation, job["video_path"], seeds,
+                              video_service.stored_probe(job["video"]),
                               state=None if resumed else DatasetState.propagating, timings=timings)
         delivered = await _stage(ctx, did, "sampling", pipeline.run_sampling, job["video_path"], options.sampling.model_dump(),
                                  timings=timings)

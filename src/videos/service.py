@@ -74,6 +74,16 @@ def apply_probe(video: Video, info: VideoInfo) -> None:
     video.frame_count, video.duration_s = info.frames, info.duration_s
 
 
+def stored_probe(video: Video) -> VideoInfo | None:
+    """What ``apply_probe`` stored, back as a VideoInfo (None while the video has none, e.g.
+    an import still running)."""
+    if not (video.frame_count and video.fps and video.width and video.height):
+        return None
+    return VideoInfo(frames=video.frame_count, fps=video.fps, width=video.width, height=video.height,
+                     codec=video.codec or "", container=video.container or "",
+                     duration_s=video.duration_s or video.frame_count / video.fps)
+
+
 async def store_probed_file(
     session: AsyncSession, *, video: Video, path: Path, info: VideoInfo, size: int
 ) -> Video:

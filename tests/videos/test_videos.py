@@ -162,3 +162,19 @@ async def test_pages_list_and_video_page(user_client, crossing):
     assert "street.mp4" in listing.text and "360×240" in listing.text
     page = await user_client.get(f"/videos/{video['id']}")
     assert 'id="scrubber-slider"' in page.text and 'max="119"' in page.text
+
+
+@pytest.mark.parametrize("sequence", SEQUENCES, ids=lambda p: p.name)
+def test_the_stored_probe_is_what_the_probe_found(sequence):
+    """The worker hands the engine the probe stored at upload instead of probing again: the
+    row must give back every figure the probe found (frames above all: the engine tracks
+    exactly that many)."""
+    from src.videos.models import Video
+    from src.videos.service import apply_probe, stored_probe
+    from src.vision.video import probe
+
+    info = probe(sequence / "video.mp4")
+    video = Video()
+    assert stored_probe(video) is None  # nothing stored yet (an import still running): probe again
+    apply_probe(video, info)
+    assert stored_probe(video) == info
