@@ -59,7 +59,7 @@ migrate: install
 
 test: install-dev chromium
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest: no tests were collected"; fi; exit $$status
+	if [ $$status -eq 5 ]; then echo "pytest: no tests were collected (exit 5): failing"; fi; exit $$status
 
 bench: install-dev
 	$(PY) bench/propagation.py
