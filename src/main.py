@@ -39,7 +39,7 @@ from src.security import SecurityMiddleware
 from src.templating import redirect, render
 from src.videos import pages as video_pages
 from src.videos.router import router as videos_router
-from src.worker import redis_settings
+from src.jobs import redis_settings
 
 log = logging.getLogger("forge")
 

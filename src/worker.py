@@ -1,45 +1,28 @@
 """arq worker: the task functions of every domain, one process pool for CPU-heavy work.
 
-Jobs take ids, never objects, and open one session each through `job_session`, which
-commits once when the job's work is done. CPU-heavy steps (decoding, tracking, export)
-go through `run_cpu`, so the worker's event loop keeps answering arq's heartbeats.
+The job context (`job_session`, `run_cpu`) lives in `src.jobs`, which the task modules
+import; this module imports the task modules and fills the context at start-up. Nothing
+on the web side imports it: the web enqueues jobs by name.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import multiprocessing
 import os
-from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
 
-from arq.connections import RedisSettings
-from sqlalchemy.ext.asyncio import AsyncSession
+from arq import cron
 
 from src.config import get_settings
-from src.database import create_engine, create_sessionmaker, unit_of_work
+from src.database import create_engine, create_sessionmaker
+from src.datasets.tasks import build_dataset, requeue_stale
+from src.detectors.tasks import evaluate_detector, predict_frame, train_detector, validate_detector
+from src.jobs import JobContext, job_session, redis_settings, run_cpu
+from src.review.tasks import cvat_accept_jobs, cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
+from src.videos.tasks import import_video
 
-T = TypeVar("T")
-
-
-def redis_settings(url: str | None = None) -> RedisSettings:
-    return RedisSettings.from_dsn(url or get_settings().redis_url or "redis://127.0.0.1:6379/0")
-
-
-@asynccontextmanager
-async def job_session(ctx: dict) -> AsyncIterator[AsyncSession]:
-    """The job's unit of work: one session, committed once at the end."""
-    async with unit_of_work(ctx["sessionmaker"]) as session:
-        yield session
-
-
-async def run_cpu(ctx: dict, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a picklable function in the worker's process pool."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(ctx["pool"], functools.partial(fn, *args, **kwargs))
+__all__ = ["WorkerSettings", "redis_settings", "shutdown", "startup", "task_functions"]
 
 
 def _cpu_probe() -> int:
@@ -53,7 +36,7 @@ def _warm_up() -> int:
     return os.getpid()
 
 
-async def health_job(ctx: dict, note: str = "") -> dict:
+async def health_job(ctx: JobContext, note: str = "") -> dict:
     """Proves the wiring: Redis -> worker -> process pool -> database."""
     from sqlalchemy import text
 
@@ -63,7 +46,7 @@ async def health_job(ctx: dict, note: str = "") -> dict:
     return {"note": note, "pool_pid": pid, "worker_pid": os.getpid(), "database": one == 1}
 
 
-async def startup(ctx: dict) -> None:
+async def startup(ctx: JobContext) -> None:
     settings = get_settings()
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL must be set for the worker (`forge up` sets it).")
@@ -77,7 +60,7 @@ async def startup(ctx: dict) -> None:
     ctx["interactive"] = ThreadPoolExecutor(1, thread_name_prefix="interactive")
 
 
-async def shutdown(ctx: dict) -> None:
+async def shutdown(ctx: JobContext) -> None:
     ctx["pool"].shutdown(wait=False, cancel_futures=True)
     ctx["interactive"].shutdown(wait=False, cancel_futures=True)
     await ctx["engine"].dispose()
@@ -85,21 +68,11 @@ async def shutdown(ctx: dict) -> None:
 
 def task_functions() -> list:
     """Every domain's arq functions; a domain adds its own here."""
-    from src.datasets.tasks import build_dataset
-    from src.detectors.tasks import evaluate_detector, predict_frame, train_detector, validate_detector
-    from src.review.tasks import cvat_accept_jobs, cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
-    from src.videos.tasks import import_video
-
     return [health_job, import_video, build_dataset, cvat_create_task, cvat_sync_job, cvat_retry, cvat_poll, cvat_accept_jobs,
             validate_detector, train_detector, evaluate_detector, predict_frame]
 
 
 def cron_jobs() -> list:
-    from arq import cron
-
-    from src.datasets.tasks import requeue_stale
-    from src.review.tasks import cvat_poll, cvat_retry
-
     return [cron(requeue_stale, second=0, run_at_startup=True, unique=True),
             cron(cvat_retry, second=20, unique=True), cron(cvat_poll, second=40, unique=True)]
 

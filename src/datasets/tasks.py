@@ -38,7 +38,7 @@ from src.videos.models import Video
 from src.vision.formats.model import ExportSpec
 from src.vision.propagate import SeedError
 from src.vision.video import VideoProbeError
-from src.worker import job_session, run_cpu
+from src.jobs import job_session, run_cpu
 
 log = logging.getLogger("forge.datasets")
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"

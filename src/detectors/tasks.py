@@ -20,7 +20,7 @@ from src.detectors import inference, master, service, steps, training
 from src.detectors.exceptions import InvalidModel, OfflineDownload
 from src.detectors.models import Detector, DetectorEvaluation, DetectorState, MasterDataset
 from src.storage import get_storage
-from src.worker import job_session, run_cpu
+from src.jobs import job_session, run_cpu
 
 log = logging.getLogger("forge.detectors")
 

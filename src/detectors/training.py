@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from src.detectors.inference import ultralytics
+# ultralytics (and OpenCV, through src.detectors.inference) are imported by the functions that
+# train or evaluate, in the worker: the web imports this module only for ARCHITECTURE.
 
 ARCHITECTURE = re.compile(r"^(yolov8|yolov5|yolov9|yolov10|yolo11|yolo12)[nsmlx]?(-p[26])?\.yaml$")
 
@@ -35,6 +36,8 @@ def metrics_of(results: dict[str, Any]) -> dict[str, float]:
 def train(data_yaml: str, base: str, out_dir: str, *, epochs: int, imgsz: int, progress_path: str) -> dict[str, Any]:
     """Train; returns `{"weights": path, "metrics": {...}, "classes": [...], "device": str}`."""
     import torch
+
+    from src.detectors.inference import ultralytics
 
     yolo = ultralytics().YOLO
     threads = os.cpu_count() or 1
@@ -69,6 +72,8 @@ def train(data_yaml: str, base: str, out_dir: str, *, epochs: int, imgsz: int, p
 def evaluate(weights: str, data_yaml: str, *, imgsz: int, split: str = "val", out_dir: str | None = None) -> dict[str, float]:
     """A model's precision / recall / mAP on one split of a YOLO dataset (`out_dir`: ultralytics' run folder)."""
     import torch
+
+    from src.detectors.inference import ultralytics
 
     yolo = ultralytics().YOLO
     model = yolo(weights, task="detect")

@@ -13,7 +13,7 @@ from src.review import cvat_sync, service
 from src.review.cvat import CvatConfig, CvatUnavailable
 from src.review.cvat_sync import UNREACHABLE
 from src.review.models import JobStage, ReviewBackend, ReviewJob, ReviewTask, TaskState
-from src.worker import job_session, run_cpu
+from src.jobs import job_session, run_cpu
 
 log = logging.getLogger("forge.review")
 

@@ -13,7 +13,6 @@ import unicodedata
 import uuid
 from pathlib import Path
 
-import cv2
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +26,9 @@ from src.videos.exceptions import InvalidVideo, VideoInUse, VideoNotFound
 from src.videos.models import Video, VideoStatus
 from src.videos.upload import receive_file
 from src.vision.types import VideoInfo
-from src.vision.video import VideoProbeError, probe, read_frame
+
+# OpenCV (src.vision.video, cv2) is imported where a file is decoded, not at import: the
+# web process loads it on its first upload or frame, not at start.
 
 THUMB_WIDTH = 320
 JPEG_QUALITY = 90
@@ -51,6 +52,8 @@ def display_name(raw: str | None) -> str:
 
 def probe_file(path: Path) -> VideoInfo:
     """Decode-probe a file; InvalidVideo with a message that does not leak server paths."""
+    from src.vision.video import VideoProbeError, probe
+
     try:
         return probe(path)
     except VideoProbeError as error:
@@ -58,6 +61,8 @@ def probe_file(path: Path) -> VideoInfo:
 
 
 def encode_jpeg(frame, quality: int = JPEG_QUALITY) -> bytes:
+    import cv2
+
     ok, buffer = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
@@ -65,6 +70,8 @@ def encode_jpeg(frame, quality: int = JPEG_QUALITY) -> bytes:
 
 
 def _write_thumbnail(video_path: Path, thumb_path: Path) -> None:
+    from src.vision.video import read_frame
+
     thumb_path.write_bytes(encode_jpeg(read_frame(video_path, 0, width=THUMB_WIDTH), 80))
 
 
@@ -146,6 +153,8 @@ async def frame_jpeg(video: Video, *, n: int, width: int | None) -> bytes:
     path = get_storage().local_path(video.storage_key)
 
     def work() -> bytes:
+        from src.vision.video import read_frame
+
         return encode_jpeg(read_frame(path, n, width=width if width and width < video.width else None))
 
     try:

@@ -12,7 +12,7 @@ from src.storage import get_storage
 from src.videos import service
 from src.videos.models import Video, VideoStatus
 from src.videos.url_import import check_page_import, download, download_with_ytdlp
-from src.worker import job_session, run_cpu
+from src.jobs import job_session, run_cpu
 
 
 async def _mark_failed(ctx: dict, video_id: uuid.UUID, message: str) -> None:
