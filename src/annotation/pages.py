@@ -77,7 +77,7 @@ async def _classes_answer(request: Request, session, dataset: Dataset, *, status
     return render(request, "annotation/draft.html", context, block="classes", status_code=status_code)
 
 
-@router.post("/datasets/{dataset_id}/classes")
+@router.post("/datasets/{dataset_id}/classes", name="page_add_class")
 async def add_class(
     request: Request, dataset: PageDataset, session: SessionDep,
     name: Annotated[str, Form()] = "", color: Annotated[str, Form()] = "",
@@ -89,7 +89,7 @@ async def add_class(
     return await _classes_answer(request, session, dataset)
 
 
-@router.post("/datasets/{dataset_id}/classes/{class_id}")
+@router.post("/datasets/{dataset_id}/classes/{class_id}", name="page_update_class")
 async def update_class(
     request: Request, class_id: int, dataset: PageDataset, session: SessionDep,
     name: Annotated[str, Form()] = "", color: Annotated[str, Form()] = "",
@@ -101,7 +101,7 @@ async def update_class(
     return await _classes_answer(request, session, dataset)
 
 
-@router.post("/datasets/{dataset_id}/classes/{class_id}/delete")
+@router.post("/datasets/{dataset_id}/classes/{class_id}/delete", name="page_remove_class")
 async def remove_class(
     request: Request, class_id: int, dataset: PageDataset, session: SessionDep,
     force: Annotated[bool, Form()] = False,
@@ -116,7 +116,7 @@ async def remove_class(
     return await _classes_answer(request, session, dataset)
 
 
-@router.post("/datasets/{dataset_id}/check")
+@router.post("/datasets/{dataset_id}/check", name="page_create_dataset")
 async def create_dataset(request: Request, dataset: PageDataset, session: SessionDep):
     """"Create dataset": only checks the draft here, then hands over to the options page."""
     try:

@@ -34,6 +34,7 @@ def options_from_form(form: dict[str, Any]) -> DatasetOptions:
         "formats": form.getlist("formats") if hasattr(form, "getlist") else form.get("formats", []),
         "review_budget": float(form.get("review_budget") or 0) / 100,
         "review_backend": form.get("review_backend", "builtin"),
+        "review_by": form.get("review_by", "team"),
         "double_review_share": float(form.get("double_review_share") or 0) / 100,
         "auto_accept_agreement": float(form["auto_accept_agreement"]) / 100 if form.get("auto_accept_agreement") else None,
         "keep_empty": form.get("keep_empty") == "on",
@@ -69,10 +70,8 @@ async def cabinet(request: Request, session: SessionDep, user: PageUser):
 async def create_page(request: Request, dataset: PageDataset, session: SessionDep, user: PageUser):
     if dataset.state != DatasetState.draft:
         return redirect(request, f"/datasets/{dataset.id}/overview")
-    options = service.options_of(dataset)
-    context = {"dataset": dataset, "options": options, "quote": await service.quote(session, dataset=dataset, options=options),
-               "money": billing_service.money, "errors": [], "models": await _ready_models(session, user)}
-    return render(request, "datasets/create.html", context)
+    context = await _create_context(session, dataset, user, options=service.options_of(dataset))
+    return render(request, "datasets/create.html", {**context, "models": await _ready_models(session, user)})
 
 
 async def _ready_models(session, user) -> list:
@@ -81,39 +80,55 @@ async def _ready_models(session, user) -> list:
     return [d for d in await detector_service.list_for_user(session, user=user) if d.state == "ready"]
 
 
+async def _create_context(session, dataset, user, *, options: DatasetOptions | None, errors: list[str] = ()) -> dict:
+    """What the quote block shows: the quote for `options`, the balance and what is missing,
+    the review backends this instance offers, and `errors` (each a sentence for the user)."""
+    quote = await service.quote(session, dataset=dataset, options=options) if options is not None else None
+    balance = await billing_service.balance_cents(session, user_id=user.id)
+    return {
+        "dataset": dataset, "options": options or service.options_of(dataset), "quote": quote,
+        "money": billing_service.money, "errors": list(errors), "balance": balance,
+        "missing": max(0, quote.total_cents - balance) if quote else 0,
+        "backends": service.review_backends(), "warnings": await service.quote_warnings(session, dataset=dataset),
+    }
+
+
 @router.post("/datasets/{dataset_id}/quote")
-async def quote_fragment(request: Request, dataset: PageDataset, session: SessionDep):
+async def quote_fragment(request: Request, dataset: PageDataset, session: SessionDep, user: PageUser):
     form = await request.form()
-    context: dict[str, Any] = {"dataset": dataset, "money": billing_service.money, "errors": []}
     try:
-        options = options_from_form(form)
-        context |= {"options": options, "quote": await service.quote(session, dataset=dataset, options=options)}
+        context = await _create_context(session, dataset, user, options=options_from_form(form))
     except ValidationError as error:
-        context |= {"errors": _errors(error), "quote": None}
+        context = await _create_context(session, dataset, user, options=None, errors=_errors(error))
     return render(request, "datasets/create.html", context, block="quote")
 
 
 @router.post("/datasets/{dataset_id}/confirm")
-async def confirm_submit(request: Request, dataset: PageDataset, session: SessionDep):
+async def confirm_submit(request: Request, dataset: PageDataset, session: SessionDep, user: PageUser):
+    """Confirm; any refusal (balance, quota, price changed, state, bad input) is shown in the
+    quote block with the quote for what the user chose, and nothing is changed."""
     form = await request.form()
+    dataset_id = dataset.id
     try:
         options = options_from_form(form)
-        expected = int(form["expected_total_cents"]) if form.get("expected_total_cents") else None
-        dataset = await service.confirm(session, request.app.state.redis, dataset=dataset, options=options,
-                                        expected_total_cents=expected)
     except ValidationError as error:
-        return await _create_error(request, session, dataset, _errors(error), 422)
-    except DomainError as error:
-        return await _create_error(request, session, dataset, [error.message], error.status_code)
+        context = await _create_context(session, dataset, user, options=None, errors=_errors(error))
+        return render(request, "datasets/create.html", context, block="quote", status_code=422)
+    try:
+        async with session.begin_nested():
+            expected = int(form["expected_total_cents"]) if form.get("expected_total_cents") else None
+            dataset = await service.confirm(session, request.app.state.redis, dataset=dataset, options=options,
+                                            expected_total_cents=expected)
+    except (DomainError, ValueError) as error:
+        message = error.message if isinstance(error, DomainError) else "The quote on the page is not a number; reload it."
+        status_code = error.status_code if isinstance(error, DomainError) else 422
+        dataset = await service.get_for_user(session, dataset_id=dataset_id, user=user)
+        await session.refresh(dataset)
+        if dataset.state != DatasetState.draft:
+            return redirect(request, f"/datasets/{dataset.id}/overview")
+        context = await _create_context(session, dataset, user, options=options, errors=[message])
+        return render(request, "datasets/create.html", context, block="quote", status_code=status_code)
     return redirect(request, f"/datasets/{dataset.id}/overview")
-
-
-async def _create_error(request, session, dataset, errors: list[str], status_code: int):
-    await session.rollback()
-    options = service.options_of(dataset)
-    context = {"dataset": dataset, "options": options, "money": billing_service.money, "errors": errors,
-               "quote": await service.quote(session, dataset=dataset, options=options)}
-    return render(request, "datasets/create.html", context, block="quote", status_code=status_code)
 
 
 def _gallery(manifest: dict | None, *, class_id: int | None, source: str | None, low: bool, page: int) -> dict:
@@ -148,15 +163,18 @@ def _timeline_points(timeline: dict | None, width: int = 1000, height: int = 80)
 
 @router.get("/datasets/{dataset_id}/overview")
 async def overview(
-    request: Request, dataset: PageDataset, session: SessionDep,
-    class_id: int | None = None, source: str | None = None, low: bool = False, page: int = 0,
+    request: Request, dataset: PageDataset, session: SessionDep, user: PageUser,
+    class_id: str = "", source: str | None = None, low: bool = False, page: int = 0,
 ):
+    class_id = int(class_id) if class_id.strip().isdigit() else None  # "" is "all classes"
     manifest = service.read_artifact(dataset, "manifest.json") if dataset.state == DatasetState.ready else None
     from src.review import service as review_service
     from src.videos.models import Video
 
     task = await review_service.get_task(session, dataset_id=dataset.id)
+    own_jobs = await review_service.own_review_jobs(session, dataset_id=dataset.id, user=user) if task else []
     context = {
+        "own_jobs": own_jobs,
         "review_message": task.message if task is not None else None,
         "dataset": dataset, "view": await service.to_read(session, dataset=dataset), "money": billing_service.money,
         "video": await session.get(Video, dataset.video_id),

@@ -42,6 +42,8 @@ class DatasetOptions(BaseModel):
     formats: list[Format] = Field(default_factory=lambda: ["yolo", "coco", "cvat", "ava"], min_length=1)
     review_budget: float = Field(0.05, ge=0, le=0.5, description="share of delivered frames a human may check")
     review_backend: Literal["builtin", "cvat"] = "builtin"
+    review_by: Literal["team", "me"] = Field(
+        "team", description="who reviews the hard frames: the annotator team, or me (the owner, on the built-in page)")
     double_review_share: float = Field(0, ge=0, le=1, description="share of hard frames also given to a second annotator")
     auto_accept_agreement: float | None = Field(
         None, ge=0, le=1, description="QC: accept both jobs without validation when their box F1 and kappa reach this")

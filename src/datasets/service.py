@@ -106,6 +106,7 @@ async def confirm(
     if options is not None:
         locked.options = options.model_dump()
     await annotation_service.check_ready_to_create(session, dataset=locked)
+    check_backend(options_of(locked))
     priced = await quote(session, dataset=locked)
     if expected_total_cents is not None and expected_total_cents != priced.total_cents:
         raise PriceChanged("The price changed since the quote you saw; review the new quote and confirm again.")
@@ -121,6 +122,39 @@ async def confirm(
     await session.flush()
     enqueue(session, redis, locked)
     return locked
+
+
+def review_backends() -> list[str]:
+    """The review backends this instance can run: CVAT only when it is configured."""
+    from src.config import get_settings
+
+    return ["builtin", "cvat"] if get_settings().cvat_url else ["builtin"]
+
+
+def check_backend(options: DatasetOptions) -> None:
+    if options.review_budget > 0 and options.review_backend not in review_backends():
+        raise InvalidOptions("CVAT is not configured on this instance: choose the built-in review page.")
+    if options.review_by == "me" and options.review_backend != "builtin":
+        raise InvalidOptions("Reviewing your own dataset is done on the built-in review page: choose it, or the team.")
+
+
+async def quote_warnings(session: AsyncSession, *, dataset: Dataset) -> list[str]:
+    """Sentences for the quote: classes with tracks that never share a keyframe (likely one
+    object drawn twice as two tracks)."""
+    seeds = await annotation_service.seeds_for_engine(session, dataset_id=dataset.id)
+    frames_of: dict[tuple[str, int], set[int]] = {}
+    for frame, objects in seeds.items():
+        for o in objects:
+            if not o.get("gone"):
+                frames_of.setdefault((o["class"], o["track_id"]), set()).add(frame)
+    warnings = []
+    for name in sorted({c for c, _ in frames_of}):
+        tracks = sorted((min(f), max(f), t) for (c, t), f in frames_of.items() if c == name)
+        if len(tracks) > 1 and all(a[1] < b[0] for a, b in zip(tracks, tracks[1:])):
+            ids = ", ".join(f"#{t}" for *_, t in tracks)
+            warnings.append(f"The {name} tracks {ids} are never on the same keyframe: if they are one object, "
+                            "draw it over its ghost box in the editor so it stays one track.")
+    return warnings
 
 
 def enqueue(session: AsyncSession, redis, dataset: Dataset) -> None:

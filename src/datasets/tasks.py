@@ -227,7 +227,7 @@ async def _open_review(ctx: dict, dataset_id: uuid.UUID, result, hard: list[int]
         task = await review_service.open_review(
             session, dataset=dataset, proposed=proposed_boxes(result, hard), backend=backend,
             job_size=get_settings().review_job_size, double_review_share=options.double_review_share,
-            auto_accept_agreement=options.auto_accept_agreement,
+            auto_accept_agreement=options.auto_accept_agreement, by_owner=options.review_by == "me",
         )
         dataset.state = DatasetState.in_review
         dataset.progress = {"stage": "in_review", "percent": 60, "frames_total": len(hard)}

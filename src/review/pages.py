@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from src.annotation import service as annotation_service
-from src.auth.dependencies import PageAdmin, PageReviewer, page_admin
+from src.auth.dependencies import PageAdmin, PageUser, page_admin
+from src.auth.models import Role
 from src.database import SessionDep
 from src.datasets.models import Dataset
 from src.exceptions import DomainError
@@ -27,7 +28,7 @@ admin_router = APIRouter(prefix="/admin/review", include_in_schema=False, depend
 
 
 @router.get("/review")
-async def my_review_jobs(request: Request, session: SessionDep, user: PageReviewer):
+async def my_review_jobs(request: Request, session: SessionDep, user: PageUser):
     rows = [{"job": job, "task": task, "dataset": dataset, "frames": n,
              "to_do": "validate" if job.stage == JobStage.validation else "annotate"}
             for job, task, dataset, n in await service.jobs_for_user(session, user=user)]
@@ -35,14 +36,15 @@ async def my_review_jobs(request: Request, session: SessionDep, user: PageReview
 
 
 @router.get("/review/jobs/{job_id}/open")
-async def open_job(job_id: int, session: SessionDep, user: PageReviewer):
+async def open_job(job_id: int, session: SessionDep, user: PageUser):
     job = await service.get_job_for(session, job_id=job_id, user=user)
     task = await session.get(ReviewTask, job.task_id)
     return RedirectResponse(service.job_url(job, task), status_code=303)
 
 
 @router.get("/review/jobs/{job_id}")
-async def review_page(request: Request, job_id: int, session: SessionDep, user: PageReviewer, frame: int | None = None, error: str = ""):
+async def review_page(request: Request, job_id: int, session: SessionDep, user: PageUser, frame: int | None = None,
+                      error: str = "", ask_complete: bool = False):
     job = await service.get_job_for(session, job_id=job_id, user=user)
     task = await session.get(ReviewTask, job.task_id)
     dataset = await session.get(Dataset, task.dataset_id)
@@ -67,12 +69,14 @@ async def review_page(request: Request, job_id: int, session: SessionDep, user: 
         "back_url": "/review", "editor_title": f"review job #{job.id}",
         "readonly_message": f"This job is in {job.stage.value}; its boxes are shown read-only.",
         "current": next(f for f in frames if f.video_frame == current),
+        "pending": [f.video_frame for f in frames if f.decision == FrameDecision.pending],
+        "ask_complete": ask_complete, "self_review": service.self_reviewed(job, dataset),
     }
     return render(request, "review/job.html", context)
 
 
 @router.post("/review/jobs/{job_id}/frames/{frame}/decision")
-async def decide_submit(request: Request, job_id: int, frame: int, session: SessionDep, user: PageReviewer,
+async def decide_submit(request: Request, job_id: int, frame: int, session: SessionDep, user: PageUser,
                         decision: Annotated[FrameDecision, Form()]):
     job = await service.get_job_for(session, job_id=job_id, user=user)
     if decision == FrameDecision.fixed:
@@ -80,31 +84,48 @@ async def decide_submit(request: Request, job_id: int, frame: int, session: Sess
     try:
         await service.decide(session, job=job, user=user, video_frame=frame, decision=decision, corrected=None)
     except DomainError as error:
-        return redirect(request, f"/review/jobs/{job_id}?frame={frame}&error={error.message}")
-    return redirect(request, f"/review/jobs/{job_id}?frame={frame}")
+        return redirect(request, _job_url(job_id, frame=frame, error=error.message))
+    if decision == FrameDecision.pending:  # a revert: stay on the frame
+        return redirect(request, _job_url(job_id, frame=frame))
+    order = [f.video_frame for f in await service.frames_of_job(session, job_id=job.id)]
+    pending = [f.video_frame for f in await service.frames_of_job(session, job_id=job.id) if f.decision == FrameDecision.pending]
+    later = [f for f in pending if order.index(f) > order.index(frame)]
+    return redirect(request, _job_url(job_id, frame=(later or pending or [frame])[0]))
+
+
+def _job_url(job_id: int, **query) -> str:
+    from urllib.parse import urlencode
+
+    return f"/review/jobs/{job_id}?{urlencode({k: v for k, v in query.items() if v not in (None, '')})}"
 
 
 @router.post("/review/jobs/{job_id}/complete")
-async def complete_submit(request: Request, job_id: int, session: SessionDep, user: PageReviewer):
+async def complete_submit(request: Request, job_id: int, session: SessionDep, user: PageUser,
+                          pending_ok: Annotated[bool, Form()] = False):
+    """Complete the job; with frames still pending, ask first (they would count as accepted)."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
+    if not pending_ok and await service.pending_count(session, job=job):
+        return redirect(request, _job_url(job_id, ask_complete="true"))
     try:
         finished = await service.complete(session, job=job, user=user)
     except DomainError as error:
-        return redirect(request, f"/review/jobs/{job_id}?error={error.message}")
+        return redirect(request, _job_url(job_id, error=error.message))
+    task = await session.get(ReviewTask, job.task_id)
     if finished:
-        task = await session.get(ReviewTask, job.task_id)
         service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
+    if user.role == Role.user:  # an owner reviewing their own dataset goes back to it
+        return redirect(request, f"/datasets/{task.dataset_id}/overview")
     return redirect(request, "/review")
 
 
 @router.post("/review/jobs/{job_id}/validate")
-async def validate_submit(request: Request, job_id: int, session: SessionDep, user: PageReviewer,
+async def validate_submit(request: Request, job_id: int, session: SessionDep, user: PageUser,
                           accept: Annotated[bool, Form()] = False, issue: Annotated[str, Form()] = ""):
     job = await service.get_job_for(session, job_id=job_id, user=user)
     try:
         finished = await service.validate(session, job=job, user=user, accept=accept, issue=issue)
     except DomainError as error:
-        return redirect(request, f"/review/jobs/{job_id}?error={error.message}")
+        return redirect(request, _job_url(job_id, error=error.message))
     if finished:
         task = await session.get(ReviewTask, job.task_id)
         service.resume_on_commit(session, request.app.state.redis, task.dataset_id)

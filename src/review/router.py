@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
 
-from src.auth.dependencies import AdminUser, CurrentUser, ReviewerUser, require_role
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from src.auth.dependencies import AdminUser, CurrentUser, require_role
 from src.auth.models import Role
 from src.database import SessionDep
 from src.review import agreement, service
@@ -18,19 +20,32 @@ admin_router = APIRouter(prefix="/api/v1/admin/review", tags=["admin"], dependen
 
 
 @router.get("/jobs", response_model=list[ReviewJobRead])
-async def my_jobs(session: SessionDep, user: ReviewerUser):
+async def my_jobs(session: SessionDep, user: CurrentUser):
     """Jobs to annotate (assigned to me) and jobs waiting for my validation."""
     return [await service.job_view(session, job=job) for job, *_ in await service.jobs_for_user(session, user=user)]
 
 
 @router.get("/jobs/{job_id}", response_model=ReviewJobRead)
-async def read_job(job_id: int, session: SessionDep, user: ReviewerUser):
+async def read_job(job_id: int, session: SessionDep, user: CurrentUser):
     job = await service.get_job_for(session, job_id=job_id, user=user)
     return await service.job_view(session, job=job)
 
 
+@router.get("/jobs/{job_id}/frames/{frame}/image", responses={200: {"content": {"image/jpeg": {}}}})
+async def frame_image(job_id: int, frame: int, session: SessionDep, user: CurrentUser,
+                      width: Annotated[int | None, Query(ge=16, le=8192)] = None):
+    """A frame of the job as JPEG, for the people the job is dealt to (its frames only)."""
+    from src.videos import service as video_service
+
+    job = await service.get_job_for(session, job_id=job_id, user=user)
+    video_id, n = await service.frame_of_job(session, job=job, video_frame=frame)
+    video = await video_service.get_or_raise(session, video_id=video_id)
+    jpeg = await video_service.frame_jpeg(video, n=n, width=width)
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
 @router.put("/jobs/{job_id}/frames/{frame}", response_model=ReviewJobRead)
-async def decide_frame(job_id: int, frame: int, body: FrameDecisionIn, session: SessionDep, user: ReviewerUser):
+async def decide_frame(job_id: int, frame: int, body: FrameDecisionIn, session: SessionDep, user: CurrentUser):
     """Accept the proposed boxes, fix them (`objects`), or reject the frame (dropped from the dataset)."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
     await service.decide(session, job=job, user=user, video_frame=frame, decision=body.decision, corrected=body.objects)
@@ -38,7 +53,7 @@ async def decide_frame(job_id: int, frame: int, body: FrameDecisionIn, session: 
 
 
 @router.post("/jobs/{job_id}/complete", response_model=ReviewJobRead)
-async def complete(job_id: int, request: Request, session: SessionDep, user: ReviewerUser):
+async def complete(job_id: int, request: Request, session: SessionDep, user: CurrentUser):
     """The annotator is done: the job goes to validation by a second person (or, in double
     review, is accepted with its QC pair when they agree enough)."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
@@ -50,7 +65,7 @@ async def complete(job_id: int, request: Request, session: SessionDep, user: Rev
 
 
 @router.post("/jobs/{job_id}/validate", response_model=ReviewJobRead)
-async def validate(job_id: int, body: ValidationIn, request: Request, session: SessionDep, user: ReviewerUser):
+async def validate(job_id: int, body: ValidationIn, request: Request, session: SessionDep, user: CurrentUser):
     """Accept (the corrections are imported; the last acceptance resumes the dataset) or reject with an issue."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
     finished = await service.validate(session, job=job, user=user, accept=body.accept, issue=body.issue)

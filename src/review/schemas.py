@@ -33,7 +33,8 @@ class ReviewJobRead(BaseModel):
 
 
 class FrameDecisionIn(BaseModel):
-    decision: FrameDecision
+    decision: FrameDecision = Field(description='"accepted" (a fixed frame keeps its fix), "fixed" (with `objects`), '
+                                                '"rejected" (dropped from the dataset), "pending" (revert to the proposed boxes)')
     objects: list[dict[str, Any]] | None = Field(None, description='with "fixed": [{"track_id"?, "class", "box"}]')
 
 

@@ -43,7 +43,7 @@ async def get_task(session: AsyncSession, *, dataset_id: uuid.UUID) -> ReviewTas
 async def open_review(
     session: AsyncSession, *, dataset: Dataset, proposed: dict[int, list[dict[str, Any]]],
     backend: ReviewBackend, job_size: int = DEFAULT_JOB_SIZE, double_review_share: float = 0.0,
-    auto_accept_agreement: float | None = None,
+    auto_accept_agreement: float | None = None, by_owner: bool = False,
 ) -> ReviewTask:
     """Create the review task for `proposed` ({hard frame: boxes}); idempotent per dataset.
 
@@ -57,7 +57,7 @@ async def open_review(
                       state=TaskState.creating if backend == ReviewBackend.cvat else TaskState.open)
     session.add(task)
     await session.flush()
-    people = await reviewers(session)
+    people = [await session.get(User, dataset.owner_id)] if by_owner else await reviewers(session)
     frames = sorted(proposed)
     primaries: list[tuple[ReviewJob, list[int]]] = []
     for number, start in enumerate(range(0, len(frames), job_size)):
@@ -118,15 +118,46 @@ def can_annotate(job: ReviewJob, user: User) -> bool:
 
 
 def can_validate(job: ReviewJob, user: User) -> bool:
-    """A second person: an admin, or an annotator who is not the job's annotator."""
-    return user.role == Role.admin or (user.role == Role.annotator and job.assignee_id != user.id)
+    """A second person: an admin, or the annotator designated as the job's reviewer
+    (`designate_reviewer`, or an admin's assignment); never the job's own annotator."""
+    if user.role == Role.admin:
+        return True
+    return user.role == Role.annotator and job.reviewer_id == user.id and job.assignee_id != user.id
+
+
+async def designate_reviewer(session: AsyncSession, *, job: ReviewJob) -> uuid.UUID | None:
+    """The annotator who validates `job`: the active annotators other than its annotator take
+    turns by job id; None (admins validate) when there is no other annotator."""
+    others = [u.id for u in (await session.scalars(
+        select(User).where(User.role == Role.annotator, User.is_active).order_by(User.created_at, User.id)
+    )).all() if u.id != job.assignee_id]
+    return others[job.id % len(others)] if others else None
 
 
 async def get_job_for(session: AsyncSession, *, job_id: int, user: User) -> ReviewJob:
+    """The job, if `user` may see it: the person it is dealt to, its designated reviewer once
+    it has left annotation, an admin; 404 for everyone else, so job ids reveal nothing. What
+    they may do with it is checked by each action (`can_annotate`, `can_validate`)."""
     job = await session.get(ReviewJob, job_id)
-    if job is None or not (can_annotate(job, user) or can_validate(job, user)):
+    if job is None or not (can_annotate(job, user) or (job.stage != JobStage.annotation and can_validate(job, user))):
         raise ReviewJobNotFound()
     return job
+
+
+async def frame_of_job(session: AsyncSession, *, job: ReviewJob, video_frame: int) -> tuple[uuid.UUID, int]:
+    """(video id, frame) when `video_frame` is one of the job's frames: what its reviewers may see."""
+    frame = await session.scalar(select(ReviewFrame.video_frame).where(
+        ReviewFrame.job_id == job.id, ReviewFrame.video_frame == video_frame))
+    if frame is None:
+        raise ReviewJobNotFound("This frame is not part of the review job.")
+    task = await session.get(ReviewTask, job.task_id)
+    dataset = await session.get(Dataset, task.dataset_id)
+    return dataset.video_id, frame
+
+
+def self_reviewed(job: ReviewJob, dataset: Dataset) -> bool:
+    """The owner reviews their own dataset: their completion is the acceptance."""
+    return job.assignee_id is not None and job.assignee_id == dataset.owner_id
 
 
 async def jobs_for_user(session: AsyncSession, *, user: User) -> list[tuple[ReviewJob, ReviewTask, Dataset, int]]:
@@ -146,6 +177,12 @@ async def jobs_for_user(session: AsyncSession, *, user: User) -> list[tuple[Revi
         if (job.stage == JobStage.annotation and can_annotate(job, user))
         or (job.stage == JobStage.validation and can_validate(job, user))
     ]
+
+
+async def own_review_jobs(session: AsyncSession, *, dataset_id: uuid.UUID, user: User) -> list[tuple[ReviewJob, int]]:
+    """(job, frames) of `dataset_id` that `user` is to annotate now: an owner's self-review."""
+    return [(job, n) for job, _, dataset, n in await jobs_for_user(session, user=user)
+            if dataset.id == dataset_id and job.stage == JobStage.annotation and job.assignee_id == user.id]
 
 
 def _clean_boxes(objects: Sequence[dict[str, Any]], *, width: int, height: int, classes: set[str]) -> list[dict]:
@@ -181,8 +218,10 @@ async def decide_frame(
         raise ReviewJobNotFound()
     if decision == FrameDecision.fixed:
         frame.corrected = _clean_boxes(corrected or [], width=width, height=height, classes=classes)
-    elif decision == FrameDecision.accepted:
-        frame.corrected = None
+    elif decision == FrameDecision.accepted and frame.decision == FrameDecision.fixed:
+        decision = FrameDecision.fixed  # accepting a fixed frame accepts the fix; only a revert drops it
+    elif decision == FrameDecision.pending:
+        frame.corrected = None  # revert: back to the proposed boxes, undecided
     frame.decision = decision
     job.updated_at = utcnow()
     await session.flush()
@@ -199,8 +238,13 @@ async def complete_annotation(session: AsyncSession, *, job: ReviewJob, user: Us
         if frame.decision == FrameDecision.pending:
             frame.decision = FrameDecision.accepted
     job.stage, job.updated_at = JobStage.validation, utcnow()
+    job.reviewer_id = await designate_reviewer(session, job=job)
     await session.flush()
     return job
+
+
+async def pending_count(session: AsyncSession, *, job: ReviewJob) -> int:
+    return sum(f.decision == FrameDecision.pending for f in await frames_of_job(session, job_id=job.id))
 
 
 async def complete(session: AsyncSession, *, job: ReviewJob, user: User | None) -> bool:
@@ -209,6 +253,11 @@ async def complete(session: AsyncSession, *, job: ReviewJob, user: User | None) 
     Returns True when an automatic acceptance completed the whole task (the caller then
     calls `resume_on_commit`)."""
     await complete_annotation(session, job=job, user=user)
+    task = await session.get(ReviewTask, job.task_id)
+    if self_reviewed(job, await session.get(Dataset, task.dataset_id)):
+        job.stage, job.imported, job.reviewer_id = JobStage.acceptance, True, job.assignee_id
+        await session.flush()
+        return await finish_if_complete(session, task_id=job.task_id)
     return await check_agreement(session, task_id=job.task_id)
 
 

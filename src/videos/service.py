@@ -132,6 +132,15 @@ async def get_for_user(session: AsyncSession, *, video_id: uuid.UUID, user: User
     return video
 
 
+async def get_or_raise(session: AsyncSession, *, video_id: uuid.UUID) -> Video:
+    """The video whatever its owner: for callers that have authorised access another way
+    (a reviewer reading the frames of a job dealt to them)."""
+    video = await session.get(Video, video_id)
+    if video is None or video.storage_key is None:
+        raise VideoNotFound()
+    return video
+
+
 async def get_ready_for_user(session: AsyncSession, *, video_id: uuid.UUID, user: User) -> Video:
     video = await get_for_user(session, video_id=video_id, user=user)
     if video.status != VideoStatus.ready:

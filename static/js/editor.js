@@ -93,6 +93,57 @@
     return tracks;
   }
 
+  // Ghosts: where each track of the other keyframes is, on a frame where it has no box yet (its
+  // box on the nearest keyframe, unless a "gone" mark lies between). A box drawn over a ghost
+  // of its class continues that track instead of starting a new object.
+  function ghosts() {
+    const here = new Set(objects.map((o) => o.track_id));
+    const best = new Map();  // track id -> {box, class, distance}
+    for (const [f, objs] of keyframes) {
+      if (f === frame) continue;
+      for (const o of objs) {
+        if (here.has(o.track_id)) continue;
+        const d = Math.abs(f - frame), known = best.get(o.track_id);
+        if (!known || d < known.distance) best.set(o.track_id, { box: o.box, class: o.class, gone: !!o.gone, distance: d, from: f });
+      }
+    }
+    return [...best.entries()].filter(([, g]) => !g.gone).map(([id, g]) => ({ track_id: id, ...g }));
+  }
+
+  function iou(a, b) {
+    const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0])), h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+    const inter = w * h, union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    return union > 0 ? inter / union : 0;
+  }
+
+  function trackForNewBox(box, className) {
+    const cx = (box[0] + box[2]) / 2, cy = (box[1] + box[3]) / 2;
+    let pick = null, score = 0;
+    for (const g of ghosts()) {
+      if (g.class !== className) continue;
+      const overlap = iou(box, g.box), inside = cx >= g.box[0] && cx <= g.box[2] && cy >= g.box[1] && cy <= g.box[3];
+      const s = overlap + (inside ? 0.5 : 0);
+      if ((overlap >= 0.1 || inside) && s > score) { pick = g.track_id; score = s; }
+    }
+    return pick ?? nextTrackId();
+  }
+
+  function drawGhosts(px) {
+    ctx.setLineDash([6 * px, 4 * px]);
+    ctx.lineWidth = 1.5 * px;
+    ctx.font = `${11 * px}px system-ui, sans-serif`;
+    for (const g of ghosts()) {
+      const [x1, y1, x2, y2] = g.box;
+      ctx.strokeStyle = colorOf(g.class);
+      ctx.globalAlpha = 0.6;
+      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      ctx.fillStyle = colorOf(g.class);
+      ctx.fillText(`#${g.track_id} ${g.class} · as on frame ${g.from}`, x1 + 2 * px, y2 - 4 * px);
+      ctx.globalAlpha = 1;
+    }
+    ctx.setLineDash([]);
+  }
+
   function nextTrackId() {
     let max = 0;
     for (const [f, objs] of keyframes) if (f !== frame) for (const o of objs) max = Math.max(max, o.track_id);
@@ -109,6 +160,7 @@
     if (image && image.complete && image.naturalWidth) ctx.drawImage(image, 0, 0, W, H);
     else { ctx.fillStyle = "#444"; ctx.fillRect(0, 0, W, H); }
     const px = 1 / view.scale;
+    if (data.editable && !review) drawGhosts(px);
     objects.forEach((o, i) => {
       if (!isBox(o)) return;
       const [x1, y1, x2, y2] = o.box;
@@ -208,8 +260,10 @@
         setStatus("error", `Not saved: ${detail}`);
         return;
       }
-      if (review) keyframes.set(target, payload);
-      else {
+      if (review) {
+        keyframes.set(target, payload);
+        markDecision(target, "fixed");
+      } else {
         if (answer.objects.length) keyframes.set(target, answer.objects); else keyframes.delete(target);
         // a track has one class: the server set it on the track's other keyframes too
         const classes = new Map(answer.objects.filter(isBox).map((o) => [o.track_id, o.class]));
@@ -232,12 +286,24 @@
     const done = (ok) => {
       if (image !== img) return;
       if (!ok) message("This frame could not be loaded.");
+      canvas.dataset.image = ok ? "loaded" : "failed";
       canvas.dataset.ready = "1";
       render();
     };
     img.onload = () => done(true);
     img.onerror = () => done(false);
-    img.src = `/api/v1/videos/${data.video_id}/frames/${frame}`;
+    img.src = review ? `/api/v1/review/jobs/${review.job_id}/frames/${frame}/image`
+      : `/api/v1/videos/${data.video_id}/frames/${frame}`;
+  }
+
+  function markDecision(target, decision) {  // review page: the frame's badge follows its saved decision
+    const badge = document.querySelector(`#frame-list a[data-frame="${target}"]`);
+    if (!badge) return;
+    badge.dataset.decision = decision;
+    badge.textContent = `#${target} · ${decision}`;
+    const left = document.querySelectorAll('#frame-list a[data-decision="pending"]').length;
+    const counter = $("pending-count");
+    if (counter) counter.textContent = String(left);
   }
 
   function reviewTarget(n) {  // in review mode, step through the job's frames only
@@ -246,11 +312,25 @@
     return n > frame ? (later ?? frame) : (earlier ?? frame);
   }
 
+  if (review) {  // the panel's forms (accept, reject, complete) wait until the last edit is saved
+    document.addEventListener("submit", async (event) => {
+      if (!dirty && !pending) return;
+      event.preventDefault();
+      await flush();
+      await saving;
+      event.target.submit();
+    });
+  }
+
   async function goFrame(n) {
     n = Math.min(COUNT - 1, Math.max(0, Math.round(n)));
     if (review) n = reviewTarget(n);
     if (Number.isNaN(n) || n === frame) return;
     await flush();
+    if (review) {  // the review panel's buttons act on one frame: load the page of the next one
+      window.location.assign(`?frame=${n}`);
+      return;
+    }
     frame = n;
     objects = clone(keyframes.get(frame) || []);
     selected = -1; undoStack = []; redoStack = [];
@@ -436,7 +516,8 @@
       if (!bigEnough(box)) { message("Boxes must be at least 2×2 pixels."); render(); return; }
       if (!activeClass) { message("Add a class on the dataset page first."); render(); return; }
       message("");
-      change(() => { objects.push({ track_id: nextTrackId(), class: activeClass, box }); });
+      const track = review ? nextTrackId() : trackForNewBox(box, activeClass);
+      change(() => { objects.push({ track_id: track, class: activeClass, box }); });
       selected = objects.length - 1;
       refresh();
     } else if ((d.mode === "move" || d.mode === "resize") && d.moved) {

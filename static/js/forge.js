@@ -7,7 +7,7 @@
   htmx.config.responseHandling = [
     { code: "204", swap: false },
     { code: "[23]..", swap: true },
-    { code: "(400|401|403|404|409|413|422|429)", swap: true, error: false },
+    { code: "(400|401|402|403|404|409|413|422|429)", swap: true, error: false },
     { code: "[45]..", swap: false, error: true },
   ];
   // <form data-confirm="..."> asks before submitting (delete buttons).

@@ -27,11 +27,12 @@ async def _dataset_in_review(app, user_client, services) -> dict:
 async def test_full_builtin_review_loop(app, user_client, annotators, services):
     anna, rob = annotators
     dataset = await _dataset_in_review(app, user_client, services)
-    assert (await user_client.get("/api/v1/review/jobs")).status_code == 403  # plain users do not review
+    assert (await user_client.get("/api/v1/review/jobs")).json() == []  # the team reviews: nothing for the owner
 
     jobs = (await anna.get("/api/v1/review/jobs")).json()
     assert len(jobs) == 1 and jobs[0]["stage"] == "annotation"
     job = jobs[0]
+    assert (await user_client.get(f"/api/v1/review/jobs/{job['id']}")).status_code == 404
     frames = [f["video_frame"] for f in job["frames"]]
     assert len(frames) == 6 and 0 not in frames  # 5% of 120 delivered frames, never the keyframe
     assert job["url"] == f"/review/jobs/{job['id']}"
