@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 from arq import create_pool
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -35,7 +38,7 @@ from src.review import pages as review_pages
 from src.review.router import admin_router as review_admin_router
 from src.review.router import router as review_router
 from src.review.webhooks import router as review_webhook_router
-from src.security import SecurityMiddleware
+from src.security import BodyGuardMiddleware, BodyLimits, SecurityMiddleware, add_security_headers
 from src.templating import redirect, render
 from src.videos import pages as video_pages
 from src.videos.router import router as videos_router
@@ -49,6 +52,42 @@ ERROR_TITLES = {
     500: "Something went wrong",
 }
 API_PREFIXES = ("/api/", "/auth/", "/health", "/docs", "/openapi.json")
+
+
+# Routes that put a session cookie in the browser: the CSRF token is needed there even without a
+# session (login CSRF: another site must not log the browser into an account of its choosing).
+LOGIN_PATHS = frozenset({"/login", "/register", "/auth/login"})
+WEBHOOK_MAX_BYTES = 256 * 1024
+
+
+def body_limits(settings) -> BodyLimits:
+    """Request body caps by route: uploads up to MAX_UPLOAD_BYTES (each user's quota is checked
+    by the upload itself, below that), models up to the model limit, webhooks small, everything
+    else (JSON, forms) MAX_BODY_BYTES."""
+    from src.detectors.service import MAX_MODEL_BYTES
+
+    model = MAX_MODEL_BYTES + (1 << 20)  # multipart overhead and the small fields
+    return BodyLimits(
+        default=settings.max_body_bytes,
+        routes={
+            ("POST", "/api/v1/videos"): settings.max_upload_bytes, ("POST", "/videos/upload"): settings.max_upload_bytes,
+            ("POST", "/api/v1/models"): model, ("POST", "/models/upload"): model,
+            ("POST", "/api/v1/review/cvat/webhook"): WEBHOOK_MAX_BYTES,
+        },
+    )
+
+
+def _finite(value):
+    """A validation error's details made JSON-safe (NaN / Infinity inputs become strings)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
 
 
 def wants_json(request: Request) -> bool:
@@ -81,7 +120,9 @@ async def lifespan(app: FastAPI):
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(title="Data Forge", version="0.1.0", lifespan=lifespan)
-    app.add_middleware(SecurityMiddleware, session_cookie=SESSION_COOKIE, secure_cookies=settings.cookie_secure)
+    app.add_middleware(SecurityMiddleware, session_cookie=SESSION_COOKIE, secure_cookies=settings.cookie_secure,
+                       login_paths=LOGIN_PATHS)
+    app.add_middleware(BodyGuardMiddleware, limits=body_limits(settings))  # outermost: before anything reads
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 
     app.include_router(auth_router)
@@ -136,7 +177,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, error: LoginRequired):
-        return redirect(request, f"/login?next={error.next_url}")
+        return redirect(request, f"/login?next={quote(error.next_url, safe='/')}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
@@ -150,15 +191,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError):
         if wants_json(request):
-            return await request_validation_exception_handler(request, error)
+            # FastAPI's own handler cannot serialise a NaN input back (a 500): make the details JSON-safe.
+            return JSONResponse({"detail": jsonable_encoder(_finite(error.errors()))},
+                                status_code=422)
         return error_page(request, 422, "Some of the values sent are not valid.")
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, error: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
         if wants_json(request):
-            return JSONResponse({"detail": "Internal server error. It has been logged."}, status_code=500)
-        return error_page(request, 500, "An unexpected error happened. It has been logged; please try again.")
+            response = JSONResponse({"detail": "Internal server error. It has been logged."}, status_code=500)
+        else:
+            response = error_page(request, 500, "An unexpected error happened. It has been logged; please try again.")
+        # Sent by Starlette's outermost middleware, past ours: the security headers are added here.
+        add_security_headers(response.headers, request.url.path)
+        return response
 
 
 app = create_app()

@@ -176,9 +176,12 @@ async def register(client: httpx.AsyncClient, email: str, password: str = "corre
 
 
 async def login_cookie(client: httpx.AsyncClient, email: str, password: str = "correct-horse-9") -> None:
-    response = await client.post("/auth/login", data={"username": email, "password": password})
+    # Logging a browser in needs the CSRF token too (login CSRF), as the login page's form sends it.
+    token = await csrf_token(client)
+    response = await client.post("/auth/login", data={"username": email, "password": password},
+                                 headers={"X-CSRF-Token": token})
     assert response.status_code == 204, response.text
-    client.headers["X-CSRF-Token"] = await csrf_token(client)
+    client.headers["X-CSRF-Token"] = token
 
 
 async def bearer(client: httpx.AsyncClient, email: str, password: str = "correct-horse-9") -> dict[str, str]:

@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.admin import audit
+from src.auth import service as auth_service
 from src.auth.models import Role, User
 from src.auth.users import UserManager
 from src.billing import service as billing_service
@@ -120,6 +121,8 @@ async def update_user(
         if others == 0:
             raise Conflict(f"{user.email} is the last active administrator; make another user an admin first.")
 
+    if (role is not None and role != user.role) or (active is not None and active != user.is_active):
+        auth_service.end_sessions(user)  # a new role or a deactivation ends the user's sessions and tokens
     if role is not None:
         user.role = role
     if active is not None:

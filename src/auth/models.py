@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Enum, String, Uuid
+from sqlalchemy import Boolean, Enum, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from src.database import Base, CreatedAtMixin
@@ -31,6 +31,9 @@ class User(CreatedAtMixin, Base):
     )
     last_login_at: Mapped[datetime | None]
     cvat_username: Mapped[str | None] = mapped_column(String(150))
+    # Embedded in every session / API token; bumping it ends them all (logout, password reset or
+    # change, deactivation, role change).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_superuser(self) -> bool:

@@ -12,11 +12,12 @@ from pydantic import ValidationError
 
 from src.auth import service
 from src.auth.dependencies import OptionalUser, PageUser
+from src.database import SessionDep
 from src.auth.exceptions import AuthError
 from src.auth.router import UserManagerDep
-from src.auth.schemas import UserCreate
+from src.auth.schemas import MAX_PASSWORD_LENGTH, UserCreate
 from src.auth.users import cookie_backend
-from src.security import client_ip
+from src.security import client_ip, safe_next
 from src.templating import redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -24,10 +25,8 @@ StrategyDep = Annotated[Strategy, Depends(cookie_backend.get_strategy)]
 
 
 def _safe_next(next_url: str | None) -> str:
-    # Only local paths: never redirect to another site after login.
-    if next_url and next_url.startswith("/") and not next_url.startswith("//"):
-        return next_url
-    return "/"
+    # Only paths on this site, on the plain and the HTMX (HX-Redirect) path alike.
+    return safe_next(next_url)
 
 
 async def _logged_in_redirect(request: Request, strategy: Strategy, user, url: str):
@@ -85,19 +84,26 @@ async def register_submit(
     errors: dict[str, str] = {}
     try:
         user = await user_manager.create(UserCreate(email=email, password=password), safe=True, request=request)
-    except ValidationError:
-        errors["email"] = "Enter a valid e-mail address."
+    except ValidationError as error:
+        fields = {str(e["loc"][0]) for e in error.errors() if e.get("loc")}
+        if "password" in fields:
+            errors["password"] = f"Password must be at most {MAX_PASSWORD_LENGTH} characters."
+        if "email" in fields or not fields:
+            errors["email"] = "Enter a valid e-mail address."
     except fu_exceptions.UserAlreadyExists:
         errors["email"] = "An account with this e-mail already exists. Log in or reset your password."
     except fu_exceptions.InvalidPasswordException as error:
         errors["password"] = str(error.reason)
     if errors:
         return render(request, "auth/register.html", {"errors": errors, "email": email}, block="form", status_code=422)
+    await service.login_limiter(request.app.state.redis).succeeded(client_ip(request), user.email, counted_on_ip=False)
     return await _logged_in_redirect(request, strategy, user, "/profile")
 
 
 @router.post("/logout")
-async def logout(request: Request):
+async def logout(request: Request, session: SessionDep, user: OptionalUser):
+    if user is not None:
+        service.end_sessions(user)  # this cookie, and every other session and token of the account
     response = redirect(request, "/login")
     response.delete_cookie(cookie_backend.transport.cookie_name, path="/")
     return response
@@ -156,6 +162,34 @@ async def verify_page(request: Request, user_manager: UserManagerDep, token: str
 @router.get("/profile")
 async def profile_page(request: Request, user: PageUser):
     return render(request, "auth/profile.html", {"profile": user})
+
+
+@router.post("/profile/password")
+async def change_password(
+    request: Request,
+    user: PageUser,
+    user_manager: UserManagerDep,
+    strategy: StrategyDep,
+    current_password: Annotated[str, Form()] = "",
+    new_password: Annotated[str, Form()] = "",
+    confirm_password: Annotated[str, Form()] = "",
+):
+    """Current password + new one (twice); every other session and token of the account ends,
+    this browser gets a fresh session cookie."""
+    try:
+        if new_password != confirm_password:
+            raise AuthError("The two new passwords differ.")
+        user = await service.change_password(
+            user_manager, service.login_limiter(request.app.state.redis), user=user,
+            current=current_password, new=new_password,
+        )
+    except AuthError as error:
+        context = {"profile": user, "password_error": error.message}
+        return render(request, "auth/profile.html", context, block="password", status_code=error.status_code)
+    response = render(request, "auth/profile.html", {"profile": user, "password_changed": True}, block="password")
+    login_response = await cookie_backend.login(strategy, user)
+    response.headers.append("set-cookie", login_response.headers["set-cookie"])
+    return response
 
 
 @router.post("/profile/request-verify")

@@ -1,7 +1,8 @@
 """Account endpoints: /auth/* (fastapi-users) and /api/v1/users/me.
 
-Login is our own thin route over fastapi-users' backend.login so that failed attempts are
-counted (rate limit) before and after the password check.
+Login is our own thin route over fastapi-users' backend.login so that every attempt is
+counted (rate limit) before the password is checked; logout ends every session and token of
+the account (the token version in them is bumped).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from src.auth import service
 from src.auth.dependencies import CurrentUser
 from src.auth.schemas import UserCreate, UserRead
 from src.auth.users import UserManager, bearer_backend, cookie_backend, fastapi_users, user_manager_in_unit_of_work
+from src.database import SessionDep
 from src.security import client_ip
 
 UserManagerDep = Annotated[UserManager, Depends(user_manager_in_unit_of_work, scope="function")]
@@ -45,9 +47,10 @@ def _logout_route(backend: AuthenticationBackend):
     current = fastapi_users.authenticator.current_user_token(active=True)
 
     async def logout(
-        user_token=Depends(current), strategy: Strategy = Depends(backend.get_strategy)
+        session: SessionDep, user_token=Depends(current), strategy: Strategy = Depends(backend.get_strategy)
     ) -> Response:
         user, token = user_token
+        service.end_sessions(user)  # this token and every other one of the account stop working
         return await backend.logout(strategy, user, token)
 
     return logout
@@ -60,6 +63,8 @@ auth_router.add_api_route("/logout", _logout_route(cookie_backend), methods=["PO
                           summary="Log out: clears the session cookie")
 auth_router.add_api_route("/jwt/login", _login_route(bearer_backend), methods=["POST"],
                           summary="Log in with a form; returns a bearer token for scripts")
+auth_router.add_api_route("/jwt/logout", _logout_route(bearer_backend), methods=["POST"], status_code=204,
+                          summary="Log out: ends every session and token of the account")
 auth_router.include_router(fastapi_users.get_register_router(UserRead, UserCreate))
 auth_router.include_router(fastapi_users.get_reset_password_router())
 auth_router.include_router(fastapi_users.get_verify_router(UserRead))

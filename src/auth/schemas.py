@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 
 from fastapi_users import schemas
+from pydantic import BaseModel, Field
 
 from src.auth.models import Role
 
@@ -14,9 +15,17 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
     last_login_at: datetime | None = None
 
 
+MAX_PASSWORD_LENGTH = 128  # argon2 over a huge password is a denial of service
+
+
 class UserCreate(schemas.BaseUserCreate):
-    pass
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
 
 
 class UserUpdate(schemas.BaseUserUpdate):
-    pass
+    password: str | None = Field(default=None, max_length=MAX_PASSWORD_LENGTH)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+    new_password: str = Field(max_length=MAX_PASSWORD_LENGTH)

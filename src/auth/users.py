@@ -10,14 +10,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from functools import lru_cache
+from pathlib import Path
 
+import jwt
 from fastapi import Depends, Request
+from fastapi_users import exceptions as fu_exceptions
+from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users import BaseUserManager, FastAPIUsers, InvalidPasswordException, UUIDIDMixin
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport, CookieTransport, JWTStrategy
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 
 from src.auth.keys import KeyPair, ensure_keys
 from src.auth.models import User
+from src.auth.schemas import MAX_PASSWORD_LENGTH
 from src.config import get_settings
 from src.database import SessionDep, open_session
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +30,29 @@ from src.mail import send_mail
 
 SESSION_COOKIE = "forge_session"
 MIN_PASSWORD_LENGTH = 8
+COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
+
+
+@lru_cache
+def common_passwords() -> frozenset[str]:
+    """The bundled list of common passwords (lower case; see the file's header)."""
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+def password_problem(password: str, email: str | None) -> str | None:
+    """Why a new password is refused, or None (the rules shared by every form, API and the CLI)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Password must be at least {MIN_PASSWORD_LENGTH} characters."
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"Password must be at most {MAX_PASSWORD_LENGTH} characters."
+    if "\x00" in password:
+        return "Password must not contain NUL characters."
+    if email and email.split("@")[0].lower() in password.lower():
+        return "Password must not contain your e-mail address."
+    if password.lower() in common_passwords():
+        return "This password is one of the most common ones; choose one that is harder to guess."
+    return None
 
 
 @lru_cache
@@ -40,10 +68,15 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     verification_token_secret = reset_password_token_secret
 
     async def validate_password(self, password: str, user) -> None:
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidPasswordException(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
-        if user.email and user.email.split("@")[0].lower() in password.lower():
-            raise InvalidPasswordException("Password must not contain your e-mail address.")
+        problem = password_problem(password, user.email)
+        if problem:
+            raise InvalidPasswordException(problem)
+
+    async def _update(self, user: User, update_dict: dict) -> User:
+        # A new password ends every session and API token of the account (reset, change).
+        if update_dict.get("password") is not None:
+            update_dict = {**update_dict, "token_version": (user.token_version or 0) + 1}
+        return await super()._update(user, update_dict)
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         from src.billing import service as billing_service  # billing imports auth: import late
@@ -75,9 +108,34 @@ async def user_manager_in_unit_of_work(session: SessionDep, manager=Depends(get_
     return manager
 
 
+class RevocableJWTStrategy(JWTStrategy):
+    """fastapi-users' JWT strategy, with the user's token version in the token (`ver`): a token
+    whose version is not the account's current one is refused, so bumping it ends every session."""
+
+    async def read_token(self, token: str | None, user_manager) -> User | None:
+        if token is None:
+            return None
+        try:
+            data = decode_jwt(token, self.decode_key, self.token_audience, algorithms=[self.algorithm])
+        except jwt.PyJWTError:
+            return None
+        user_id, version = data.get("sub"), data.get("ver")
+        if user_id is None or not isinstance(version, int) or isinstance(version, bool):
+            return None
+        try:
+            user = await user_manager.get(user_manager.parse_id(user_id))
+        except (fu_exceptions.UserNotExists, fu_exceptions.InvalidID):
+            return None
+        return user if user.token_version == version else None
+
+    async def write_token(self, user: User) -> str:
+        data = {"sub": str(user.id), "aud": self.token_audience, "ver": user.token_version or 0}
+        return generate_jwt(data, self.encode_key, self.lifetime_seconds, algorithm=self.algorithm)
+
+
 def get_jwt_strategy() -> JWTStrategy:
     keys = jwt_keys()
-    return JWTStrategy(
+    return RevocableJWTStrategy(
         secret=keys.private_pem,
         public_key=keys.public_pem,
         algorithm="RS256",

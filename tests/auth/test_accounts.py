@@ -17,6 +17,7 @@ from tests.conftest import bearer, csrf_token, login_cookie, register, set_role
 async def test_register_login_cookie_and_me(client):
     created = await register(client, "ada@example.com")
     assert created["email"] == "ada@example.com" and created["role"] == "user"
+    client.headers["X-CSRF-Token"] = await csrf_token(client)  # logging a browser in needs it (login CSRF)
     response = await client.post("/auth/login", data={"username": "ada@example.com", "password": "correct-horse-9"})
     assert response.status_code == 204
     set_cookie = response.headers["set-cookie"]
@@ -101,6 +102,7 @@ async def test_inactive_user_cannot_log_in_and_loses_access_at_once(app, client)
 
 async def test_bad_password_and_short_password(client):
     await register(client, "carol@example.com")
+    client.headers["X-CSRF-Token"] = await csrf_token(client)
     response = await client.post("/auth/login", data={"username": "carol@example.com", "password": "wrong-password"})
     assert response.status_code == 400 and response.json() == {"detail": "Wrong e-mail or password."}
     short = await client.post("/auth/register", json={"email": "dan@example.com", "password": "short"})
@@ -124,6 +126,7 @@ async def test_login_rate_limit_triggers_and_recovers(client):
     from src.config import get_settings
 
     await register(client, "slow@example.com")
+    client.headers["X-CSRF-Token"] = await csrf_token(client)
     limit = get_settings().login_max_failures
     for _ in range(limit):
         bad = await client.post("/auth/login", data={"username": "slow@example.com", "password": "nope-nope-nope"})
@@ -143,6 +146,7 @@ async def test_forgot_and_reset_password_and_verify_by_mail(client, caplog):
     token = re.findall(r"reset-password\?token=(\S+)", caplog.text)[-1]
     reset = await client.post("/auth/reset-password", json={"token": token, "password": "a-new-password-1"})
     assert reset.status_code == 200
+    client.headers["X-CSRF-Token"] = await csrf_token(client)
     assert (await client.post("/auth/login", data={"username": "mail@example.com", "password": "a-new-password-1"})).status_code == 204
     verify_token = re.findall(r"verify\?token=(\S+)", caplog.text)[-1]  # sent on registration
     page = await client.get(f"/verify?token={verify_token}", headers={"accept": "text/html"})
@@ -172,9 +176,9 @@ async def test_friendly_error_pages_and_json_errors(client):
 
 
 async def test_register_form_shows_errors_inline_for_htmx(client):
-    await csrf_token(client)
+    token = await csrf_token(client)  # the form carries it (login CSRF protection)
     response = await client.post(
-        "/register", data={"email": "not-an-email", "password": "x"}, headers={"HX-Request": "true"}
+        "/register", data={"email": "not-an-email", "password": "x", "csrf_token": token}, headers={"HX-Request": "true"}
     )
     assert response.status_code == 422
     assert "<html" not in response.text and "valid e-mail" in response.text
