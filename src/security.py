@@ -21,6 +21,7 @@ Two pure ASGI middlewares, outermost first:
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
 import json
 import math
@@ -70,12 +71,28 @@ def add_security_headers(headers: MutableHeaders, path: str) -> None:
         headers.setdefault(name, value)
 
 
+API_PREFIXES = ("/api/", "/auth/", "/health", "/docs", "/openapi.json")
+
+
+def _wants_html(scope: Scope) -> bool:
+    """A page form (HTMX or a plain post from a browser): refusals come as a readable fragment
+    that HTMX swaps in place; the API always gets `{"detail": ...}`."""
+    if scope.get("path", "").startswith(API_PREFIXES):
+        return False
+    return (_header(scope, b"hx-request") == "true") or "text/html" in (_header(scope, b"accept") or "")
+
+
 async def _send_json(scope: Scope, send: Send, status: int, detail: str, extra: list | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    if _wants_html(scope):
+        body = f'<p class="error" role="alert">{html.escape(detail)}</p>'.encode()
+        content_type = b"text/html; charset=utf-8"
+    else:
+        body = json.dumps({"detail": detail}).encode()
+        content_type = b"application/json"
     message: Message = {
         "type": "http.response.start",
         "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
                     *(extra or [])],
     }
     add_security_headers(MutableHeaders(scope=message), scope.get("path", ""))

@@ -60,6 +60,8 @@ def parse_classes(raw: str | None) -> list[str]:
         raise InvalidModel("classes: every class name must be 1 to 100 characters.")
     if len(set(names)) != len(names):
         raise InvalidModel("classes: class names must be unique.")
+    if any("\x00" in n for n in names):
+        raise InvalidModel("classes: class names must not contain NUL characters.")
     if len(names) > MAX_CLASSES:
         raise InvalidModel(f"classes: at most {MAX_CLASSES} classes.")
     return names
@@ -90,6 +92,8 @@ async def upload(
     name = (name or "").strip()[:200] or (file.filename or "model")
     names = parse_classes(classes)
     head = await file.read(16)
+    if "\x00" in (name or "") + (file.filename or ""):  # multipart fields skip the middleware's check
+        raise InvalidModel("The model name must not contain NUL characters.")
     kind = kind_of(file.filename, head)
     await file.seek(0)
     storage = get_storage()

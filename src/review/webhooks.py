@@ -29,6 +29,18 @@ def signature_ok(body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), header.strip().encode())
 
 
+MAX_CVAT_ID = 2**31 - 1  # the id columns are INTEGER
+
+
+def _cvat_id(obj: dict, what: str) -> int:
+    """The event's job / task id: a positive integer, or 422 (a string or a float would reach
+    the database as a type error, a 500)."""
+    value = obj.get("id")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_CVAT_ID:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{what}.id must be a positive integer.")
+    return value
+
+
 @router.post("/webhook", status_code=202)
 async def cvat_webhook(request: Request, session: SessionDep):
     body = await request.body()
@@ -41,10 +53,10 @@ async def cvat_webhook(request: Request, session: SessionDep):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Not a CVAT event.") from None
     query = None
     if kind.endswith(":job") and isinstance(event.get("job"), dict):
-        query = select(ReviewJob.id).where(ReviewJob.cvat_job_id == event["job"].get("id"))
+        query = select(ReviewJob.id).where(ReviewJob.cvat_job_id == _cvat_id(event["job"], "job"))
     elif kind.endswith(":task") and isinstance(event.get("task"), dict):
         query = (select(ReviewJob.id).join(ReviewTask, ReviewJob.task_id == ReviewTask.id)
-                 .where(ReviewTask.cvat_task_id == event["task"].get("id")))
+                 .where(ReviewTask.cvat_task_id == _cvat_id(event["task"], "task")))
     job_ids = list((await session.scalars(query)).all()) if query is not None else []
     for job_id in job_ids:
         await request.app.state.redis.enqueue_job("cvat_sync_job", job_id)

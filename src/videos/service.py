@@ -50,14 +50,33 @@ def display_name(raw: str | None) -> str:
     return name[:255]
 
 
+MAX_FPS = 240.0  # above this a frame rate is a broken or hostile header, not a camera
+MAX_ASPECT = 8.0  # longer side / shorter side (a 32:9 super-wide screen is 3.6)
+
+
+def check_sanity(info: VideoInfo) -> None:
+    """InvalidVideo for what decodes but is no video to annotate: absurd frame rates and
+    extreme aspect ratios (each with its own message)."""
+    if info.fps > MAX_FPS:
+        raise InvalidVideo(f"The frame rate is {info.fps:g} fps; videos up to {MAX_FPS:g} fps are accepted "
+                           "(a higher rate is a broken header or a slow-motion file: convert it first).")
+    long_side, short_side = max(info.width, info.height), min(info.width, info.height)
+    if short_side <= 0 or long_side / short_side > MAX_ASPECT:
+        raise InvalidVideo(f"The picture is {info.width}x{info.height}, an aspect ratio of "
+                           f"{long_side / max(short_side, 1):.0f}:1; at most {MAX_ASPECT:g}:1 is accepted.")
+
+
 def probe_file(path: Path) -> VideoInfo:
-    """Decode-probe a file; InvalidVideo with a message that does not leak server paths."""
+    """Decode-probe a file and check it is sane; InvalidVideo with a message that does not leak
+    server paths."""
     from src.vision.video import VideoProbeError, probe
 
     try:
-        return probe(path)
+        info = probe(path)
     except VideoProbeError as error:
         raise InvalidVideo(str(error).removeprefix(f"{path}: ").capitalize()) from error
+    check_sanity(info)
+    return info
 
 
 def encode_jpeg(frame, quality: int = JPEG_QUALITY) -> bytes:

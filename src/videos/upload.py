@@ -13,6 +13,8 @@ from pathlib import Path
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from src.units import human_bytes
+from src.security import BodyTooLarge
 from src.videos.exceptions import BadUpload, UploadTooLarge
 
 FILE_FIELD = "file"
@@ -94,7 +96,7 @@ async def receive_file(request: Request, target: Path, *, limit: int) -> Receive
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except UploadTooLarge:
+    except (UploadTooLarge, BodyTooLarge):  # the user's quota, or the route's cap (src.security)
         out.close()
         target.unlink(missing_ok=True)
         raise
