@@ -41,7 +41,6 @@ COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 MAX_CLASS_NAME = 64
 MAX_DATASET_NAME = 200
 MIN_BOX = 2.0  # pixels, each side
-CLIP_TOLERANCE = 0.5  # pixels a box may stick out of the frame (clipped, not refused)
 
 
 # ---- drafts -------------------------------------------------------------------------------
@@ -260,7 +259,8 @@ def _check_frame(video: Video, frame: int) -> None:
 
 
 def _check_box(obj: KeyframeObjectIn, video: Video) -> list[float]:
-    """The box clipped to the frame (within CLIP_TOLERANCE), or InvalidDraft saying what is wrong."""
+    """The box clipped to the frame (an object entering at the edge is drawn partly outside
+    it), or InvalidDraft saying what is wrong: a box wholly outside the frame is refused."""
     track = obj.track_id
     if obj.box is None or len(obj.box) != 4:
         raise InvalidDraft(f"Track {track}: a box is four numbers [x1, y1, x2, y2].")
@@ -268,8 +268,7 @@ def _check_box(obj: KeyframeObjectIn, video: Video) -> list[float]:
     if x2 <= x1 or y2 <= y1:
         raise InvalidDraft(f"Track {track}: the box needs x2 > x1 and y2 > y1, got {obj.box}.")
     width, height = video.width or 0, video.height or 0
-    tol = CLIP_TOLERANCE
-    if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
         raise InvalidDraft(f"Track {track}: the box {obj.box} is outside the {width}x{height} frame.")
     box = [max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)]
     if box[2] - box[0] < MIN_BOX or box[3] - box[1] < MIN_BOX:

@@ -3,7 +3,8 @@
 SEEDS.json: {"keyframes": {"0": [{"track_id": 1, "class": "person", "box": [x1, y1, x2, y2]},
                                 {"track_id": 2, "gone": true}]}}
   frame indices 0-based (strings or numbers), boxes in full-resolution pixels, corners;
-  {"track_id": N, "gone": true} ends object N from that keyframe on.
+  {"track_id": N, "gone": true} ends object N from that keyframe on. A box partly outside the
+  frame (an object entering at the edge) is clipped to it; one wholly outside is refused.
 OUT.json: {"video": {"frames", "fps", "width", "height"},
            "frames": [{"frame": i, "objects": [{"track_id", "class", "box", "confidence"}]}],
            "hard_frames": [i, ...], "timing": {"seconds", "fps"}}
@@ -103,7 +104,7 @@ def _run(argv: list[str]) -> int:
     if not out_path.parent.is_dir():
         raise InputError(f"--out: directory {out_path.parent} does not exist")
     info = probe(args.video)
-    validate_keyframes(keyframes, info)
+    keyframes = validate_keyframes(keyframes, info)  # boxes partly outside the frame are clipped
 
     bar = progress = None
     if not args.quiet and info.frames >= 300:

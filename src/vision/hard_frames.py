@@ -16,6 +16,13 @@ import numpy as np
 from src.vision.types import Track
 
 LOST_ERROR = 0.8  # a lost object is probably still there, unlabeled
+# An object the tracker judged to have left the picture: a drifting box that reaches the edge
+# looks the same (a false exit: the object still in view, unlabeled), so the frames after an
+# exit carry LEFT_ERROR, fading by half every LEFT_HALF_LIFE frames (a review near the exit
+# settles it either way: a box re-propagates, "gone" ends the object; a real exit early in a
+# long video must not hold the budget for the rest of it).
+LEFT_ERROR = 0.6
+LEFT_HALF_LIFE = 30.0
 
 
 def budget_to_count(budget: float, n_frames: int) -> int:
@@ -28,13 +35,30 @@ def budget_to_count(budget: float, n_frames: int) -> int:
 
 def frame_error(tracks: Sequence[Track], n_frames: int) -> np.ndarray:
     """``(n_frames,)`` expected number of wrong boxes per frame: the sum over present
-    objects of ``1 - confidence``, plus ``LOST_ERROR`` per object that tracking lost there."""
+    objects of ``1 - confidence`` (a coasted box carries its low confidence), plus
+    ``LOST_ERROR`` per object that tracking lost there, plus the fading ``LEFT_ERROR`` of an
+    object judged to have left the picture."""
     err = np.zeros(n_frames, np.float64)
     for t in tracks:
         p = t.present
         err[p] += 1.0 - t.confidence[p].astype(np.float64)
         err[t.lost & ~p] += LOST_ERROR
+        left = getattr(t, "left", None)
+        if left is not None and left.any():
+            err += LEFT_ERROR * _fading(left & ~p & ~t.lost)
     return err
+
+
+def _fading(run: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool -> ``(n,)`` float: 1 on the first frame of each run of True, halving
+    every LEFT_HALF_LIFE frames along the run, 0 outside runs."""
+    out = np.zeros(len(run), np.float64)
+    k = 0
+    for i, v in enumerate(run):
+        k = k + 1 if v else 0
+        if v:
+            out[i] = 0.5 ** ((k - 1) / LEFT_HALF_LIFE)
+    return out
 
 
 def select_hard_frames(

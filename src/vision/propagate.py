@@ -68,36 +68,49 @@ class SeedError(ValueError):
     """The keyframes do not fit the video; ``str(err)`` is a human message."""
 
 
-def validate_keyframes(keyframes: dict[int, list[SeedObject]], info: VideoInfo) -> None:
-    """Raise SeedError for: keyframe out of range, box outside the frame, box smaller than
-    2x2 px, duplicate track id on one keyframe, one track id with two classes, no box at all."""
+def validate_keyframes(keyframes: dict[int, list[SeedObject]], info: VideoInfo) -> dict[int, list[SeedObject]]:
+    """The keyframes with every box clipped to the frame (an object entering at the edge is
+    drawn partly outside it). Raise SeedError for: keyframe out of range, box wholly outside
+    the frame, box smaller than 2x2 px (inside the frame), duplicate track id on one keyframe,
+    one track id with two classes, no box at all."""
     classes: dict[int, str] = {}
     any_box = False
+    out: dict[int, list[SeedObject]] = {}
     for f, objs in keyframes.items():
         if not 0 <= f < info.frames:
             raise SeedError(f"keyframe {f} is outside the video (frames 0-{info.frames - 1})")
         seen: set[int] = set()
+        out[f] = []
         for o in objs:
             if o.track_id in seen:
                 raise SeedError(f"track_id {o.track_id} appears twice on keyframe {f}")
             seen.add(o.track_id)
             if o.gone:
+                out[f].append(o)
                 continue
             if o.box is None or np.shape(o.box) != (4,) or not np.isfinite(o.box).all():
                 raise SeedError(f"track_id {o.track_id} on keyframe {f}: box must be 4 numbers x1, y1, x2, y2")
             x1, y1, x2, y2 = (float(v) for v in o.box)
-            if x1 < 0 or y1 < 0 or x2 > info.width or y2 > info.height:
+            if x2 - x1 < 2 or y2 - y1 < 2:
+                raise SeedError(f"track_id {o.track_id} on keyframe {f}: box smaller than 2x2 px (or x2 < x1)")
+            if x2 <= 0 or y2 <= 0 or x1 >= info.width or y1 >= info.height:
                 raise SeedError(
                     f"track_id {o.track_id} on keyframe {f}: box {[x1, y1, x2, y2]} is outside the "
                     f"{info.width}x{info.height} frame"
                 )
-            if x2 - x1 < 2 or y2 - y1 < 2:
-                raise SeedError(f"track_id {o.track_id} on keyframe {f}: box smaller than 2x2 px (or x2 < x1)")
+            clipped = np.array([max(x1, 0.0), max(y1, 0.0), min(x2, info.width), min(y2, info.height)], np.float32)
+            if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2:
+                raise SeedError(
+                    f"track_id {o.track_id} on keyframe {f}: box {[x1, y1, x2, y2]} has less than 2x2 px inside the "
+                    f"{info.width}x{info.height} frame"
+                )
             if classes.setdefault(o.track_id, o.class_name) != o.class_name:
                 raise SeedError(f"track_id {o.track_id} has two classes: {classes[o.track_id]!r}, {o.class_name!r}")
+            out[f].append(SeedObject(o.track_id, o.class_name, clipped))
             any_box = True
     if not any_box:
         raise SeedError("no keyframe has a box")
+    return out
 
 
 def _pass_jobs(per_object: dict[int, list[tuple[int, SeedObject]]], n: int):
@@ -110,15 +123,16 @@ def _pass_jobs(per_object: dict[int, list[tuple[int, SeedObject]]], n: int):
             nxt = kfs[j + 1][0] - 1 if j + 1 < len(kfs) else n - 1
             prv = kfs[j - 1][0] + 1 if j > 0 else 0
             keys += [(tid, "fwd", j), (tid, "bwd", j)]
-            jobs += [(f, o.box, nxt, 1), (f, o.box, prv, -1)]
+            # backward from a track's first keyframe nothing says the object was there yet
+            jobs += [(f, o.box, nxt, 1, False), (f, o.box, prv, -1, j == 0)]
     return keys, jobs
 
 
-def store_slots(n: int, jobs: list[tuple[int, np.ndarray, int, int]]) -> int:
+def store_slots(n: int, jobs: list[tuple]) -> int:
     """Frames the ring must hold: a backward pass reads its whole segment (from its keyframe
     back to the previous one) after the decoder reached its keyframe, so the longest of
     those, plus STORE_AHEAD frames of slack for the decoder."""
-    longest = max((start - stop + 1 for start, _, stop, step in jobs if step < 0 and stop < start), default=0)
+    longest = max((j[0] - j[2] + 1 for j in jobs if j[3] < 0 and j[2] < j[0]), default=0)
     return min(n, longest + STORE_AHEAD)
 
 
@@ -141,13 +155,16 @@ class _Pass:
     ``start+step .. stop`` inclusive; each ``advance`` covers one frame, or two (see
     STRIDE_CONF). ``mark``: its mark in the frame ring (FrameReader.hold), if any."""
 
-    def __init__(self, start: int, box: np.ndarray, stop: int, step: int, mark: int | None = None):
+    def __init__(self, start: int, box: np.ndarray, stop: int, step: int, mark: int | None = None,
+                 open_end: bool = False):
         self.start, self.box, self.step, self.mark = start, np.asarray(box, np.float64), step, mark
+        self.open_end = open_end  # no keyframe beyond ``stop``: report only while the evidence holds
         self.frames = np.arange(start + step, stop + step, step)
         m = len(self.frames)
         self.boxes = np.full((m, 4), np.nan, np.float64)
         self.conf = np.zeros(m, np.float64)
         self.lost = np.zeros(m, bool)
+        self.left = np.zeros(m, bool)  # absent: judged out of the picture (or not yet in it)
         self.i = 0  # frames done
         self.tracker: ObjectTracker | None = None
 
@@ -186,7 +203,7 @@ class _Pass:
     def _advance(self, store: FrameReader) -> None:
         s = store.scale
         if self.tracker is None:
-            self.tracker = ObjectTracker(store.get(self.start), self.box * s)
+            self.tracker = ObjectTracker(store.get(self.start), self.box * s, open_end=self.open_end)
             return
         dt = self._stride()
         if dt > 1:
@@ -204,20 +221,28 @@ class _Pass:
         else:
             r = self.tracker.step(store.get(int(self.frames[self.i])))
         if r.box is None:
-            self.lost[self.i] = not self.tracker.left_frame
+            # before a track's first keyframe, absent is "not there yet" as much as "lost"
+            self.left[self.i] = self.tracker.left_frame or self.open_end
+            self.lost[self.i] = not self.left[self.i]
         else:
             self.boxes[self.i] = r.box / s
             self.conf[self.i] = r.confidence
         self.i += 1
+        if self.tracker.retract:
+            # an open-ended pass whose evidence failed: the boxes since it started failing go
+            k = slice(max(0, self.i - self.tracker.retract), self.i - 1)
+            self.boxes[k], self.conf[k], self.left[k], self.lost[k] = np.nan, 0.0, True, False
+            self.tracker.retract = 0
 
     def result(self):
         """(frames (m,), boxes (m, 4) full-res with NaN rows, conf (m,), lost (m,) bool:
-        absent because tracking failed, not because the object left the picture)."""
-        return self.frames, self.boxes, self.conf, self.lost
+        absent because tracking failed, left (m,) bool: absent because the tracker judged the
+        object out of the picture, or, before a track's first keyframe, not yet there)."""
+        return self.frames, self.boxes, self.conf, self.lost, self.left
 
 
-def _run_passes(spec: FrameSpec, passes: list[tuple[int, np.ndarray, int, int, int]]) -> list[tuple]:
-    """Run a group of passes ``(start, box, stop, step, mark)`` together, one frame of each
+def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[tuple]:
+    """Run a group of passes ``(start, box, stop, step, mark, open_end)`` together, one frame of each
     in turn, so that every pass of the group follows the decoder instead of the last ones
     waiting for the first to finish. Returns each pass's ``_Pass.result()``, in order."""
     store = FrameReader(spec)
@@ -245,7 +270,7 @@ def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool
     cv2.setNumThreads(1)
     try:
         store.start(None if progress is None else (lambda done: progress(done, n)))
-        groups = _balanced_groups([abs(stop - start) for start, _, stop, _, _ in jobs], workers)
+        groups = _balanced_groups([abs(j[2] - j[0]) for j in jobs], workers)
         pool = _process_pool(workers) if processes else ThreadPoolExecutor(workers)
         results: list = [None] * len(jobs)
         try:
@@ -286,7 +311,8 @@ def _balanced_groups(lengths: list[int], k: int) -> list[list[int]]:
 
 def _fuse(n: int, a: int, b: int, fwd, bwd, box_a=None, box_b=None):
     """Combine passes between keyframes ``a`` < ``b`` (either may be None) into
-    (boxes (n, 4), single-pass conf (n,), agreement (n,), both (n,), lost (n,)) for frames a+1..b-1."""
+    (boxes (n, 4), single-pass conf (n,), agreement (n,), both (n,), lost (n,), left (n,)) for
+    frames a+1..b-1."""
     m = b - a - 1
     out_b = np.full((m, 4), np.nan)
     out_c = np.zeros(m)
@@ -299,10 +325,13 @@ def _fuse(n: int, a: int, b: int, fwd, bwd, box_a=None, box_b=None):
     else:
         B, cb = np.full((m, 4), np.nan), np.zeros(m)
     lost = np.zeros(m, bool)
+    left = np.zeros(m, bool)
     if fwd is not None:
         lost |= fwd[3][:m]
+        left |= fwd[4][:m]
     if bwd is not None:
         lost |= bwd[3][:m][::-1]
+        left |= bwd[4][:m][::-1]
     t = np.arange(a + 1, b)
     wf = (b - t) / (b - a) if (fwd is not None and bwd is not None) else np.ones(m)
     wb = 1.0 - wf if (fwd is not None and bwd is not None) else np.ones(m)
@@ -325,8 +354,10 @@ def _fuse(n: int, a: int, b: int, fwd, bwd, box_a=None, box_b=None):
             both[i] = 1.0 if two else 0.0  # the other pass says "absent": agreement 0
     if two and box_a is not None and box_b is not None:
         _settle_end_runs(F, cf, B, cb, hf & hb & (agree < FUSE_MIN_IOU), box_a, box_b, out_b, out_c)
-    lost &= np.isnan(out_b).any(1)
-    return out_b, out_c, agree, both, lost
+    absent = np.isnan(out_b).any(1)
+    lost &= absent
+    left &= absent & ~lost
+    return out_b, out_c, agree, both, lost, left
 
 
 def _settle_end_runs(F, cf, B, cb, apart, box_a, box_b, out_b, out_c) -> None:
@@ -370,8 +401,7 @@ def propagate(
     """
     t0 = time.perf_counter()
     info = info or probe(video_path)
-    keyframes = {int(f): list(objs) for f, objs in keyframes.items()}
-    validate_keyframes(keyframes, info)
+    keyframes = validate_keyframes({int(f): list(objs) for f, objs in keyframes.items()}, info)
     n = info.frames
 
     per_object: dict[int, list[tuple[int, SeedObject]]] = {}
@@ -379,20 +409,20 @@ def propagate(
         for o in keyframes[f]:
             per_object.setdefault(o.track_id, []).append((f, o))
 
-    keys, jobs = _pass_jobs(per_object, n)  # (track id, kind, keyframe index), (start, box, stop, step)
+    keys, jobs = _pass_jobs(per_object, n)  # (track id, kind, keyframe index), (start, box, stop, step, open_end)
     workers = workers or max(1, os.cpu_count() or 1)
     if processes is None:
         processes = workers > 1 and len(per_object) * n >= PROCESS_MIN_WORK
     slots = store_slots(n, jobs)
     store = FrameStore(
         video_path, n, info.width, info.height, working_scale(info, keyframes, slots), slots,
-        marks=[min(_Pass(*job).first_frame(), n) for job in jobs],
+        marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs],
     )
     # One call at a time uses the shared process pool: a call's decoder waits for all of its
     # passes, so its groups must not queue behind another call's.
     with _pool_user if processes else contextlib.nullcontext():
         try:
-            results = _run_all(store, [(*job, mark) for mark, job in enumerate(jobs)], workers, processes, progress)
+            results = _run_all(store, [(*job[:4], mark, *job[4:]) for mark, job in enumerate(jobs)], workers, processes, progress)
         finally:
             store.close()
     passes = dict(zip(keys, results))
@@ -410,7 +440,7 @@ def propagate(
             bwd = passes.get((tid, "bwd", jb)) if ob is not None and not ob.gone else None
             if b - a <= 1 or (fwd is None and bwd is None):
                 continue
-            boxes, c, agree, both, lost = _fuse(n, a, b, fwd, bwd, oa.box if fwd else None, ob.box if bwd else None)
+            boxes, c, agree, both, lost, left = _fuse(n, a, b, fwd, bwd, oa.box if fwd else None, ob.box if bwd else None)
             ok = ~np.isnan(boxes).any(1)
             conf = fused_confidence(c, agree, both)
             sl = slice(a + 1, b)
@@ -418,6 +448,7 @@ def propagate(
             tr.confidence[sl][ok] = conf[ok]
             tr.source[sl][ok] = SOURCE_PROPAGATED
             tr.lost[sl] = lost
+            tr.left[sl] = left
         for f, o in kfs:
             if not o.gone:
                 tr.boxes[f] = o.box

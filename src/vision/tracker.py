@@ -65,6 +65,18 @@ COARSE_REFINE = 1.4  # ... then at full size in a window this many box sizes wid
 COAST_FRAMES = 15  # while lost, the coasted box is reported this many frames ...
 COAST_CONF = 0.05  # ... with this confidence
 MIN_VISIBLE = 0.35  # share of the box inside the frame below which the object has left
+# An open-ended pass (backward from a track's first keyframe: nothing says the object was there
+# yet) reports the object only while the evidence holds: VERIFY_FRAMES steps in a row with the
+# crop unlike the keyframe crop (NCC below VERIFY_NCC; not the recent crop, which follows a box
+# that slid onto the background) or confidence below LOST_CONF make it lost, and those steps
+# are taken back; it coasts no box while lost, and only a strong re-detection brings it back
+# (whose template then counts as evidence beside the keyframe's: the keyframe may show the
+# object half hidden).
+VERIFY_NCC = 0.5
+VERIFY_FRAMES = 3
+# ... and a re-detection whose crop matches the crop it was judged lost on (NCC above this) is
+# the same background again, not the object back.
+VERIFY_SAME = 0.8
 LK_PARAMS = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03))
 # LK points: a GRID x GRID lattice over the inner 80% of the box (fractions of its size)
 _g = np.linspace(0.1, 0.9, GRID)
@@ -116,7 +128,12 @@ class StepResult:
 class ObjectTracker:
     """Follows one box from a keyframe; call ``step(frame)`` for each next frame in pass order."""
 
-    def __init__(self, frame: Pyramid, box: np.ndarray):
+    def __init__(self, frame: Pyramid, box: np.ndarray, open_end: bool = False):
+        self.open_end = open_end
+        self.failing = 0  # open-ended: frames in a row the evidence failed (see VERIFY_NCC)
+        self.retract = 0  # open-ended: on becoming lost, the last frames the caller must take back
+        self.rejected_u: np.ndarray | None = None  # open-ended: the crop it was judged lost on
+        self.verify_u: np.ndarray | None = None  # open-ended: the template of the last re-detection
         self.box = np.asarray(box, np.float64).copy()
         self.h, self.w = frame[0].shape[:2]
         bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
@@ -287,6 +304,17 @@ class ObjectTracker:
         self.low_run = self.low_run + 1 if conf < LOST_CONF else 0
         if self.low_run >= LOST_FRAMES:
             self.lost = True
+        if self.open_end:
+            ref = ncc_key if self.verify_u is None else max(ncc_key, float(cur_u.dot(self.verify_u)))
+            weak = conf < LOST_CONF or ref < VERIFY_NCC
+            self.failing = self.failing + dt if weak else 0
+            if self.failing >= VERIFY_FRAMES or self.lost:
+                self.lost, self.retract = True, self.failing
+                # sure of a crop unlike the object: that crop is something else (an occluder
+                # it was unsure on may hide the object, which will come out there again)
+                self.rejected_u = cur_u if conf >= LOST_CONF else None
+                self.failing = 0
+                return StepResult(None, feats, 0.0)
         return StepResult(box.copy(), feats, conf)
 
     def _refine_scale(self, frame: Pyramid, box: np.ndarray) -> np.ndarray:
@@ -347,9 +375,13 @@ class ObjectTracker:
         bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
         self.box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
         peak, nb, tpl = best
+        if self.rejected_u is not None and nb is not None:
+            if float(unit(sample(frame, *nb, self.tw, self.th).astype(np.float32)).dot(self.rejected_u)) > VERIFY_SAME:
+                peak = -1.0  # what it was judged lost on: not the object
         held = self._holds_still(nb if peak >= REACQUIRE_NCC_HELD else None)
-        if (peak < REACQUIRE_NCC and not held) or visible_share(nb, self.w, self.h) < 0.9:
-            if self.lost_steps <= COAST_FRAMES and not self.left_frame and visible_share(self.box, self.w, self.h) >= MIN_VISIBLE:
+        if (peak < REACQUIRE_NCC and (not held or self.open_end)) or visible_share(nb, self.w, self.h) < 0.9:
+            if (self.lost_steps <= COAST_FRAMES and not self.left_frame and not self.open_end
+                    and visible_share(self.box, self.w, self.h) >= MIN_VISIBLE):
                 # a short occlusion: report the coasted box, flagged by its low confidence
                 return StepResult(self.box.copy(), feats, COAST_CONF)
             return StepResult(None, feats, 0.0)
@@ -358,6 +390,8 @@ class ObjectTracker:
         self.velocity = np.zeros(2)
         self.rec_tpl = tpl.copy()
         self.rec_u = unit(tpl)
+        if self.open_end:
+            self.verify_u = self.rec_u
         self.mix_tpl = 0.5 * (self.key_tpl + self.rec_tpl)
         feats = np.array([np.log1p(1.0), 1.0, peak, peak, 0.0, 0.0, 0.0, np.log1p(self.steps), 0.0], np.float32)
         return StepResult(nb.copy(), feats, single_pass_confidence(feats))

@@ -13,6 +13,7 @@ import numpy as np
 SOURCE_ABSENT = 0
 SOURCE_KEYFRAME = 1
 SOURCE_PROPAGATED = 2
+SOURCE_DETECTOR = 3  # a detector's box filled a frame where the tracker had lost or doubted the object
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,13 @@ class Track:
 
     boxes: ``(n_frames, 4)`` float32 xyxy full-res pixels, NaN rows where absent.
     confidence: ``(n_frames,)`` float32 in [0, 1], 0 where absent.
-    source: ``(n_frames,)`` uint8, one of SOURCE_ABSENT / SOURCE_KEYFRAME / SOURCE_PROPAGATED.
+    source: ``(n_frames,)`` uint8, one of SOURCE_ABSENT / SOURCE_KEYFRAME / SOURCE_PROPAGATED /
+    SOURCE_DETECTOR.
     lost: ``(n_frames,)`` bool, absent because tracking lost the object (it may still be in
     the picture: a frame worth reviewing), as opposed to gone or out of the frame.
+    left: ``(n_frames,)`` bool, absent because the tracker judged that the object left the
+    picture. A drifting box that reaches the frame edge looks the same (a false exit), so
+    these frames still carry expected error for the hard-frame pick.
     """
 
     track_id: int
@@ -55,10 +60,13 @@ class Track:
     confidence: np.ndarray
     source: np.ndarray
     lost: np.ndarray | None = None
+    left: np.ndarray | None = None
 
     def __post_init__(self):
         if self.lost is None:
             self.lost = np.zeros(len(self.source), bool)
+        if self.left is None:
+            self.left = np.zeros(len(self.source), bool)
 
     @classmethod
     def empty(cls, track_id: int, class_name: str, n_frames: int) -> "Track":
@@ -82,6 +90,7 @@ class PropagationResult:
     tracks: list[Track]
     hard_frames: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    engine: str = "lk-ncc"  # which tracker made the tracks (src.vision.engine.Engine.name)
 
     def frame_confidence(self) -> np.ndarray:
         """``(n_frames,)`` float32: the lowest confidence of any object present on the frame

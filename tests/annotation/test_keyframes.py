@@ -80,18 +80,25 @@ async def test_box_within_half_a_pixel_is_clipped(user_client, draft):
     assert response.json()["objects"][0]["box"] == [0.0, 0.0, 360.0, 240.0]
 
 
+async def test_box_partly_outside_is_clipped(user_client, draft):
+    """An object entering at the edge is drawn partly outside the frame: clipped, not refused."""
+    response = await put(user_client, draft, 3, [{**HELMET, "box": [300, 200, 420, 230]}, {**PERSON, "box": [-30, -3, 50, 50]}])
+    assert response.status_code == 200, response.text
+    assert [o["box"] for o in response.json()["objects"]] == [[300.0, 200.0, 360.0, 230.0], [0.0, 0.0, 50.0, 50.0]]
+
+
 INVALID = {
     "unknown class": (
         0, [{"track_id": 1, "class": "bicycle", "box": [10, 10, 50, 50]}],
         "Track 1: unknown class 'bicycle'; add it to the dataset first.",
     ),
     "box outside the frame": (
-        0, [{**HELMET, "box": [300, 200, 361, 230]}],
-        "Track 1: the box [300.0, 200.0, 361.0, 230.0] is outside the 360x240 frame.",
+        0, [{**HELMET, "box": [361, 200, 400, 230]}],
+        "Track 1: the box [361.0, 200.0, 400.0, 230.0] is outside the 360x240 frame.",
     ),
     "box above the frame": (
-        0, [{**HELMET, "box": [10, -3, 50, 50]}],
-        "Track 1: the box [10.0, -3.0, 50.0, 50.0] is outside the 360x240 frame.",
+        0, [{**HELMET, "box": [10, -53, 50, -3]}],
+        "Track 1: the box [10.0, -53.0, 50.0, -3.0] is outside the 360x240 frame.",
     ),
     "tiny box": (
         0, [{**HELMET, "box": [10, 10, 11.5, 30]}],

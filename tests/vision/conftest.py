@@ -103,3 +103,25 @@ def decoded_store(path: Path, scale: float) -> Iterator[tuple[FrameReader, Video
         yield store.reader(), info
     finally:
         store.close()
+
+
+def cut_sequence(name: str, start: int, stop: int, out_dir: Path):
+    """Frames ``start .. stop - 1`` of a shared sequence as an H.264 file (cached in
+    ``out_dir``): (path, VideoInfo, ground truth {track_id: (stop - start, 4) xyxy clipped to
+    the frame}, raw ground truth unclipped: MOT boxes may stick out of the frame)."""
+    from src.vision.synthetic import _H264Writer
+    from src.vision.video import iter_frames
+
+    src, info, _ = sequence(name)
+    path = Path(out_dir) / f"{name}_{start}_{stop}.mp4"
+    if not path.exists():
+        writer = _H264Writer(path, info.fps, info.width, info.height)
+        for i, frame in enumerate(iter_frames(src)):
+            if i >= stop:
+                break
+            if i >= start:
+                writer.write(frame)
+        writer.release()
+    raw = {t: g[start:stop] for t, g in load_ground_truth(SEQUENCES / name).items()}
+    lim = np.array([info.width, info.height, info.width, info.height], np.float32)
+    return path, probe(path), {t: np.clip(g, 0, lim) for t, g in raw.items()}, raw

@@ -79,7 +79,7 @@ def test_cli_bad_input(run_cli, synthetic_video, tmp_path, case, needle):
     elif case == "missing_seeds":
         args[2] = tmp_path / "none.json"
     elif case == "box_outside":
-        seeds.write_text(json.dumps({"keyframes": {"0": [{"track_id": 1, "class": "a", "box": [600, 10, 700, 60]}]}}))
+        seeds.write_text(json.dumps({"keyframes": {"0": [{"track_id": 1, "class": "a", "box": [650, 10, 700, 60]}]}}))
     elif case == "keyframe_past_end":
         seeds.write_text(json.dumps({"keyframes": {"90": [{"track_id": 1, "class": "a", "box": [10, 10, 60, 60]}]}}))
     elif case == "no_keyframes_key":
