@@ -101,8 +101,10 @@ def run_build(
     """Split, label and export; returns the zip paths and the actual quantities for the charge."""
     assignment = split_by_blocks(delivered, split, int(split.get("seed", 0)))
     class_ids = {name: i for i, name in enumerate(spec.classes)}
-    frames = labeled_frames(result, delivered, assignment, class_ids, reviewed=spec.reviewed_frames, keep_empty=keep_empty)
-    zips = build_exports(Path(video_path), result, spec, frames, Path(out_dir), progress=ProgressFile(Path(progress_path)))
+    sequence = labeled_frames(result, delivered, assignment, class_ids, reviewed=spec.reviewed_frames, keep_empty=True)
+    frames = [f for f in sequence if keep_empty or f.objects]
+    zips = build_exports(Path(video_path), result, spec, frames, Path(out_dir), progress=ProgressFile(Path(progress_path)),
+                         sequence=sequence)
     return {
         "zips": {fmt: str(path) for fmt, path in zips.items()},
         "frames": len(frames),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
@@ -11,7 +9,7 @@ from src.auth.dependencies import CurrentUser
 from src.database import SessionDep
 from src.datasets import service
 from src.datasets.dependencies import OwnedDataset
-from src.datasets.schemas import ConfirmBody, DatasetOptions, DatasetRead, Quote
+from src.datasets.schemas import ConfirmBody, DatasetOptions, DatasetRead, Format, Quote
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
@@ -60,7 +58,7 @@ async def cancel(dataset: OwnedDataset, request: Request, session: SessionDep):
 
 
 @router.get("/{dataset_id}/download", responses={200: {"content": {"application/zip": {}}}})
-async def download(dataset: OwnedDataset, format: Literal["yolo", "coco", "cvat", "ava"]):
+async def download(dataset: OwnedDataset, format: Format):
     """The export as a zip (streamed from disk)."""
     path = service.download_path(dataset, format)
     filename = f"{dataset.name}-{format}.zip".replace('"', "")

@@ -11,7 +11,10 @@ from pydantic import BaseModel, Field, field_serializer, field_validator, model_
 from src.annotation.schemas import DraftRead
 from src.datasets.models import DatasetState
 
-Format = Literal["yolo", "coco", "cvat", "ava"]
+# yolo: Ultralytics YOLO; yolo_track: the same plus tracks/ (a track id per label line);
+# coco: COCO (RF-DETR layout); cvat: CVAT for video 1.1; cvat_images: CVAT for images 1.1;
+# ava: AVA v2.x CSV; mot: MOT Challenge sequence (gt/gt.txt, seqinfo.ini). See docs/formats.md.
+Format = Literal["yolo", "yolo_track", "coco", "cvat", "cvat_images", "ava", "mot"]
 
 
 class SamplingOptions(BaseModel):
@@ -48,7 +51,9 @@ class DatasetOptions(BaseModel):
     auto_accept_agreement: float | None = Field(
         None, ge=0, le=1, description="QC: accept both jobs without validation when their box F1 and kappa reach this")
     keep_empty: bool = Field(True, description="keep frames without objects as negatives")
-    ava_rate: float = Field(1.0, gt=0, le=30, description="AVA CSV rows per second of video")
+    ava_rate: float = Field(1.0, gt=0, le=30, description=(
+        "AVA CSV rows per second of video: 1 (AVA's rate) or less, e.g. 0.5 for a row every 2 s; "
+        "AVA timestamps are whole seconds, so a rate above 1 still gives 1 row per second"))
     model_id: uuid.UUID | None = Field(None, description="a ready detector whose disagreement with the tracks ranks hard frames")
 
     @field_validator("formats")

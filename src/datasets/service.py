@@ -28,7 +28,9 @@ from src.storage import get_storage
 from src.videos.models import Video
 
 CANCELLABLE = (DatasetState.queued, DatasetState.propagating, DatasetState.in_review)
-FORMAT_NAMES = {"yolo": "YOLO (Ultralytics)", "coco": "COCO (RF-DETR)", "cvat": "CVAT for video 1.1", "ava": "AVA CSV"}
+FORMAT_NAMES = {"yolo": "YOLO (Ultralytics)", "yolo_track": "YOLO with track ids", "coco": "COCO (RF-DETR)",
+                "cvat": "CVAT for video 1.1", "cvat_images": "CVAT for images 1.1", "ava": "AVA v2.x CSV",
+                "mot": "MOT Challenge"}
 
 
 def job_id(dataset_id: uuid.UUID, attempt: int = 0) -> str:

@@ -6,8 +6,9 @@ gave up. For each propagated track, on frames where it is lost (`track.lost`) or
 tracker's box when it continues the track: either it carries the detector track id that
 matched this track on its confident frames (majority vote over frames with IoU >= `vote_iou`),
 or it overlaps the track's reference box (the coasted box on a hesitant frame, else the last
-box the fused track holds) with IoU >= `min_iou`. The filled frame becomes `SOURCE_PROPAGATED`
-with confidence `min(detection score, cap)`. Keyframes and confident frames are never touched,
+box the fused track holds) with IoU >= `min_iou`. The filled frame becomes `SOURCE_DETECTOR`
+(exports say "detector" for it) with confidence `min(detection score, cap)`. Keyframes and
+confident frames are never touched,
 and a detection no track claims creates nothing (it stays a hard-frame signal, see
 `disagreement.py`). A detection that sits on another track's confident box is left alone.
 """
@@ -21,7 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from src.detectors.disagreement import iou_matrix
-from src.vision.types import SOURCE_ABSENT, SOURCE_KEYFRAME, SOURCE_PROPAGATED, Track
+from src.vision.types import SOURCE_ABSENT, SOURCE_DETECTOR, SOURCE_KEYFRAME, SOURCE_PROPAGATED, Track
 
 
 class Detections(Protocol):
@@ -134,7 +135,7 @@ def _fuse_one(track: Track, index: int, confident: np.ndarray, detections: Detec
         used[f, pick] = True
         boxes[f] = detections.boxes[f, pick]
         conf[f] = min(float(detections.scores[f, pick]), params.cap)
-        source[f], lost[f] = SOURCE_PROPAGATED, False
+        source[f], lost[f] = SOURCE_DETECTOR, False
         reference = boxes[f]
     return out
 

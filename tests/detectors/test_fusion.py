@@ -7,7 +7,7 @@ import pytest
 
 from src.detectors.fusion import FusionParams, filled_frames, fuse
 from src.detectors.inference import pack
-from src.vision.types import SOURCE_ABSENT, SOURCE_KEYFRAME, SOURCE_PROPAGATED, Track
+from src.vision.types import SOURCE_ABSENT, SOURCE_DETECTOR, SOURCE_KEYFRAME, SOURCE_PROPAGATED, Track
 
 N = 12
 LOST = range(4, 9)  # the tracker loses the person on frames 4..8
@@ -52,7 +52,7 @@ def test_a_lost_run_is_filled_by_the_detector_track_that_continues_it():
     (fused,) = fuse([track], _detections(per_frame), CLASS_MAP)
     for f in LOST:
         assert fused.boxes[f] == pytest.approx(shifted(f))  # the person's detection, not the car
-        assert fused.source[f] == SOURCE_PROPAGATED and not fused.lost[f]
+        assert fused.source[f] == SOURCE_DETECTOR and not fused.lost[f]
         assert fused.confidence[f] == pytest.approx(0.6)  # min(0.8, cap 0.6)
     confident = [f for f in range(N) if f not in LOST]
     assert np.array_equal(fused.boxes[confident], before[0][confident])  # the tracker's boxes stay
@@ -86,7 +86,7 @@ def test_the_lost_run_follows_a_detection_chain_without_track_ids():
     fast = lambda f: [10 + 12 * (f - 3), 10, 50 + 12 * (f - 3), 90] if f > 3 else _box(f)  # noqa: E731
     per_frame = {f: [(fast(f), 0.7, 0, -1)] for f in LOST}
     (fused,) = fuse([_person()], _detections(per_frame), CLASS_MAP, FusionParams(min_iou=0.5))
-    assert all(fused.source[f] == SOURCE_PROPAGATED for f in LOST)
+    assert all(fused.source[f] == SOURCE_DETECTOR for f in LOST)
 
 
 def test_a_detection_on_another_tracks_box_is_left_to_it():

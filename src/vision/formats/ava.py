@@ -1,40 +1,70 @@
-"""AVA-style CSV: `video_id,timestamp_s,x1,y1,x2,y2,class_id,track_id` with coordinates
-normalised to [0, 1], sampled at `ava_rate` per second over the whole video, plus the label
-map (`label_map.pbtxt`, 1-based ids as in AVA)."""
+"""AVA v2.x CSV (`annotations.csv`) and its label map (`label_map.pbtxt`).
+
+As AVA's own files: no header, one row per box,
+`video_id,timestamp,x1,y1,x2,y2,action_id,person_id`, where `timestamp` is whole seconds
+from the start of the video (written `%04d`, as AVA writes `0902`), the corners are
+normalised to [0, 1] with 3 decimals, `action_id` is the 1-based class id of `label_map.pbtxt`
+and `person_id` is the track id.
+
+Frames become rows at 1 Hz, AVA's rate: the row of second `t` holds the boxes of the video
+frame nearest `t` (frame `floor(t * fps + 0.5)`), for every `t` while that frame exists.
+`ava_rate` below 1 keeps every `round(1 / ava_rate)`-th second; above 1 the rows stay at 1 Hz
+(AVA's timestamps are whole seconds). Rows come from the engine's boxes on every frame of the
+video, not only the delivered ones (the AVA zip holds no images).
+"""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-from src.vision.formats.model import ExportSpec
+from src.vision.formats.model import ExportSpec, LabeledObject, box_source
+from src.vision.formats.provenance import entry, write_provenance
 from src.vision.types import PropagationResult
 
-AVA_COLUMNS = ["video_id", "timestamp_s", "x1", "y1", "x2", "y2", "class_id", "track_id"]
+
+def seconds_step(ava_rate: float) -> int:
+    return max(1, round(1.0 / ava_rate)) if ava_rate > 0 else 1
 
 
 def ava_rows(spec: ExportSpec, result: PropagationResult):
-    class_ids = {name: i + 1 for i, name in enumerate(spec.classes)}
-    step = 1.0 / spec.ava_rate
-    t = 0.0
+    """(row, provenance entry) for every box at each sampled second."""
+    action_ids = {name: i + 1 for i, name in enumerate(spec.classes)}
+    step = seconds_step(spec.ava_rate)
+    second = 0
     while True:
-        frame = round(t * spec.fps)
-        if frame >= spec.n_frames:
+        frame = int(second * spec.fps + 0.5)
+        if frame >= spec.n_frames or spec.fps <= 0:
             return
         for track in sorted(result.tracks, key=lambda tr: tr.track_id):
             if not track.present[frame]:
                 continue
             x1, y1, x2, y2 = (float(v) for v in track.boxes[frame])
-            yield [spec.video_id, f"{t:.3f}", f"{x1 / spec.width:.6f}", f"{y1 / spec.height:.6f}",
-                   f"{x2 / spec.width:.6f}", f"{y2 / spec.height:.6f}", class_ids[track.class_name], track.track_id]
-        t += step
+            corners = [min(1.0, max(0.0, v)) for v in (x1 / spec.width, y1 / spec.height, x2 / spec.width, y2 / spec.height)]
+            row = [spec.video_id, f"{second:04d}", *(f"{v:.3f}" for v in corners),
+                   action_ids[track.class_name], int(track.track_id)]
+            obj = LabeledObject(int(track.track_id), action_ids[track.class_name] - 1, (x1, y1, x2, y2),
+                                float(track.confidence[frame]),
+                                box_source(int(track.source[frame]), reviewed=frame in spec.reviewed_frames))
+            yield row, obj, frame
+        second += step
+
+
+def label_map(classes: list[str]) -> str:
+    """AVA's pbtxt layout (`item { name: "..." id: N }`, two-space indent), 1-based ids."""
+    def quoted(name: str) -> str:
+        return name.replace("\\", "\\\\").replace('"', '\\"')
+
+    return "".join(f'item {{\n  name: "{quoted(name)}"\n  id: {i + 1}\n}}\n' for i, name in enumerate(classes))
 
 
 def write_ava(root: Path, spec: ExportSpec, result: PropagationResult) -> None:
     root.mkdir(parents=True, exist_ok=True)
+    provenance = []
     with (root / "annotations.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(AVA_COLUMNS)
-        writer.writerows(ava_rows(spec, result))
-    items = "".join(f'item {{\n  name: "{name}"\n  id: {i + 1}\n}}\n' for i, name in enumerate(spec.classes))
-    (root / "label_map.pbtxt").write_text(items)
+        writer = csv.writer(f, lineterminator="\n")
+        for index, (row, obj, frame) in enumerate(ava_rows(spec, result)):
+            writer.writerow(row)
+            provenance.append(entry(frame, obj, row=index, timestamp=int(row[1])))
+    (root / "label_map.pbtxt").write_text(label_map(spec.classes))
+    write_provenance(root, provenance)

@@ -17,13 +17,19 @@ import cv2
 
 from src.vision.formats.ava import write_ava
 from src.vision.formats.coco import write_coco
-from src.vision.formats.cvat import write_cvat
+from src.vision.formats.cvat import write_cvat, write_cvat_images
 from src.vision.formats.model import ExportSpec, LabeledFrame
+from src.vision.formats.mot import write_mot
 from src.vision.formats.yolo import write_yolo
 from src.vision.types import PropagationResult
 from src.vision.video import iter_frames
 
-FORMATS = ("yolo", "coco", "cvat", "ava")
+# cvat: CVAT for video 1.1; cvat_images: CVAT for images 1.1; mot: MOT Challenge sequence;
+# yolo_track: the YOLO layout plus tracks/ (track id per label line). See docs/formats.md.
+FORMATS = ("yolo", "yolo_track", "coco", "cvat", "cvat_images", "ava", "mot")
+# formats that describe the delivered frames as a sequence in time: they also hold the frames
+# without objects that `keep_empty=False` drops from the others (an absence is written there)
+SEQUENCE_FORMATS = ("cvat", "mot")
 JPEG_QUALITY = 92
 
 
@@ -79,25 +85,37 @@ def _zip(target: Path, root: Path, extra: list[tuple[Path, str]], manifest_json:
 
 def build_exports(
     video_path: Path, result: PropagationResult, spec: ExportSpec, frames: list[LabeledFrame], out_dir: Path,
-    *, progress: Callable[[int, int], None] | None = None,
+    *, progress: Callable[[int, int], None] | None = None, sequence: list[LabeledFrame] | None = None,
 ) -> dict[str, Path]:
-    """Write `<out_dir>/<format>.zip` for each format in `spec.formats`; returns their paths."""
+    """Write `<out_dir>/<format>.zip` for each format in `spec.formats`; returns their paths.
+
+    `frames`: the exported frames; `sequence`: every delivered frame in time order, including
+    those without objects that `keep_empty=False` left out of `frames` (default: `frames`);
+    SEQUENCE_FORMATS are written over it."""
+    sequence = frames if sequence is None else sequence
     work = out_dir / "work"
     shutil.rmtree(work, ignore_errors=True)  # a re-run starts clean
     images = work / "images"
-    write_images(video_path, [f.frame for f in frames], images, progress)
+    wanted = {f.frame for f in frames}
+    if any(fmt in SEQUENCE_FORMATS for fmt in spec.formats):
+        wanted |= {f.frame for f in sequence}
+    write_images(video_path, sorted(wanted), images, progress)
     manifest_json = json.dumps(manifest(spec, frames), indent=1)
     (out_dir / "manifest.json").write_text(manifest_json)
     zips = {}
     for fmt in spec.formats:
         root = work / fmt
         root.mkdir(parents=True, exist_ok=True)
-        if fmt == "yolo":
-            extra = write_yolo(root, spec, frames, images)
+        if fmt in ("yolo", "yolo_track"):
+            extra = write_yolo(root, spec, frames, images, tracks=fmt == "yolo_track")
         elif fmt == "coco":
             extra = write_coco(root, spec, frames, images)
         elif fmt == "cvat":
-            extra = write_cvat(root, spec, frames, images)
+            extra = write_cvat(root, spec, sequence, images)
+        elif fmt == "cvat_images":
+            extra = write_cvat_images(root, spec, frames, images)
+        elif fmt == "mot":
+            extra = write_mot(root, spec, sequence, images)
         elif fmt == "ava":
             write_ava(root, spec, result)
             extra = []

@@ -1,7 +1,8 @@
 """The one shape every writer reads: delivered frames with their labeled objects.
 
 Boxes are xyxy floats in full-resolution pixels; class ids are 0-based indexes into
-`ExportSpec.classes`.
+`ExportSpec.classes`. Every object says where its box came from (`LabeledObject.source`, one
+of `SOURCES`) and how sure the engine is of it (`confidence`, in [0, 1]).
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from src.vision.types import SOURCE_KEYFRAME, PropagationResult
+from src.vision.types import SOURCE_DETECTOR, SOURCE_KEYFRAME, PropagationResult
 
 SPLITS = ("train", "valid", "test")
+# Where a box came from: a keyframe the user drew (seed), the tracker carrying it between
+# keyframes (propagated), a frame a person checked in review (reviewed, re-propagated as a
+# keyframe), or a detector's box filling a frame where the tracker had lost the object.
+SOURCES = ("seed", "propagated", "reviewed", "detector")
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class LabeledObject:
     class_id: int
     box: tuple[float, float, float, float]
     confidence: float
+    source: str = "propagated"  # one of SOURCES
 
 
 @dataclass(frozen=True)
@@ -102,12 +108,34 @@ def labeled_frames(
                 continue
             keyframe |= bool(t.source[f] == SOURCE_KEYFRAME)
             box = tuple(float(v) for v in t.boxes[f])
-            objects.append(LabeledObject(int(t.track_id), class_ids[t.class_name], box, float(t.confidence[f])))
+            objects.append(LabeledObject(int(t.track_id), class_ids[t.class_name], box, float(t.confidence[f]),
+                                         box_source(int(t.source[f]), reviewed=f in reviewed)))
         if not objects and not keep_empty:
             continue
         source = "reviewed" if f in reviewed else "keyframe" if keyframe else "propagated"
         out.append(LabeledFrame(f, split.get(f, "train"), source, float(frame_conf[f]), tuple(objects)))
     return out
+
+
+def box_source(engine_source: int, *, reviewed: bool) -> str:
+    """One of SOURCES for a box the engine reports with `engine_source` (a SOURCE_* code)."""
+    if reviewed:
+        return "reviewed"
+    if engine_source == SOURCE_KEYFRAME:
+        return "seed"
+    if engine_source == SOURCE_DETECTOR:
+        return "detector"
+    return "propagated"
+
+
+def frame_step(frames: list[int]) -> int | None:
+    """The common difference of `frames` (sorted video frame indices) when they are evenly
+    spaced (every frame: 1, every 5th: 5; one frame: 1), else None (near-duplicate removal,
+    or every Nth restarted at a scene cut)."""
+    if len(frames) < 2:
+        return 1
+    step = frames[1] - frames[0]
+    return step if step > 0 and all(b - a == step for a, b in zip(frames, frames[1:])) else None
 
 
 def box_at(result: PropagationResult, frame: int) -> list[tuple[int, str, np.ndarray]]:

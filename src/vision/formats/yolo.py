@@ -1,10 +1,20 @@
-"""Ultralytics detection layout: images/{train,val,test}, labels/{...}, data.yaml."""
+"""Ultralytics detection layout: images/{train,val,test}, labels/{...}, data.yaml.
+
+The label files are Ultralytics' own five columns (`class cx cy w h`, normalised), so
+`ultralytics.data.utils.check_det_dataset` and its loaders read them as they are (a sixth
+column would make Ultralytics refuse the label). Track ids ride beside them:
+- `provenance.json` (every YOLO zip): per box its label file and 0-based line, the frame,
+  the track id, its source and confidence;
+- with `tracks=True` (the `yolo_track` format) also `tracks/{split}/frame_NNNNNN.txt`: one
+  track id per line, line i for line i of the label file of the same name.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from src.vision.formats.model import ExportSpec, LabeledFrame
+from src.vision.formats.provenance import entry, write_provenance
 
 YOLO_SPLIT = {"train": "train", "valid": "val", "test": "test"}
 
@@ -16,17 +26,28 @@ def yolo_line(class_id: int, box, width: int, height: int) -> str:
     return f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
 
 
-def write_yolo(root: Path, spec: ExportSpec, frames: list[LabeledFrame], images: Path) -> list[tuple[Path, str]]:
+def _text(lines: list[str]) -> str:
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_yolo(root: Path, spec: ExportSpec, frames: list[LabeledFrame], images: Path, *,
+               tracks: bool = False) -> list[tuple[Path, str]]:
     """Write labels and data.yaml under `root`; returns (source image, archive name) pairs to add."""
     used = sorted({YOLO_SPLIT[f.split] for f in frames}) or ["train"]
     for split in used:
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-    image_entries = []
+        if tracks:
+            (root / "tracks" / split).mkdir(parents=True, exist_ok=True)
+    image_entries, provenance = [], []
     for f in frames:
         split = YOLO_SPLIT[f.split]
-        lines = [yolo_line(o.class_id, o.box, spec.width, spec.height) for o in f.objects]
-        (root / "labels" / split / f.file_name.replace(".jpg", ".txt")).write_text("\n".join(lines) + ("\n" if lines else ""))
+        label_name = f"labels/{split}/{f.file_name.replace('.jpg', '.txt')}"
+        (root / label_name).write_text(_text([yolo_line(o.class_id, o.box, spec.width, spec.height) for o in f.objects]))
+        if tracks:
+            (root / "tracks" / split / f.file_name.replace(".jpg", ".txt")).write_text(_text([str(o.track_id) for o in f.objects]))
+        provenance += [entry(f.frame, o, file=label_name, line=i) for i, o in enumerate(f.objects)]
         image_entries.append((images / f.file_name, f"images/{split}/{f.file_name}"))
+    write_provenance(root, provenance)
     names = "\n".join(f"  {i}: {_yaml_str(name)}" for i, name in enumerate(spec.classes))
     val = "val" if "val" in used else "train"
     test = "test: images/test\n" if "test" in used else ""
