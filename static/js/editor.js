@@ -116,14 +116,17 @@
     return union > 0 ? inter / union : 0;
   }
 
+  // The ghost a new box continues: of the same class, overlapping it or with its centre within
+  // one ghost size (an object moves between keyframes); the nearest such ghost wins.
   function trackForNewBox(box, className) {
-    const cx = (box[0] + box[2]) / 2, cy = (box[1] + box[3]) / 2;
-    let pick = null, score = 0;
+    const centre = (b) => [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2];
+    const [cx, cy] = centre(box);
+    let pick = null, best = Infinity;
     for (const g of ghosts()) {
       if (g.class !== className) continue;
-      const overlap = iou(box, g.box), inside = cx >= g.box[0] && cx <= g.box[2] && cy >= g.box[1] && cy <= g.box[3];
-      const s = overlap + (inside ? 0.5 : 0);
-      if ((overlap >= 0.1 || inside) && s > score) { pick = g.track_id; score = s; }
+      const [gx, gy] = centre(g.box), distance = Math.hypot(cx - gx, cy - gy);
+      const reach = Math.max(g.box[2] - g.box[0], g.box[3] - g.box[1]);
+      if ((iou(box, g.box) >= 0.1 || distance <= reach) && distance < best) { pick = g.track_id; best = distance; }
     }
     return pick ?? nextTrackId();
   }
