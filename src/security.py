@@ -122,6 +122,7 @@ def client_ip(request: Request) -> str:
 
 
 _UNSAFE_IN_PATH = re.compile(r"[\\\x00-\x20\x7f]")
+_UNSAFE_DECODED = re.compile(r"[\\\x00-\x1f\x7f]")  # an encoded space (%20) is fine
 
 
 def safe_next(url: str | None, default: str = "/") -> str:
@@ -131,13 +132,13 @@ def safe_next(url: str | None, default: str = "/") -> str:
     backslash as a slash); control characters and spaces (browsers drop tabs and newlines, so
     `/\\t/host` would become `//host`); schemes and hosts; and the same once percent-decoded
     (a second decoding catches double encoding)."""
-    if not url or len(url) > 2000:
+    if not url or len(url) > 2000 or not url.isascii():  # headers are latin-1; real paths come encoded
         return default
     candidate = url
-    for _ in range(3):
+    for round_ in range(3):
         if not candidate.startswith("/") or candidate.startswith(("//", "/\\")):
             return default
-        if _UNSAFE_IN_PATH.search(candidate):
+        if (_UNSAFE_DECODED if round_ else _UNSAFE_IN_PATH).search(candidate):
             return default
         parts = urlsplit(candidate)
         if parts.scheme or parts.netloc:
