@@ -62,9 +62,9 @@ def scene(tmp_path_factory):
     return path, PropagationResult(info, _tracks(gt))
 
 
-def _export(scene, tmp: Path, *, every_n: int, keep_empty: bool, split: dict) -> dict:
+def _export(scene, tmp: Path, *, every_n: int, keep_empty: bool, split: dict, delivered: list[int] | None = None) -> dict:
     video, result = scene
-    delivered = list(range(0, N, every_n))
+    delivered = delivered or list(range(0, N, every_n))
     spec = ExportSpec(dataset_id="ds-1", dataset_name="Street scene", video_id="vid-1", video_name="scene.mp4",
                       width=W, height=H, fps=FPS, n_frames=N, classes=CLASSES, colors=["#ff0000", "#00ff00"],
                       formats=ALL, sampling={"mode": "every_n" if every_n > 1 else "all", "every_n": every_n},
@@ -82,7 +82,15 @@ def _export(scene, tmp: Path, *, every_n: int, keep_empty: bool, split: dict) ->
 CASES = {
     "every_frame": dict(every_n=1, keep_empty=True, split={"train": 0.8, "valid": 0.2, "test": 0.0, "seed": 1}),
     "every_5th": dict(every_n=5, keep_empty=False, split={"train": 0.5, "valid": 0.25, "test": 0.25, "seed": 2}),
+    # what near-duplicate removal (or every Nth restarted at a scene cut) delivers: uneven gaps
+    "uneven": dict(every_n=1, keep_empty=True, split={"train": 0.7, "valid": 0.3, "test": 0.0, "seed": 3},
+                   delivered=[0, 1, 2, 5, 9, 14, 20, 27, 30, 35, 44, 50, 54, 59]),
 }
+
+
+def _step(delivered: list[int]) -> int | None:
+    gaps = {b - a for a, b in zip(delivered, delivered[1:])}
+    return gaps.pop() if len(gaps) == 1 else None
 
 
 @pytest.fixture(scope="module", params=list(CASES))
@@ -113,10 +121,12 @@ def test_manifest_objects_say_where_each_box_came_from(export):
             assert o["source"] == _truth_sources(export["result"], frame, tid)
             sources.add(o["source"])
     assert {"seed", "propagated", "detector"} <= sources
-    if export["case"] == "every_frame":
-        assert "reviewed" in sources and set(EMPTY) <= set(expected)  # negatives kept
+    if CASES[export["case"]]["keep_empty"]:
+        assert set(EMPTY) & set(export["delivered"]) <= set(expected)  # negatives kept
     else:
         assert 50 not in expected  # keep_empty=False drops the empty sampled frame
+    if REVIEWED in export["delivered"]:
+        assert "reviewed" in sources
 
 
 # --- CVAT for video, read by datumaro -------------------------------------------------------
@@ -130,11 +140,13 @@ def test_cvat_video_every_box_is_a_keyframe_and_runs_close_with_outside(export):
     root = ET.parse(export["dirs"]["cvat"] / "annotations.xml").getroot()
     delivered = export["delivered"]
     task = root.find("meta/task")
-    step = delivered[1] - delivered[0]
+    step = _step(delivered)
     assert task.findtext("mode") == "interpolation"
-    assert task.findtext("frame_filter") == (f"step={step}" if step > 1 else "")
+    assert task.findtext("frame_filter") == (f"step={step}" if step and step > 1 else "")
     assert int(task.findtext("start_frame")) == delivered[0] and int(task.findtext("stop_frame")) == delivered[-1]
-    assert int(task.findtext("size")) == len(delivered)
+    # a CVAT task made from the video with that frame filter has exactly these frames; uneven
+    # gaps need a task over every frame from start to stop
+    assert int(task.findtext("size")) == (len(delivered) if step else delivered[-1] - delivered[0] + 1)
     images = sorted(p.name for p in (export["dirs"]["cvat"] / "images").iterdir())
     assert images == [f"frame_{f:06d}.jpg" for f in delivered]  # the whole sequence, empty frames too
     result = export["result"]
@@ -148,7 +160,7 @@ def test_cvat_video_every_box_is_a_keyframe_and_runs_close_with_outside(export):
         outside = [int(b.get("frame")) for b in boxes if b.get("outside") == "1"]
         closes = [b for a, b in zip(delivered, delivered[1:]) if truth.present[a] and not truth.present[b]]
         assert outside == closes and closes, "each visible run ends with an outside box on the next frame"
-        assert all(int(b.get("frame")) % step == 0 for b in boxes)
+        assert {int(b.get("frame")) for b in boxes} <= set(delivered)
 
 
 def test_datumaro_imports_cvat_video_with_every_frame_box_and_track_id(export):
@@ -277,7 +289,10 @@ def test_mot_loads_in_motmetrics_with_idf1_one_against_itself(export):
     seqinfo = dict(line.split("=", 1) for line in (root / "seqinfo.ini").read_text().splitlines()[1:])
     delivered = export["delivered"]
     assert int(seqinfo["seqLength"]) == len(delivered) and seqinfo["imDir"] == "img1"
-    assert float(seqinfo["frameRate"]) == pytest.approx(FPS / (delivered[1] - delivered[0]))
+    rate = FPS / _step(delivered) if _step(delivered) else FPS * len(delivered) / N
+    assert float(seqinfo["frameRate"]) == pytest.approx(rate, rel=1e-3)
+    frame_map = (root / "frames.csv").read_text().splitlines()[1:]
+    assert [line.split(",") for line in frame_map] == [[str(i + 1), str(f)] for i, f in enumerate(delivered)]
     assert sorted(p.name for p in (root / "img1").iterdir()) == [f"{i:06d}.jpg" for i in range(1, len(delivered) + 1)]
     gt = mm.io.loadtxt(str(root / "gt" / "gt.txt"), fmt="mot15-2D")
     frames = gt.index.get_level_values("FrameId")
