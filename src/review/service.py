@@ -149,7 +149,7 @@ async def frame_of_job(session: AsyncSession, *, job: ReviewJob, video_frame: in
     frame = await session.scalar(select(ReviewFrame.video_frame).where(
         ReviewFrame.job_id == job.id, ReviewFrame.video_frame == video_frame))
     if frame is None:
-        raise ReviewJobNotFound("This frame is not part of the review job.")
+        raise ReviewJobNotFound()
     task = await session.get(ReviewTask, job.task_id)
     dataset = await session.get(Dataset, task.dataset_id)
     return dataset.video_id, frame
