@@ -384,3 +384,33 @@ def test_pycocotools_loads_coco_and_an_empty_test_split_says_what_it_is(export):
     for split in ("train", "valid", "test"):
         part = COCO(str(root / split / "_annotations.coco.json"))
         assert all((root / split / i["file_name"]).is_file() for i in part.loadImgs(part.getImgIds()))
+
+
+def test_mot_sequence_is_read_by_trackeval_with_hota_one_against_itself(export, tmp_path):
+    """TrackEval's MOT Challenge reader over the unzipped sequence (class-agnostic, as MOT15:
+    the MOT17 setting scores class 1 only and treats class 2 as a distractor)."""
+    trackeval = pytest.importorskip("trackeval")
+    import shutil
+
+    mot = export["dirs"]["mot"]
+    seq = dict(line.split("=", 1) for line in (mot / "seqinfo.ini").read_text().splitlines()[1:])["name"]
+    shutil.copytree(mot, tmp_path / "gt" / seq)
+    tracker = tmp_path / "trackers" / "self" / "data"
+    tracker.mkdir(parents=True)
+    rows = (mot / "gt" / "gt.txt").read_text().splitlines()  # a tracker's file: frame,id,box,conf,-1,-1,-1
+    (tracker / f"{seq}.txt").write_text("".join(",".join(r.split(",")[:7] + ["-1", "-1", "-1"]) + "\n" for r in rows))
+    dataset = trackeval.datasets.MotChallenge2DBox({
+        "GT_FOLDER": str(tmp_path / "gt"), "TRACKERS_FOLDER": str(tmp_path / "trackers"),
+        "OUTPUT_FOLDER": str(tmp_path / "out"), "BENCHMARK": "MOT15", "SKIP_SPLIT_FOL": True,
+        "SEQ_INFO": {seq: None}, "TRACKERS_TO_EVAL": ["self"], "PRINT_CONFIG": False})
+    assert dataset.seq_lengths[seq] == len(export["delivered"])
+    evaluator = trackeval.Evaluator({"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False,
+                                     "TIME_PROGRESS": False, "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False,
+                                     "PLOT_CURVES": False, "LOG_ON_ERROR": None})
+    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+               trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+    results, messages = evaluator.evaluate([dataset], metrics)
+    assert messages["MotChallenge2DBox"]["self"] == "Success"
+    scores = results["MotChallenge2DBox"]["self"][seq]["pedestrian"]
+    assert np.mean(scores["HOTA"]["HOTA"]) == pytest.approx(1.0) and scores["Identity"]["IDF1"] == pytest.approx(1.0)
+    assert scores["CLEAR"]["CLR_TP"] == len(rows)
