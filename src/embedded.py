@@ -41,10 +41,22 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self._server is not None:
             import atexit
+            import os
 
-            self._server.stop()
-            atexit.unregister(self._server._cleanup)  # already stopped: no second stop at exit
-            self._server = None
+            server, self._server = self._server, None
+            server.stop()
+            atexit.unregister(server._cleanup)  # already stopped: no second stop at exit
+            # pgserver keeps one handle per data directory and would hand the stopped one back
+            # to the next start(): forget it, so that start() really starts the server again.
+            type(server)._instances.pop(server.pgdata, None)
+            server.global_process_id_list.get_and_remove(os.getpid())
+
+    def running(self) -> bool:
+        """Whether the postmaster started by start() is still alive."""
+        if self._server is None:
+            return False
+        info = self._server._postmaster_info
+        return bool(info is not None and info.process is not None and info.process.is_running())
 
 
 @dataclass
@@ -82,6 +94,14 @@ class EmbeddedRedis:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start listening within 15 s")
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def poll(self) -> int | None:
+        """The exit status once redis-server has exited (negative: killed by that signal), else None."""
+        return self._process.poll() if self._process is not None else None
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

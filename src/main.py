@@ -34,6 +34,7 @@ from src.datasets.router import router as datasets_router
 from src.detectors import pages as detector_pages
 from src.detectors.router import router as detectors_router
 from src.exceptions import DomainError
+from src import outages
 from src.review import pages as review_pages
 from src.review.router import admin_router as review_admin_router
 from src.review.router import router as review_router
@@ -49,7 +50,7 @@ log = logging.getLogger("forge")
 ERROR_TITLES = {
     400: "Bad request", 401: "Please log in", 403: "Not allowed", 404: "Not found",
     405: "Not allowed", 413: "Too large", 422: "Check your input", 429: "Slow down",
-    500: "Something went wrong",
+    500: "Something went wrong", 503: "Temporarily unavailable",
 }
 API_PREFIXES = ("/api/", "/auth/", "/health", "/docs", "/openapi.json")
 
@@ -168,6 +169,9 @@ def create_app() -> FastAPI:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    # PostgreSQL or Redis unreachable: 503 with Retry-After, not a 500 (src/outages.py)
+    outages.install(app, page=error_page, api_prefixes=API_PREFIXES)
+
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, error: DomainError):
         if wants_json(request):

@@ -1,0 +1,183 @@
+"""PostgreSQL or Redis down: 503 with a message and Retry-After (pages and API), and the site
+comes back by itself when the service does. Against real servers of our own (a Redis and a
+PostgreSQL started for these tests, stopped and started again), so the session's services
+that other tests use are never touched."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from arq import create_pool
+
+from src.auth.users import jwt_keys
+from src.cli import migrate
+from src.database import create_engine, create_sessionmaker
+from src.embedded import EmbeddedPostgres, EmbeddedRedis
+from src.jobs import redis_settings
+from tests.conftest import csrf_token, login_cookie, register, set_role
+
+UNAVAILABLE = "temporarily unavailable"
+HTML = {"Accept": "text/html"}
+
+
+async def _own_app(database_url: str, redis_url: str) -> AsyncIterator:
+    """The real app, its engine and Redis pool pointed at the given servers."""
+    from src.main import create_app
+
+    jwt_keys()
+    app = create_app()
+    app.state.engine = create_engine(database_url)
+    app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    app.state.redis = await create_pool(redis_settings(redis_url))
+    try:
+        yield app
+    finally:
+        await app.state.redis.aclose()
+        await app.state.engine.dispose()
+
+
+def _client(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+def _assert_unavailable_page(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text[:500]
+    assert response.headers["content-type"].startswith("text/html")
+    assert UNAVAILABLE in response.text and "try again" in response.text
+    assert int(response.headers["retry-after"]) > 0
+    assert response.headers.get("x-content-type-options") == "nosniff"  # the security headers too
+
+
+def _assert_unavailable_json(response: httpx.Response, service: str) -> None:
+    assert response.status_code == 503, response.text[:500]
+    detail = response.json()["detail"]
+    assert UNAVAILABLE in detail and service in detail, detail
+    assert int(response.headers["retry-after"]) > 0
+
+
+@pytest.fixture
+async def redis_server():
+    with tempfile.TemporaryDirectory(prefix="forge-outage-redis-") as tmp:
+        server = EmbeddedRedis(Path(tmp))
+        url = server.start()
+        try:
+            yield server, url
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+async def redis_app(services, redis_server):
+    async for app in _own_app(services[0], redis_server[1]):
+        yield app
+
+
+async def test_redis_down_then_back(redis_app, redis_server):
+    server, _ = redis_server
+    async with _client(redis_app) as browser, _client(redis_app) as api, _client(redis_app) as admin:
+        await register(api, "outage@example.com")
+        await register(admin, "boss@example.com")
+        await set_role(redis_app, "boss@example.com", "admin")
+        await login_cookie(admin, "boss@example.com")
+        token = await csrf_token(browser)
+        assert (await admin.get("/admin/jobs", headers=HTML)).status_code == 200
+
+        server.stop()
+
+        # login counts attempts in Redis: the page form and the API both say why they cannot
+        form = {"email": "outage@example.com", "password": "correct-horse-9", "csrf_token": token}
+        _assert_unavailable_page(await browser.post("/login", data=form, headers=HTML))
+        _assert_unavailable_json(await api.post("/auth/jwt/login", data={"username": "outage@example.com",
+                                                                          "password": "correct-horse-9"}), "Redis")
+        _assert_unavailable_page(await admin.get("/admin/jobs", headers=HTML))
+        _assert_unavailable_json(await admin.get("/api/v1/admin/stats"), "Redis")
+        # what does not need Redis keeps working
+        assert (await admin.get("/admin/users", headers=HTML)).status_code == 200
+        health = await api.get("/health")
+        assert health.status_code == 503 and health.json()["redis"] != "ok" and health.json()["database"] == "ok"
+
+        server.start()  # same port: the app's pool reconnects by itself, no restart
+
+        response = await browser.post("/login", data=form, headers=HTML)
+        assert response.status_code == 303, response.text[:300]
+        response = await api.post("/auth/jwt/login", data={"username": "outage@example.com", "password": "correct-horse-9"})
+        assert response.status_code == 200 and response.json()["access_token"]
+        assert (await admin.get("/admin/jobs", headers=HTML)).status_code == 200
+        assert (await admin.get("/api/v1/admin/stats")).status_code == 200
+        assert (await api.get("/health")).status_code == 200
+
+
+@pytest.fixture
+async def postgres_server(services):
+    """A PostgreSQL of its own (own data directory, own socket), migrated like production."""
+    with tempfile.TemporaryDirectory(prefix="forge-outage-pg-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "pg")
+        url = server.start()
+        try:
+            await asyncio.to_thread(migrate, database_url=url)
+            yield server, url
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+async def postgres_app(services, postgres_server):
+    async for app in _own_app(postgres_server[1], services[1]):
+        yield app
+
+
+async def test_postgres_down_then_back(postgres_app, postgres_server):
+    server, _ = postgres_server
+    async with _client(postgres_app) as browser, _client(postgres_app) as api:
+        await register(browser, "pg-outage@example.com")
+        await login_cookie(browser, "pg-outage@example.com")
+        assert (await browser.get("/videos", headers=HTML)).status_code == 200
+        assert (await browser.get("/api/v1/videos")).status_code == 200
+
+        await asyncio.to_thread(server.stop)
+
+        # a logged-in page (the session is checked against the user row) and the API
+        _assert_unavailable_page(await browser.get("/videos", headers=HTML))
+        _assert_unavailable_json(await browser.get("/api/v1/videos"), "database")
+        token = await csrf_token(api)
+        _assert_unavailable_json(await api.post("/auth/login", headers={"X-CSRF-Token": token},
+                                                data={"username": "pg-outage@example.com",
+                                                      "password": "correct-horse-9"}), "database")
+        _assert_unavailable_page(await browser.post("/login", headers=HTML, data={
+            "email": "pg-outage@example.com", "password": "correct-horse-9",
+            "csrf_token": browser.cookies["forge_csrf"]}))
+        health = await api.get("/health")
+        assert health.status_code == 503 and health.json()["database"] != "ok"
+
+        await asyncio.to_thread(server.start)  # same data directory and socket
+
+        assert (await browser.get("/videos", headers=HTML)).status_code == 200
+        assert (await browser.get("/api/v1/videos")).json() is not None
+        response = await api.post("/auth/login", headers={"X-CSRF-Token": token},
+                                  data={"username": "pg-outage@example.com", "password": "correct-horse-9"})
+        assert response.status_code == 204, response.text
+        assert (await api.get("/health")).status_code == 200
+
+
+def test_outage_of_tells_services_from_bugs():
+    """The classification the handlers use: an OSError from storage stays a bug (500)."""
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    from src.outages import outage_of
+
+    assert outage_of(redis.exceptions.ConnectionError("Connection refused")) == "redis"
+    assert outage_of(redis.exceptions.BusyLoadingError("loading")) == "redis"
+    invalidated = sqlalchemy.exc.DBAPIError("SELECT 1", None, Exception("closed"), connection_invalidated=True)
+    assert outage_of(invalidated) == "database"
+    assert outage_of(sqlalchemy.exc.ProgrammingError("SELECT x", None, Exception("no column x"))) is None
+    try:
+        Path("/nonexistent/forge/file").read_bytes()
+    except OSError as error:
+        assert outage_of(error) is None
+    assert outage_of(ValueError("bad input")) is None
