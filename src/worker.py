@@ -16,9 +16,10 @@ from arq import cron
 
 from src.config import get_settings
 from src.database import create_engine, create_sessionmaker
-from src.datasets.tasks import build_dataset, requeue_stale
+from src.datasets.tasks import build_dataset, preview_dataset, requeue_stale
 from src.detectors.tasks import evaluate_detector, predict_frame, train_detector, validate_detector
 from src.jobs import JobContext, job_session, redis_settings, run_cpu
+from src.supervisor import die_with_parent
 from src.review.tasks import cvat_accept_jobs, cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
 from src.videos.tasks import import_video
 
@@ -52,8 +53,10 @@ async def startup(ctx: JobContext) -> None:
         raise RuntimeError("DATABASE_URL must be set for the worker (`forge up` sets it).")
     ctx["engine"] = create_engine(settings.database_url)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
-    # spawn, not fork: the worker process holds an event loop, sockets and threads.
-    ctx["pool"] = ProcessPoolExecutor(settings.worker_processes, mp_context=multiprocessing.get_context("spawn"))
+    # spawn, not fork: the worker process holds an event loop, sockets and threads. The pool's
+    # processes end with this worker, however it ends (src/supervisor.py, die_with_parent).
+    ctx["pool"] = ProcessPoolExecutor(settings.worker_processes, mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=die_with_parent, initargs=(os.getpid(),))
     await asyncio.gather(*(run_cpu(ctx, _warm_up) for _ in range(settings.worker_processes)))
     # One thread for short interactive work a user waits on (a model on one frame), so it
     # never queues behind the pool's long jobs; what it loads stays loaded between calls.
@@ -69,7 +72,7 @@ async def shutdown(ctx: JobContext) -> None:
 def task_functions() -> list:
     """Every domain's arq functions; a domain adds its own here."""
     return [health_job, import_video, build_dataset, cvat_create_task, cvat_sync_job, cvat_retry, cvat_poll, cvat_accept_jobs,
-            validate_detector, train_detector, evaluate_detector, predict_frame]
+            validate_detector, train_detector, evaluate_detector, predict_frame, preview_dataset]
 
 
 def cron_jobs() -> list:

@@ -60,11 +60,14 @@ def seed_objects(seeds: dict[int, list[dict[str, Any]]]) -> dict[int, list[SeedO
 
 
 def run_propagation(
-    video_path: str, seeds: dict[int, list[dict]], info: VideoInfo | None, progress_path: str
+    video_path: str, seeds: dict[int, list[dict]], info: VideoInfo | None, tracker_model: str | None,
+    progress_path: str,
 ) -> PropagationResult:
     """``info``: what the upload's probe stored (None: probe again). The probe decodes the end
-    of the file to check the frame count (a GOP, often a few hundred frames): once is enough."""
-    return propagate(video_path, seed_objects(seeds), budget=0, info=info, progress=ProgressFile(Path(progress_path)))
+    of the file to check the frame count (a GOP, often a few hundred frames): once is enough.
+    ``tracker_model``: TRACKER_MODEL_DIR (the result says which engine ran: ``engine``)."""
+    return propagate(video_path, seed_objects(seeds), budget=0, info=info, progress=ProgressFile(Path(progress_path)),
+                     tracker_model=tracker_model)
 
 
 def run_sampling(video_path: str, sampling: dict[str, Any], progress_path: str | None = None) -> list[int]:
@@ -111,3 +114,15 @@ def run_build(
         "object_frames": sum(len(f.objects) for f in frames),
         "splits": {s: sum(1 for f in frames if f.split == s) for s in ("train", "valid", "test")},
     }
+
+
+def run_preview(
+    video_path: str, seeds: dict[int, list[dict]], info: VideoInfo | None, tracker_model: str | None,
+    budget: float, progress_path: str,
+) -> dict[str, Any]:
+    """The editor's preview (src/datasets/preview.py): the engine on the draft's keyframes, as
+    the stored JSON document (tracks, confidence, the hard frames at `budget`)."""
+    from src.datasets.preview import document
+
+    result = run_propagation(video_path, seeds, info, tracker_model, progress_path)
+    return document(result, budget=budget, keyframes=[int(f) for f in seeds])

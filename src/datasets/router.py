@@ -63,3 +63,23 @@ async def download(dataset: OwnedDataset, format: Format):
     path = service.download_path(dataset, format)
     filename = f"{dataset.name}-{format}.zip".replace('"', "")
     return FileResponse(path, media_type="application/zip", filename=filename)
+
+
+@router.post("/{dataset_id}/preview", status_code=202)
+async def start_preview(dataset: OwnedDataset, request: Request, session: SessionDep):
+    """Propagate the draft's current keyframes for a look before confirming (free, not stored
+    as a dataset). Reuses the stored preview of the same keyframes and engine; returns
+    `{"key", "state": queued|running|ready|empty, "done", "total"}`; poll GET."""
+    from src.datasets import preview
+
+    return await preview.request(session, request.app.state.redis, dataset=dataset)
+
+
+@router.get("/{dataset_id}/preview")
+async def read_preview(dataset: OwnedDataset, request: Request, start: int = 0, stop: int | None = None):
+    """The current preview: state and progress, and when `ready` each track's boxes (xyxy
+    pixels, null where absent) and confidence on frames [start, stop) (at most 2,000 a page),
+    its present ranges, the keyframes and the frames the hard-frame pick would review."""
+    from src.datasets import preview
+
+    return await preview.read(request.app.state.redis, dataset=dataset, start=start, stop=stop)

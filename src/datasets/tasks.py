@@ -160,8 +160,10 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
     out_dir.unlink()
     try:
         result = await _stage(ctx, did, "propagating", pipeline.run_propagation, job["video_path"], seeds,
-                              video_service.stored_probe(job["video"]),
+                              video_service.stored_probe(job["video"]), get_settings().tracker_model_dir,
                               state=None if resumed else DatasetState.propagating, timings=timings)
+        log.info("dataset %s: tracks made by the %s engine%s", did, result.engine,
+                 f" ({result.engine_note})" if result.engine_note else "")
         delivered = await _stage(ctx, did, "sampling", pipeline.run_sampling, job["video_path"], options.sampling.model_dump(),
                                  timings=timings)
         delivered = [f for f in delivered if f not in set(dropped)]
@@ -186,6 +188,7 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
             "confidence": [round(float(c), 3) for c in result.frame_confidence()],
             "hard_frames": sorted(hard), "reviewed_frames": reviewed, "keyframes": keyframes,
             "delivered": len(delivered), "engine_seconds": round(result.seconds, 3),
+            "engine": result.engine, "engine_note": result.engine_note,
             "stage_seconds": timings,
         }
         if filled is not None:
@@ -282,3 +285,49 @@ async def requeue_stale(ctx: dict) -> int:
             await ctx["redis"].enqueue_job("build_dataset", str(dataset.id), _job_id=service.job_id(dataset.id, dataset.attempts))
             requeued += 1
     return requeued
+
+
+async def preview_dataset(ctx: dict, dataset_id: str, key: str) -> str:
+    """Propagate a draft's keyframes for the editor's preview (src/datasets/preview.py): skipped
+    when the keyframes changed since it was asked for; progress and state in Redis."""
+    from src.datasets import preview
+
+    did, redis = uuid.UUID(dataset_id), ctx["redis"]
+    if not await preview.is_current(redis, did, key):
+        return "superseded"
+    async with job_session(ctx) as session:
+        dataset = await session.get(Dataset, did)
+        if dataset is None:
+            return "gone"
+        video = await session.get(Video, dataset.video_id)
+        seeds = await annotation_service.seeds_for_engine(session, dataset_id=did)
+        budget = service.options_of(dataset).review_budget
+        info, video_path = video_service.stored_probe(video), str(get_storage().local_path(video.storage_key))
+    if preview.preview_key(seeds, budget=budget, engine=preview.engine_id()) != key:
+        return "superseded"
+    progress_path = get_storage().temp_file(".preview.json")
+    await preview.set_state(redis, did, key=key, state="running", done=0, total=video.frame_count or 0)
+    future = asyncio.ensure_future(run_cpu(ctx, pipeline.run_preview, video_path, seeds, info,
+                                           get_settings().tracker_model_dir, budget, str(progress_path)))
+    try:
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=0.5)
+            if done:
+                break
+            report = ProgressFile.read(progress_path) or {}
+            if await preview.is_current(redis, did, key):
+                await preview.set_state(redis, did, key=key, state="running", done=report.get("done", 0),
+                                        total=report.get("total", 0))
+        try:
+            document = future.result()
+        except (SeedError, VideoProbeError) as error:
+            await preview.set_state(redis, did, key=key, state="failed", error=str(error))
+            return "failed"
+        progress_path.write_text(json.dumps(document, separators=(",", ":")))
+        get_storage().put_file(preview.store_key(did, key), progress_path)
+        if await preview.is_current(redis, did, key):
+            await preview.set_state(redis, did, key=key, state="ready", done=document["frames"], total=document["frames"])
+        log.info("dataset %s: preview %s ready (%s, %d tracks)", did, key, document["engine"], len(document["tracks"]))
+        return "ready"
+    finally:
+        progress_path.unlink(missing_ok=True)

@@ -1,0 +1,132 @@
+"""Preview tracks: the draft's keyframes propagated through the video before anyone pays.
+
+The editor (and a script, through `POST/GET /api/v1/datasets/{id}/preview`) asks for a
+preview of the current keyframes; the worker runs the engine (job `preview_dataset`) and
+stores the tracks as `datasets/<id>/preview/<key>.json`, where `key` hashes the keyframes,
+the engine and the review budget. So a preview is computed once per keyframe set and engine
+and reused from the store; keyframes that change make a new key, and a queued preview
+whose key is no longer the draft's current one is skipped (`is_current`). One that is
+already running finishes into the cache (it is the right answer for its keyframes).
+
+The state of the draft's current preview lives in Redis (`forge:preview:<dataset id>`):
+`{"key", "state": queued|running|ready|failed|empty, "done", "total", "error"}`.
+Light on purpose: the web imports this, so no OpenCV here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.annotation import service as annotation_service
+from src.config import get_settings
+from src.datasets.models import Dataset
+from src.exceptions import Unprocessable
+from src.storage import get_storage
+
+ENGINE_VERSION = "2026-12-01"  # bump when the engine's tracks change for the same keyframes
+MAX_RANGE = 2000  # frames per GET page
+
+
+def redis_key(dataset_id: uuid.UUID) -> str:
+    return f"forge:preview:{dataset_id}"
+
+
+def store_key(dataset_id: uuid.UUID, key: str) -> str:
+    return f"datasets/{dataset_id}/preview/{key}.json"
+
+
+def engine_id() -> str:
+    """The engine a preview is made with: the version, and the learned tracker's folder if set."""
+    model = getattr(get_settings(), "tracker_model_dir", None)
+    return f"{ENGINE_VERSION}:{model or 'builtin'}"
+
+
+def preview_key(seeds: dict[int, list[dict[str, Any]]], *, budget: float, engine: str) -> str:
+    canonical = json.dumps({"seeds": {str(k): v for k, v in sorted(seeds.items())}, "budget": round(budget, 4),
+                            "engine": engine}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+async def _state(redis, dataset_id: uuid.UUID) -> dict[str, Any]:
+    raw = await redis.get(redis_key(dataset_id))
+    return json.loads(raw) if raw else {}
+
+
+async def set_state(redis, dataset_id: uuid.UUID, **state: Any) -> None:
+    await redis.set(redis_key(dataset_id), json.dumps(state), ex=7 * 24 * 3600)
+
+
+async def is_current(redis, dataset_id: uuid.UUID, key: str) -> bool:
+    return (await _state(redis, dataset_id)).get("key") == key
+
+
+async def request(session: AsyncSession, redis, *, dataset: Dataset) -> dict[str, Any]:
+    """Start a preview of the draft's current keyframes, or reuse the stored one."""
+    from src.datasets import service as dataset_service
+
+    seeds = await annotation_service.seeds_for_engine(session, dataset_id=dataset.id)
+    if not any(not o.get("gone") for objs in seeds.values() for o in objs):
+        await set_state(redis, dataset.id, key=None, state="empty")
+        return {"key": None, "state": "empty", "message": "Draw a box on a frame first: there is nothing to follow yet."}
+    budget = dataset_service.options_of(dataset).review_budget
+    key = preview_key(seeds, budget=budget, engine=engine_id())
+    state = await _state(redis, dataset.id)
+    if get_storage().exists(store_key(dataset.id, key)):
+        await set_state(redis, dataset.id, key=key, state="ready")
+        return {"key": key, "state": "ready"}
+    if state.get("key") == key and state.get("state") in ("queued", "running"):
+        return state
+    await set_state(redis, dataset.id, key=key, state="queued", done=0, total=0)
+    await redis.enqueue_job("preview_dataset", str(dataset.id), key, _job_id=f"preview:{dataset.id}:{key}")
+    return {"key": key, "state": "queued", "done": 0, "total": 0}
+
+
+async def read(redis, *, dataset: Dataset, start: int = 0, stop: int | None = None) -> dict[str, Any]:
+    """The current preview's state and, when ready, its tracks on frames [start, stop)."""
+    state = await _state(redis, dataset.id)
+    out: dict[str, Any] = {"key": state.get("key"), "state": state.get("state", "none"), "done": state.get("done", 0),
+                           "total": state.get("total", 0), "error": state.get("error")}
+    if out["state"] != "ready" or not out["key"]:
+        return out
+    storage = get_storage()
+    with storage.open(store_key(dataset.id, out["key"])) as f:
+        doc = json.load(f)
+    n = doc["frames"]
+    stop = n if stop is None else stop
+    if start < 0 or stop < start:
+        raise Unprocessable("The frame range needs 0 <= start <= stop.")
+    stop = min(stop, n, start + MAX_RANGE)
+    out |= {"frames": n, "fps": doc.get("fps"), "engine": doc.get("engine"), "start": start, "stop": stop,
+            "hard_frames": doc.get("hard_frames", []), "keyframes": doc.get("keyframes", []),
+            "tracks": [{"track_id": t["track_id"], "class": t["class"], "boxes": t["boxes"][start:stop],
+                        "confidence": t["confidence"][start:stop], "present": t.get("present")} for t in doc["tracks"]]}
+    return out
+
+
+def document(result, *, budget: float, keyframes: list[int]) -> dict[str, Any]:
+    """A PropagationResult as the stored preview: boxes rounded to 0.1 px (None where absent),
+    confidence to 0.01, the frame ranges where each track is present, and the frames the
+    hard-frame pick would send to review at `budget`."""
+    from src.vision.hard_frames import select_hard_frames
+
+    tracks = []
+    for t in result.tracks:
+        present = t.present
+        boxes = [[round(float(v), 1) for v in t.boxes[i]] if present[i] else None for i in range(len(present))]
+        runs, start = [], None
+        for i, p in enumerate(list(present) + [False]):
+            if p and start is None:
+                start = i
+            elif not p and start is not None:
+                runs.append([start, i - 1])
+                start = None
+        tracks.append({"track_id": int(t.track_id), "class": t.class_name, "boxes": boxes, "present": runs,
+                       "confidence": [round(float(c), 2) for c in t.confidence]})
+    hard = select_hard_frames(result.tracks, result.video.frames, budget, exclude=keyframes) if budget > 0 else []
+    return {"frames": int(result.video.frames), "fps": float(result.video.fps), "engine": result.engine,
+            "keyframes": sorted(keyframes), "hard_frames": [int(f) for f in hard], "tracks": tracks}

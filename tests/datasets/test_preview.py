@@ -1,0 +1,72 @@
+"""Preview tracks over the API: the worker propagates the draft's keyframes before confirming;
+the same keyframes reuse the stored preview, changed keyframes make a new one, and someone
+else's draft is 404."""
+
+from __future__ import annotations
+
+from src.vision.metrics import iou, load_otb
+from tests.conftest import login_cookie, register
+from tests.datasets.conftest import CROSSING, first_box, make_draft, run_worker
+
+
+async def test_preview_follows_the_object_and_is_cached_per_keyframe_set(app, user_client, make_client, services):
+    dataset = await make_draft(user_client)
+    url = f"/api/v1/datasets/{dataset['id']}/preview"
+    assert (await user_client.get(url)).json()["state"] == "none"
+    started = await user_client.post(url)
+    assert started.status_code == 202 and started.json()["state"] == "queued"
+    again = await user_client.post(url)
+    assert again.json()["key"] == started.json()["key"]  # asked twice: one job
+    await run_worker(services[1])
+    ready = (await user_client.get(url, params={"start": 50, "stop": 70})).json()
+    assert ready["state"] == "ready" and ready["frames"] == 120 and (ready["start"], ready["stop"]) == (50, 70)
+    (track,) = ready["tracks"]
+    assert track["track_id"] == 1 and len(track["boxes"]) == 20
+    truth = load_otb(CROSSING / "groundtruth_rect.txt")
+    ious = [iou(box, truth[50 + i]) for i, box in enumerate(track["boxes"]) if box]
+    assert len(ious) >= 18 and sum(ious) / len(ious) > 0.5, ious  # near the ground truth mid-video
+
+    # the same keyframes: the stored preview, no job; a new keyframe: a new key, queued
+    reused = (await user_client.post(url)).json()
+    assert reused == {"key": started.json()["key"], "state": "ready"}
+    box = [float(v) for v in truth[60]]
+    await user_client.put(f"/api/v1/datasets/{dataset['id']}/keyframes/60",
+                          json={"objects": [{"track_id": 1, "class": "person", "box": box}]})
+    changed = (await user_client.post(url)).json()
+    assert changed["key"] != started.json()["key"] and changed["state"] == "queued"
+    await run_worker(services[1])
+    fresh = (await user_client.get(url, params={"start": 60, "stop": 61})).json()
+    assert fresh["state"] == "ready" and 60 in fresh["keyframes"]
+    assert iou(fresh["tracks"][0]["boxes"][0], truth[60]) > 0.95
+
+    other = make_client()
+    await register(other, "other@example.com")
+    await login_cookie(other, "other@example.com")
+    assert (await other.get(url)).status_code == 404
+    assert (await other.post(url)).status_code == 404
+
+
+async def test_a_superseded_preview_is_skipped(app, user_client, services):
+    dataset = await make_draft(user_client)
+    url = f"/api/v1/datasets/{dataset['id']}/preview"
+    first = (await user_client.post(url)).json()
+    box = first_box(CROSSING)
+    await user_client.put(f"/api/v1/datasets/{dataset['id']}/keyframes/0",
+                          json={"objects": [{"track_id": 1, "class": "person", "box": [box[0] + 2, *box[1:]]}]})
+    second = (await user_client.post(url)).json()
+    assert second["key"] != first["key"]
+    await run_worker(services[1])
+    from src.datasets.preview import store_key
+    from src.storage import get_storage
+
+    assert not get_storage().exists(store_key(dataset["id"], first["key"]))  # skipped: keyframes changed
+    assert (await user_client.get(url)).json()["state"] == "ready"
+
+
+async def test_nothing_to_preview_says_so(user_client):
+    from tests.datasets.conftest import upload
+
+    video = (await upload(user_client, CROSSING / "video.mp4")).json()
+    draft = (await user_client.post("/api/v1/datasets", json={"video_id": video["id"], "name": "x", "classes": ["person"]})).json()
+    answer = (await user_client.post(f"/api/v1/datasets/{draft['id']}/preview")).json()
+    assert answer["state"] == "empty" and "Draw a box" in answer["message"]
