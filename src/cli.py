@@ -7,6 +7,7 @@
     forge migrate       alembic upgrade head (`forge migrate down` downgrades to base)
     forge create-admin  create (or promote) the admin from FORGE_ADMIN_EMAIL / FORGE_ADMIN_PASSWORD
     forge propagate     run the propagation engine on a video (see `forge propagate --help`)
+    forge tracker download [DIR]   fetch the learned tracker's model files, checking their sha256
 """
 
 from __future__ import annotations
@@ -171,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         from src.vision.cli import main as propagate_main
 
         return propagate_main(argv[1:])
+    if argv and argv[0] == "tracker":
+        from src.vision.cli import tracker_main
+
+        return tracker_main(argv[1:], default_dir=get_settings().tracker_model_dir or get_settings().var_dir / "models" / "nanotrack-v2")
     parser = argparse.ArgumentParser(prog="forge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("up", "web", "worker", "create-admin"):
@@ -178,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate_parser = sub.add_parser("migrate")
     migrate_parser.add_argument("direction", nargs="?", choices=["up", "down"], default="up")
     sub.add_parser("propagate", help="see `forge propagate --help`")
+    sub.add_parser("tracker", help="`forge tracker download [DIR]`: the learned tracker's files")
     args = parser.parse_args(argv)
     if args.command == "up":
         return up()

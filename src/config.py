@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     # Worker
     worker_processes: int = 2
+    # Folder with the learned tracker's two ONNX files (NanoTrack v2; `forge tracker download`
+    # fetches them). Unset or incomplete: the built-in LK+NCC tracker runs, and says so.
+    tracker_model_dir: str | None = None
     job_max_tries: int = 3
     # How long the editor's "Suggest boxes" waits for the worker to run the model on a frame.
     predict_timeout_s: float = 60.0

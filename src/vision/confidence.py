@@ -61,3 +61,18 @@ def fused_confidence(single: np.ndarray, agreement: np.ndarray, both: np.ndarray
     ``(n,)`` (0 where only one pass exists) and ``both`` ``(n,)`` (1 where two passes exist)."""
     z = FUSED[0] + FUSED[1] * _logit(np.asarray(single, np.float64)) + FUSED[2] * agreement + FUSED[3] * both
     return _sigmoid(z).astype(np.float32)
+
+
+# The learned tracker (src.vision.nanotrack) has its own signals: NanoTrack's penalized object
+# score in place of LK's, the same appearance and motion signals.
+LEARNED_FEATURES = ("nano_score", "ncc_key", "ncc_recent", "motion", "log_area", "log_dist")
+# logit = LEARNED_BIAS + LEARNED_WEIGHTS . features (hand-set like SINGLE_*: a sure, similar,
+# smoothly moving box of about the keyframe's size is confident)
+LEARNED_BIAS = -3.0
+LEARNED_WEIGHTS = np.array([5.0, 2.0, 1.5, -2.0, -1.0, -0.2], np.float32)
+
+
+def learned_confidence(features: np.ndarray) -> float:
+    """``(len(LEARNED_FEATURES),)`` -> confidence in [0, 1]."""
+    z = LEARNED_BIAS + float(np.asarray(features, np.float32) @ LEARNED_WEIGHTS)
+    return 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))

@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -61,6 +62,7 @@ PROCESS_MIN_WORK = 1000  # object-frames from which passes run in processes rath
 # hard ones get every frame.
 STRIDE_CONF = 0.8
 STRIDE_SPEED = 0.08
+LK_ENGINE = "lk-ncc"  # the built-in tracker's name in results and datasets
 FUSE_MIN_IOU = 0.3  # forward and backward boxes overlapping at least this much are averaged, else one is chosen
 
 
@@ -156,9 +158,10 @@ class _Pass:
     STRIDE_CONF). ``mark``: its mark in the frame ring (FrameReader.hold), if any."""
 
     def __init__(self, start: int, box: np.ndarray, stop: int, step: int, mark: int | None = None,
-                 open_end: bool = False):
+                 open_end: bool = False, model_dir: str | None = None):
         self.start, self.box, self.step, self.mark = start, np.asarray(box, np.float64), step, mark
         self.open_end = open_end  # no keyframe beyond ``stop``: report only while the evidence holds
+        self.model_dir = model_dir  # the learned tracker's files (None: the LK+NCC tracker)
         self.frames = np.arange(start + step, stop + step, step)
         m = len(self.frames)
         self.boxes = np.full((m, 4), np.nan, np.float64)
@@ -195,20 +198,33 @@ class _Pass:
             return int(self.frames[-1])
         return self.start if self.i == 0 else int(self.frames[self.i - 1])  # the tracker's previous frame
 
-    def advance(self, store: FrameReader) -> None:
-        self._advance(store)
+    def batchable(self) -> bool:
+        """Whether the next ``advance`` is one learned-tracker step another can share a model
+        call with (see ``_run_passes``)."""
+        return self.tracker is not None and not self.done and getattr(self.tracker, "wants_batch", bool)()
+
+    def advance(self, store: FrameReader, nano=None) -> None:
+        """One step (``nano``: the learned tracker's result on ``needs``, computed in a batch)."""
+        self._advance(store, nano)
         if self.mark is not None and (self.step > 0 or self.done):
             store.hold(self.mark, self.first_frame())
 
-    def _advance(self, store: FrameReader) -> None:
+    def _advance(self, store: FrameReader, nano=None) -> None:
         s = store.scale
         if self.tracker is None:
-            self.tracker = ObjectTracker(store.get(self.start), self.box * s, open_end=self.open_end)
+            frame = store.get(self.start)
+            if self.model_dir is None:
+                self.tracker = ObjectTracker(frame, self.box * s, open_end=self.open_end)
+            else:
+                from src.vision.nanotrack import LearnedObjectTracker, NanoModel
+
+                model = NanoModel.load(self.model_dir)
+                self.tracker = LearnedObjectTracker(frame, self.box * s, self.open_end, model=model)
             return
         dt = self._stride()
         if dt > 1:
             saved = copy.copy(self.tracker)  # step() rebinds its state, never mutates it in place
-            r = self.tracker.step(store.get(self.needs), dt)
+            r = self._step(store.get(self.needs), dt, nano)
             if r.box is not None and r.confidence >= STRIDE_CONF:
                 # the skipped frames: on the straight line, as sure as the less sure end
                 for k in range(1, dt):
@@ -219,7 +235,7 @@ class _Pass:
                 self.tracker = saved
                 r = self.tracker.step(store.get(int(self.frames[self.i])))
         else:
-            r = self.tracker.step(store.get(int(self.frames[self.i])))
+            r = self._step(store.get(int(self.frames[self.i])), 1, nano)
         if r.box is None:
             # before a track's first keyframe, absent is "not there yet" as much as "lost"
             self.left[self.i] = self.tracker.left_frame or self.open_end
@@ -233,6 +249,9 @@ class _Pass:
             k = slice(max(0, self.i - self.tracker.retract), self.i - 1)
             self.boxes[k], self.conf[k], self.left[k], self.lost[k] = np.nan, 0.0, True, False
             self.tracker.retract = 0
+
+    def _step(self, frame, dt: int, nano):
+        return self.tracker.step(frame, dt) if nano is None else self.tracker.step(frame, dt, nano)
 
     def result(self):
         """(frames (m,), boxes (m, 4) full-res with NaN rows, conf (m,), lost (m,) bool:
@@ -250,10 +269,19 @@ def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[tuple]:
     active = [p for p in todo if not p.done]
     while active:
         moved = False
-        for p in active:
-            if store.ready(p.needs):
-                p.advance(store)
-                moved = True
+        ready = [p for p in active if store.ready(p.needs)]
+        # learned-tracker steps of this round share one model call (one batch per round)
+        batch = [p for p in ready if p.batchable()]
+        pre = {}
+        if len(batch) > 1:
+            from src.vision.nanotrack import track_batch
+
+            frames = [store.get(p.needs) for p in batch]
+            states = [copy.copy(p.tracker.nano) for p in batch]  # a stride undone keeps the old state
+            pre = {id(p): (*r, st) for p, r, st in zip(batch, track_batch(states, frames), states)}
+        for p in ready:
+            p.advance(store, pre.get(id(p)))
+            moved = True
         active = [p for p in active if not p.done]
         if not moved:
             store.get(min(p.needs for p in active))  # wait for the decoder
@@ -391,8 +419,13 @@ def propagate(
     workers: int | None = None,
     info: VideoInfo | None = None,
     processes: bool | None = None,
+    tracker_model: str | Path | None = None,
 ) -> PropagationResult:
     """Propagate ``keyframes`` ({frame: [SeedObject]}, boxes full-res xyxy) through the video.
+
+    ``tracker_model``: a folder with the learned tracker's files (src.vision.nanotrack); when
+    it is None or unusable the built-in LK+NCC tracker runs, and the result says which engine
+    ran and why (``engine``, ``engine_note``).
 
     ``progress(done, total)`` is called from the decode thread as frames arrive. ``budget``
     picks the hard frames (share < 1 or count >= 1). ``workers`` passes run at once (default:
@@ -409,6 +442,7 @@ def propagate(
         for o in keyframes[f]:
             per_object.setdefault(o.track_id, []).append((f, o))
 
+    engine = resolve_engine(tracker_model)
     keys, jobs = _pass_jobs(per_object, n)  # (track id, kind, keyframe index), (start, box, stop, step, open_end)
     workers = workers or max(1, os.cpu_count() or 1)
     if processes is None:
@@ -422,7 +456,8 @@ def propagate(
     # passes, so its groups must not queue behind another call's.
     with _pool_user if processes else contextlib.nullcontext():
         try:
-            results = _run_all(store, [(*job[:4], mark, *job[4:]) for mark, job in enumerate(jobs)], workers, processes, progress)
+            runs = [(*job[:4], mark, job[4], engine.model_dir) for mark, job in enumerate(jobs)]
+            results = _run_all(store, runs, workers, processes, progress)
         finally:
             store.close()
     passes = dict(zip(keys, results))
@@ -458,7 +493,28 @@ def propagate(
         tracks.append(tr)
     tracks.sort(key=lambda t: t.track_id)
     hard = select_hard_frames(tracks, n, budget, exclude=keyframes.keys())
-    return PropagationResult(info, tracks, hard, time.perf_counter() - t0)
+    return PropagationResult(info, tracks, hard, time.perf_counter() - t0, engine=engine.name, engine_note=engine.note)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Which tracker a propagation runs: ``name`` ("nanotrack-v2" or "lk-ncc"), the learned
+    model's folder (None for the built-in tracker) and, when it fell back, why."""
+
+    name: str
+    model_dir: str | None = None
+    note: str = ""
+
+
+def resolve_engine(tracker_model: str | Path | None) -> Engine:
+    """The learned tracker when ``tracker_model`` holds its files and onnxruntime is there,
+    else the built-in LK+NCC tracker with the reason."""
+    from src.vision.nanotrack import ENGINE_NAME, model_problem
+
+    problem = model_problem(tracker_model)
+    if problem is None:
+        return Engine(ENGINE_NAME, str(Path(tracker_model).resolve()))
+    return Engine(LK_ENGINE, None, problem)
 
 
 _pool: ProcessPoolExecutor | None = None

@@ -77,6 +77,17 @@ VERIFY_FRAMES = 3
 # ... and a re-detection whose crop matches the crop it was judged lost on (NCC above this) is
 # the same background again, not the object back.
 VERIFY_SAME = 0.8
+# Size recovery (a keyframe drawn on a half-hidden object): the ring of LK points just outside
+# the box tells where the object goes on past an edge. A side whose ring points (2 of 3) move
+# with the object (within GROW_WITH of its motion) while another side's move apart from it
+# (by GROW_APART or more: there is motion contrast to judge by) grows by GROW_STEP of the box
+# on that axis, up to GROW_MAX times the keyframe box. Both in crop px, or that share of the
+# object's motion when larger (legs and arms do not move quite with the body).
+GROW_WITH = (0.5, 0.4)
+GROW_APART = (1.0, 0.8)
+GROW_STEP = 0.08
+GROW_MAX = 2.5
+GROW_HELD = 4  # ... when that side said so on this many LK steps in a row
 LK_PARAMS = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03))
 # LK points: a GRID x GRID lattice over the inner 80% of the box (fractions of its size)
 _g = np.linspace(0.1, 0.9, GRID)
@@ -109,6 +120,24 @@ def _penalize_distance(r: np.ndarray, fx: float, fy: float, size: float, penalty
     dx = (np.arange(r.shape[1], dtype=np.float32) - (r.shape[1] - 1) / 2) / fx
     dy = (np.arange(r.shape[0], dtype=np.float32) - (r.shape[0] - 1) / 2) / fy
     return r - penalty * np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2) / size
+
+
+_RING_SIDES = np.arange(12).reshape(4, 3)  # ring points of the top, bottom, left, right sides
+
+
+def _grow_sides(q0, q1, q0b, st1, st2, ox: float, oy: float) -> np.ndarray:
+    """``(4,)`` int, 1 for each side (top, bottom, left, right) of the box whose ring points
+    move with the object (motion ``ox``, ``oy`` crop px) while another side's move apart from it
+    (see GROW_WITH). ``q0``, ``q1``, ``q0b``, ``st1``, ``st2``: the LK points of ``_lk``."""
+    r0, r1, rb = q0.reshape(-1, 2)[_NG:], q1.reshape(-1, 2)[_NG:], q0b.reshape(-1, 2)[_NG:]
+    ok = (st1.ravel()[_NG:] == 1) & (st2.ravel()[_NG:] == 1) & (np.abs(r0 - rb).max(1) < 1.0)
+    d = np.hypot(r1[:, 0] - r0[:, 0] - ox, r1[:, 1] - r0[:, 1] - oy)
+    m = math.hypot(ox, oy)
+    with_ = ((d < max(GROW_WITH[0], GROW_WITH[1] * m)) & ok)[_RING_SIDES].sum(1) >= 2
+    apart = ((d > max(GROW_APART[0], GROW_APART[1] * m)) & ok)[_RING_SIDES].sum(1) >= 2
+    if not apart.any():
+        return np.zeros(4, int)
+    return with_.astype(int)
 
 
 def visible_share(box: np.ndarray, w: int, h: int) -> float:
@@ -147,6 +176,10 @@ class ObjectTracker:
         self.good_tpl = self.key_tpl  # the crop at the last very confident step: re-detection looks
         self.good_u = self.key_u  # for it beside the keyframe crop (which may be half occluded)
         self.key_area = bw * bh
+        self.key_frame, self.key_box = frame, self.box.copy()  # size recovery cuts the keyframe crop again
+        self.key0_wh = np.array([bw, bh])
+        self.grow_sides: np.ndarray | None = None  # from the last LK step (see _grow_sides)
+        self.grow_votes = np.zeros(4, int)  # LK steps in a row each side said "grow"
         self.prev = frame
         self.velocity = np.zeros(2)
         self.trusted_velocity = np.zeros(2)  # slow average over confident steps only
@@ -182,11 +215,44 @@ class ObjectTracker:
             q0.reshape(-1, 2), q1.reshape(-1, 2), st1.ravel(), st2.ravel(), q0b.reshape(-1, 2), _NG, gx, gy, g, INLIER_PX
         )
         if not found:
+            self.grow_sides = None
             return None, 10.0, 0.0
+        self.grow_sides = _grow_sides(q0, q1, q0b, st1, st2, dx * gx, dy * gy)
         s = min(max(1 + LK_SCALE_TRUST * (s - 1), 0.85), 1.18)
         cx, cy = (b[0] + b[2]) / 2 + dx, (b[1] + b[3]) / 2 + dy
         nb = np.array([cx - s * bw / 2, cy - s * bh / 2, cx + s * bw / 2, cy + s * bh / 2])
         return nb, fb, good
+
+    def _grow(self, frame: Pyramid, box: np.ndarray) -> np.ndarray:
+        """``box`` grown on the sides where the object goes on past its edge (``_grow_sides``);
+        the templates are cut again for the grown box (the keyframe's from the keyframe)."""
+        sides = self.grow_sides
+        self.grow_votes = np.zeros(4, int) if sides is None else (self.grow_votes + 1) * sides
+        sides = (self.grow_votes >= GROW_HELD).astype(int)
+        if not sides.any():
+            return box
+        self.grow_votes[sides > 0] = 0
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        gw = GROW_STEP * bw * (sides[2] + sides[3]) if bw * (1 + GROW_STEP) <= GROW_MAX * self.key0_wh[0] else 0.0
+        gh = GROW_STEP * bh * (sides[0] + sides[1]) if bh * (1 + GROW_STEP) <= GROW_MAX * self.key0_wh[1] else 0.0
+        if gw == 0 and gh == 0:
+            return box
+        sides = sides * np.array([gh > 0, gh > 0, gw > 0, gw > 0])
+        d = GROW_STEP * np.array([-bh * sides[0], bh * sides[1], -bw * sides[2], bw * sides[3]])
+        nb = box + np.array([d[2], d[0], d[3], d[1]])
+        # the keyframe box grows by the same share of its size on the same sides
+        k = self.key_box
+        kw, kh = k[2] - k[0], k[3] - k[1]
+        self.key_box = k + np.array([d[2] / bw * kw, d[0] / bh * kh, d[3] / bw * kw, d[1] / bh * kh])
+        self.key_tpl = sample(self.key_frame, *self.key_box, self.tw, self.th).astype(np.float32)
+        self.key_u = unit(self.key_tpl)
+        self.rec_tpl = sample(frame, *nb, self.tw, self.th).astype(np.float32)
+        self.rec_u = unit(self.rec_tpl)
+        self.good_tpl, self.good_u = self.rec_tpl, self.rec_u
+        self.mix_tpl = 0.5 * (self.key_tpl + self.rec_tpl)
+        self.key_wh = np.array([nb[2] - nb[0], nb[3] - nb[1]])
+        self.key_area = self.key_wh[0] * self.key_wh[1]
+        return nb
 
     def _search(self, frame: Pyramid, box: np.ndarray, extent: float, tpl: np.ndarray | None = None,
                 dist_penalty: float = 0.0):
@@ -263,6 +329,8 @@ class ObjectTracker:
         if self.last_conf < SCALE_CHECK_CONF or self.unchecked >= SCALE_CHECK_EVERY:
             box = self._refine_scale(frame, box)
             self.unchecked = 0
+        if not lk_weak and self.last_conf >= SCALE_CHECK_CONF:
+            box = self._grow(frame, box)
         cur = sample(frame, *box, self.tw, self.th).astype(np.float32)
         cur_u = unit(cur)
         ncc_key = float(cur_u.dot(self.key_u))
@@ -284,7 +352,14 @@ class ObjectTracker:
             ],
             np.float32,
         )
-        conf = single_pass_confidence(feats)
+        return self._settle(frame, box, move, feats, single_pass_confidence(feats), cur, cur_u, ncc_key, ncc_rec, dt)
+
+    def _settle(self, frame: Pyramid, box: np.ndarray, move: np.ndarray, feats: np.ndarray, conf: float,
+                cur: np.ndarray, cur_u: np.ndarray, ncc_key: float, ncc_rec: float, dt: int) -> StepResult:
+        """The end of a step onto ``frame`` at ``box`` (``move``: its motion per frame, ``cur``,
+        ``cur_u``: its crop, raw and unit; NCC of it to the keyframe and recent crops):
+        velocities, templates, and whether the object is still there (left the picture, lost,
+        or, on an open-ended pass, no longer like the object)."""
         self.last_conf = conf
         self.box = box
         self.velocity = 0.6 * self.velocity + 0.4 * move

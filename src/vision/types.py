@@ -90,7 +90,8 @@ class PropagationResult:
     tracks: list[Track]
     hard_frames: list[int] = field(default_factory=list)
     seconds: float = 0.0
-    engine: str = "lk-ncc"  # which tracker made the tracks (src.vision.engine.Engine.name)
+    engine: str = "lk-ncc"  # which tracker made the tracks (src.vision.propagate.Engine)
+    engine_note: str = ""  # why the built-in tracker ran when a learned one was asked for
 
     def frame_confidence(self) -> np.ndarray:
         """``(n_frames,)`` float32: the lowest confidence of any object present on the frame
@@ -124,6 +125,7 @@ class PropagationResult:
             },
             "frames": frames,
             "hard_frames": [int(i) for i in self.hard_frames],
+            "engine": self.engine,
             "timing": {
                 "seconds": round(self.seconds, 3),
                 "fps": round(n / self.seconds, 2) if self.seconds > 0 else 0.0,
