@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from src.detectors import safe_load
 from src.detectors.exceptions import InvalidModel, OfflineDownload
 
 VALIDATION_FRAME = (480, 640)  # (h, w) of the blank frame a model must run on
@@ -28,6 +29,7 @@ def ultralytics():
     import sys
 
     if "ultralytics" in sys.modules:
+        safe_load.install()  # imported elsewhere first: still never a full unpickling
         return sys.modules["ultralytics"]
     from src.config import get_settings
 
@@ -35,6 +37,7 @@ def ultralytics():
     config_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"  # models built from a checkpoint's yaml without eval()
     threads, omp = cv2.getNumThreads(), os.environ.get("OMP_NUM_THREADS")
     try:
         import ultralytics as module
@@ -51,6 +54,7 @@ def ultralytics():
                               "Use a local checkpoint or an architecture yaml such as yolov8n.yaml.")
 
     downloads.safe_download = refuse
+    safe_load.install()  # every checkpoint: weights_only=True with the allow-list (src/detectors/safe_load.py)
     cv2.setNumThreads(threads)
     if omp is None:
         os.environ.pop("OMP_NUM_THREADS", None)
@@ -103,9 +107,11 @@ def load(path: str | Path, kind: str):
     if key in _models:
         return _models[key]
     yolo = ultralytics().YOLO
+    if kind == "onnx":
+        safe_load.check_onnx(path)  # the graph is checked before onnxruntime runs it
     try:
         model = yolo(str(path), task="detect")
-    except OfflineDownload:
+    except (OfflineDownload, InvalidModel):
         raise
     except Exception as error:  # noqa: BLE001 - torch.load / pickle / onnx errors: the file's fault
         raise InvalidModel(f"This file could not be loaded as an ultralytics detector ({_short(error)}).") from error
@@ -117,8 +123,16 @@ def load(path: str | Path, kind: str):
 
 
 def validate(path: str, kind: str, classes: list[str]) -> ModelInfo:
+    """`validate_here` in a fresh child process under time and memory limits: an uploaded file
+    is untrusted (src/detectors/safe_load.py)."""
+    return ModelInfo(**safe_load.check_in_child(path, kind, classes))
+
+
+def validate_here(path: str, kind: str, classes: list[str]) -> ModelInfo:
     """Load the model and run it on one blank frame; InvalidModel with a readable message otherwise.
     `classes` (may be empty: then the model's own names) must match the model's class count."""
+    if kind == "onnx":
+        safe_load.check_onnx(path)
     imgsz = _onnx_input(Path(path)) if kind == "onnx" else None
     model = load(path, kind)
     names = model.names if isinstance(getattr(model, "names", None), dict) else {}

@@ -10,7 +10,7 @@ import uuid
 from src.admin import service as admin_service
 from src.database import unit_of_work
 from src.exceptions import Conflict
-from tests.conftest import bearer, csrf_token, register, set_role
+from tests.conftest import bearer, csrf_token, login_cookie, register, set_role
 
 
 async def me(client):
@@ -18,19 +18,26 @@ async def me(client):
 
 
 async def test_role_change_and_deactivation_take_effect_on_the_next_request(admin_client, user_client):
+    """A new role or a deactivation ends the user's sessions (issue 16, item 10): the next request
+    with the old cookie is refused, and the next login has the new role."""
     user_id = (await me(user_client))["id"]
     assert (await user_client.get("/api/v1/admin/stats")).status_code == 403
     promoted = await admin_client.patch(f"/api/v1/admin/users/{user_id}", json={"role": "admin"})
     assert promoted.status_code == 200 and promoted.json()["role"] == "admin"
+    assert (await user_client.get("/api/v1/admin/stats")).status_code == 401  # the old session ended
+    await login_cookie(user_client, "user@example.com")
     assert (await user_client.get("/api/v1/admin/stats")).status_code == 200
     await admin_client.patch(f"/api/v1/admin/users/{user_id}", json={"role": "annotator"})
+    await login_cookie(user_client, "user@example.com")
     assert (await user_client.get("/api/v1/admin/stats")).status_code == 403
 
     deactivated = await admin_client.patch(f"/api/v1/admin/users/{user_id}", json={"is_active": False})
     assert deactivated.json()["is_active"] is False
     assert (await user_client.get("/api/v1/users/me")).status_code == 401
     await admin_client.patch(f"/api/v1/admin/users/{user_id}", json={"is_active": True})
-    assert (await user_client.get("/api/v1/users/me")).status_code == 200  # data and session are back
+    assert (await user_client.get("/api/v1/users/me")).status_code == 401  # reactivation does not revive it
+    await login_cookie(user_client, "user@example.com")
+    assert (await user_client.get("/api/v1/users/me")).status_code == 200  # data and account are back
 
 
 async def test_admin_cannot_demote_or_deactivate_themselves(admin_client):
