@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from src.annotation.schemas import DraftRead
 from src.datasets.models import DatasetState
@@ -18,12 +18,16 @@ Format = Literal["yolo", "yolo_track", "coco", "cvat", "cvat_images", "ava", "mo
 
 
 class SamplingOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     mode: Literal["all", "every_n", "dedup"] = "all"
     every_n: int = Field(5, ge=1, le=10_000, description="with mode=every_n: keep one frame in N")
     ssim_threshold: float = Field(0.95, gt=0, lt=1, description="with mode=dedup: drop frames at least this similar")
 
 
 class SplitOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     train: float = Field(0.8, ge=0, le=1)
     valid: float = Field(0.2, ge=0, le=1)
     test: float = Field(0.0, ge=0, le=1)
@@ -40,6 +44,8 @@ class SplitOptions(BaseModel):
 
 
 class DatasetOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     sampling: SamplingOptions = SamplingOptions()
     split: SplitOptions = SplitOptions()
     formats: list[Format] = Field(default_factory=lambda: ["yolo", "coco", "cvat", "ava"], min_length=1)
@@ -80,6 +86,7 @@ class Quote(BaseModel):
     object_frames: int
     review_frames: int
     qc_frames: int = 0  # of those, reviewed again by a second person (double review)
+    from_preview: bool = False  # object-frames counted from the preview's tracks (else: every object on every frame)
     price_list_version: int
     currency: str
     items: list[QuoteItem]
@@ -89,6 +96,8 @@ class Quote(BaseModel):
 
 
 class ConfirmBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     options: DatasetOptions | None = None
     expected_total_cents: int | None = Field(None, description="refuse if the price changed since the quote shown")
 

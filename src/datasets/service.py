@@ -88,11 +88,35 @@ async def quote(session: AsyncSession, *, dataset: Dataset, options: DatasetOpti
     objects = len({o["track_id"] for objs in seeds.values() for o in objs if not o.get("gone")})
     review = review_count(options.review_budget, frames)
     qc = len(qc_frames(range(review), options.double_review_share))  # at most: QC needs two reviewers
+    previewed = _previewed_object_frames(dataset, seeds, options, video)
+    object_frames = objects * frames if previewed is None else min(previewed, objects * frames)
     price_list = await billing_service.current_price_list(session)
-    priced = billing_service.price(price_list, frames=frames, object_frames=objects * frames, review_frames=review,
+    priced = billing_service.price(price_list, frames=frames, object_frames=object_frames, review_frames=review,
                                    qc_frames=qc)
-    return Quote(frames=frames, frames_exact=exact, objects=objects, object_frames=objects * frames,
-                 review_frames=review, qc_frames=qc, **priced)
+    return Quote(frames=frames, frames_exact=exact, objects=objects, object_frames=object_frames,
+                 review_frames=review, qc_frames=qc, from_preview=previewed is not None, **priced)
+
+
+def _previewed_object_frames(dataset: Dataset, seeds: dict, options: DatasetOptions, video: Video) -> int | None:
+    """Object-frames where the stored preview of these very keyframes has the objects present
+    (on the frames the sampling keeps); None without such a preview. The charge never exceeds
+    the quote, so a preview that misses an object only lowers the price."""
+    import json
+
+    from src.datasets import preview
+
+    key = preview.preview_key(seeds, budget=options.review_budget, engine=preview.engine_id())
+    storage = get_storage()
+    if not objects_in(seeds) or not storage.exists(preview.store_key(dataset.id, key)):
+        return None
+    with storage.open(preview.store_key(dataset.id, key)) as f:
+        doc = json.load(f)
+    step = options.sampling.every_n if options.sampling.mode == "every_n" else 1
+    return sum(1 for t in doc["tracks"] for i, box in enumerate(t["boxes"]) if box is not None and i % step == 0)
+
+
+def objects_in(seeds: dict) -> bool:
+    return any(not o.get("gone") for objs in seeds.values() for o in objs)
 
 
 async def confirm(
@@ -160,9 +184,11 @@ async def quote_warnings(session: AsyncSession, *, dataset: Dataset) -> list[str
 
 
 def enqueue(session: AsyncSession, redis, dataset: Dataset) -> None:
-    """Enqueue the build job once the transaction has committed (the job must see the row)."""
-    name, attempt = str(dataset.id), dataset.attempts
-    on_commit(session, lambda: redis.enqueue_job("build_dataset", name, _job_id=job_id(dataset.id, attempt)))
+    """Enqueue the build job once the transaction has committed (the job must see the row).
+    The dataset is handed to that job id (any earlier run's token is void: see tasks._load)."""
+    name, key = str(dataset.id), job_id(dataset.id, dataset.attempts)
+    dataset.run_job_id, dataset.run_token = key, None
+    on_commit(session, lambda: redis.enqueue_job("build_dataset", name, _job_id=key))
 
 
 async def cancel(session: AsyncSession, redis=None, *, dataset_id: uuid.UUID) -> Dataset:

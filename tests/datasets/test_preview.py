@@ -70,3 +70,17 @@ async def test_nothing_to_preview_says_so(user_client):
     draft = (await user_client.post("/api/v1/datasets", json={"video_id": video["id"], "name": "x", "classes": ["person"]})).json()
     answer = (await user_client.post(f"/api/v1/datasets/{draft['id']}/preview")).json()
     assert answer["state"] == "empty" and "Draw a box" in answer["message"]
+
+
+async def test_the_quote_counts_object_frames_from_the_preview(app, user_client, services):
+    dataset = await make_draft(user_client)
+    url = f"/api/v1/datasets/{dataset['id']}"
+    # the person is gone from frame 90 on: the preview stops there, an upper bound would not
+    await user_client.put(f"{url}/keyframes/90", json={"objects": [{"track_id": 1, "gone": True}]})
+    before = (await user_client.get(f"{url}/quote")).json()
+    assert not before["from_preview"] and before["object_frames"] == 120
+    await user_client.post(f"{url}/preview")
+    await run_worker(services[1])
+    after = (await user_client.get(f"{url}/quote")).json()
+    assert after["from_preview"] and after["object_frames"] <= 90 < before["object_frames"]
+    assert after["total_cents"] <= before["total_cents"]
