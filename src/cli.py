@@ -17,7 +17,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import sys
 
 from src.config import ROOT, get_settings
@@ -78,8 +77,9 @@ def _admin_from_settings() -> None:
         print(f"\n  First admin: {email}  password: {generated}\n  (shown once; change it on the profile page)\n", flush=True)
 
 
-def _start_embedded_services(stack: list) -> dict[str, str]:
-    """Start embedded PostgreSQL / Redis for whichever URL is unset; return the env to export."""
+def _start_embedded_services(supervisor) -> dict[str, str]:
+    """Start embedded PostgreSQL / Redis for whichever URL is unset (the supervisor restarts
+    them if they die); return the env to export."""
     from src.embedded import EmbeddedPostgres, EmbeddedRedis
 
     settings = get_settings()
@@ -87,12 +87,12 @@ def _start_embedded_services(stack: list) -> dict[str, str]:
     if not settings.database_url:
         postgres = EmbeddedPostgres(settings.var_dir / "postgres")
         env["DATABASE_URL"] = postgres.start()
-        stack.append(postgres)
+        supervisor.add("PostgreSQL", postgres, started=True)
         print(f"  PostgreSQL (embedded): {settings.var_dir / 'postgres'}", flush=True)
     if not settings.redis_url:
         redis = EmbeddedRedis(settings.var_dir / "redis")
         env["REDIS_URL"] = redis.start()
-        stack.append(redis)
+        supervisor.add("Redis", redis, started=True)
         print(f"  Redis (embedded): {env['REDIS_URL']}", flush=True)
     return env
 
@@ -102,17 +102,18 @@ def _interrupt(signum, frame) -> None:
 
 
 def up() -> int:
-    """Everything on one machine; Ctrl-C stops all of it, embedded services included."""
+    """Everything on one machine, supervised (src/supervisor.py): a process that dies is named
+    and restarted with backoff; Ctrl-C or SIGTERM stops all of it, embedded services included."""
     from src.auth.keys import ensure_keys
+    from src.supervisor import Command, Supervisor
 
     # Ctrl-C and `kill` both end in the `finally` below, even when started from a shell that
     # ignores SIGINT for background jobs.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    stack: list = []
-    children: list[subprocess.Popen] = []
+    supervisor = Supervisor()
     try:
-        env = _start_embedded_services(stack)
+        env = _start_embedded_services(supervisor)
         os.environ.update(env)
         get_settings.cache_clear()
         settings = get_settings()
@@ -120,31 +121,19 @@ def up() -> int:
         migrate()
         _admin_from_settings()
         python = sys.executable
-        children.append(subprocess.Popen([python, "-m", "src.cli", "web"], env=os.environ.copy()))
-        children.append(subprocess.Popen([python, "-m", "src.cli", "worker"], env=os.environ.copy()))
+        supervisor.add("web server", Command([python, "-m", "src.cli", "web"], env=os.environ.copy()))
+        supervisor.add("worker", Command([python, "-m", "src.cli", "worker"], env=os.environ.copy()))
+        supervisor.start()
         print(f"  Data Forge is running on http://{settings.host}:{settings.port}  (Ctrl-C stops everything)", flush=True)
-        while all(child.poll() is None for child in children):
-            try:
-                children[0].wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-        return 1  # a child died on its own
+        supervisor.run()  # until Ctrl-C / SIGTERM (KeyboardInterrupt); dead children are restarted
+        return 0
     except SetupError as error:
         print(f"forge up: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        for service in reversed(stack):
-            service.stop()
+        supervisor.stop()
         print("  stopped.", flush=True)
 
 

