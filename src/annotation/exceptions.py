@@ -49,3 +49,13 @@ class InvalidDraft(Unprocessable):
 
 class NotReadyToCreate(Unprocessable):
     """The draft cannot become a dataset yet (no boxes)."""
+
+
+class AttributeNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("Attribute not found in this dataset")
+
+
+class DuplicateAttribute(Conflict):
+    def __init__(self, class_name: str, name: str) -> None:
+        super().__init__(f"The class '{class_name}' already has an attribute named '{name}'.")

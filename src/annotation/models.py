@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from src.database import Base, CreatedAtMixin
@@ -34,3 +34,24 @@ class Keyframe(CreatedAtMixin, Base):
     dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"), index=True)
     frame: Mapped[int] = mapped_column(Integer)
     objects: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class AttributeSpec(CreatedAtMixin, Base):
+    """An attribute of the boxes of one class, as CVAT has them (docs/attributes.md).
+
+    `kind`: select (one of `values`), multi (several of `values`), checkbox (yes/no),
+    number (`values` = [min, max, step]) or text. `mutable`: the value may change along a
+    track (from a keyframe on); otherwise it is fixed per track. `default` is a value of `kind`."""
+
+    __tablename__ = "attribute_spec"
+    __table_args__ = (UniqueConstraint("class_id", "name", name="uq_attribute_spec_class_id_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"), index=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("label_class.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    values: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    default: Mapped[Any] = mapped_column(JSON, nullable=True)
+    mutable: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Form, Request
 
 from src.annotation import service
 from src.annotation.dependencies import PageDataset
-from src.annotation.exceptions import ClassInUse
+from src.annotation.exceptions import ClassInUse, InvalidDraft
 from src.auth.dependencies import PageUser
 from src.database import SessionDep
 from src.datasets.models import Dataset, DatasetState
 from src.exceptions import DomainError
 from src.templating import is_htmx, redirect, render
 from src.videos import service as video_service
+from src.vision import attributes as attrs
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,6 +62,9 @@ async def _draft_context(session, dataset: Dataset, **extra) -> dict:
         "colors": {c.name: c.color for c in classes},
         "keyframes": await service.list_keyframes(session, dataset=dataset),
         "editable": dataset.state == DatasetState.draft,
+        "attributes": [service.read_attribute(row, label)
+                       for row, label in await service.list_attributes(session, dataset_id=dataset.id)],
+        "attribute_kinds": attrs.KINDS,
         **extra,
     }
 
@@ -116,6 +120,68 @@ async def remove_class(
     return await _classes_answer(request, session, dataset)
 
 
+async def _attributes_answer(request: Request, session, dataset: Dataset, *, status_code: int = 200, **extra):
+    if not is_htmx(request) and status_code == 200 and not extra:
+        return redirect(request, str(request.url_for("draft_page", dataset_id=dataset.id)))
+    context = await _draft_context(session, dataset, **extra)
+    return render(request, "annotation/draft.html", context, block="attributes", status_code=status_code)
+
+
+def _form_values(kind: str, raw: str) -> list:
+    """The form's comma-separated values: choices, or min, max, step of a number."""
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if kind != "number":
+        return parts
+    try:
+        return [float(p) if "." in p else int(p) for p in parts]
+    except ValueError:
+        raise InvalidDraft("A number attribute's values are numbers: min, max[, step].") from None
+
+
+def _form_default(kind: str, raw: str):
+    raw = raw.strip()
+    if not raw:
+        return None
+    if kind == "multi":
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if kind == "checkbox":
+        return raw.lower() in ("1", "true", "yes", "on")
+    if kind == "number":
+        try:
+            return float(raw) if "." in raw else int(raw)
+        except ValueError:
+            raise InvalidDraft(f"The default of a number attribute is a number, got {raw!r}.") from None
+    return raw
+
+
+@router.post("/datasets/{dataset_id}/attributes", name="page_add_attribute")
+async def add_attribute(
+    request: Request, dataset: PageDataset, session: SessionDep,
+    class_name: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "select", values: Annotated[str, Form()] = "",
+    default: Annotated[str, Form()] = "", mutable: Annotated[bool, Form()] = False,
+):
+    try:
+        await service.add_attribute(
+            session, dataset=dataset, class_name=class_name, name=name, kind=kind,
+            values=_form_values(kind, values), default=_form_default(kind, default), mutable=mutable,
+        )
+    except DomainError as error:
+        return await _attributes_answer(request, session, dataset, status_code=error.status_code,
+                                        attribute_error=error.message)
+    return await _attributes_answer(request, session, dataset)
+
+
+@router.post("/datasets/{dataset_id}/attributes/{attribute_id}/delete", name="page_remove_attribute")
+async def remove_attribute(request: Request, attribute_id: int, dataset: PageDataset, session: SessionDep):
+    try:
+        await service.remove_attribute(session, dataset=dataset, attribute_id=attribute_id)
+    except DomainError as error:
+        return await _attributes_answer(request, session, dataset, status_code=error.status_code,
+                                        attribute_error=error.message)
+    return await _attributes_answer(request, session, dataset)
+
+
 @router.post("/datasets/{dataset_id}/check", name="page_create_dataset")
 async def create_dataset(request: Request, dataset: PageDataset, session: SessionDep):
     """"Create dataset": only checks the draft here, then hands over to the options page."""
@@ -143,5 +209,6 @@ async def editor_page(request: Request, dataset: PageDataset, session: SessionDe
         "editable": context["editable"],
         "classes": [{"id": c.id, "name": c.name, "color": c.color} for c in context["classes"]],
         "keyframes": context["keyframes"],
+        "attributes": context["attributes"],
     }
     return render(request, "annotation/editor.html", {**context, "editor": editor, "frame": frame})

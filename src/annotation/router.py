@@ -10,6 +10,9 @@ from fastapi import APIRouter, Response, status
 from src.annotation import service
 from src.annotation.dependencies import OwnedDataset
 from src.annotation.schemas import (
+    AttributeCreate,
+    AttributeList,
+    AttributeRead,
     DraftCreate,
     DraftRead,
     KeyframeList,
@@ -63,4 +66,24 @@ async def put_keyframe(frame: int, body: KeyframePut, dataset: OwnedDataset, ses
 @router.delete("/{dataset_id}/keyframes/{frame}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_keyframe(frame: int, dataset: OwnedDataset, session: SessionDep):
     await service.delete_keyframe(session, dataset=dataset, frame=frame)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{dataset_id}/attributes", status_code=status.HTTP_201_CREATED, response_model=AttributeRead)
+async def add_attribute(body: AttributeCreate, dataset: OwnedDataset, session: SessionDep):
+    return await service.add_attribute(
+        session, dataset=dataset, class_name=body.class_name, name=body.name, kind=body.kind, values=body.values,
+        default=body.default, mutable=body.mutable,
+    )
+
+
+@router.get("/{dataset_id}/attributes", response_model=AttributeList)
+async def list_attributes(dataset: OwnedDataset, session: SessionDep):
+    rows = await service.list_attributes(session, dataset_id=dataset.id)
+    return {"attributes": [service.read_attribute(row, label) for row, label in rows]}
+
+
+@router.delete("/{dataset_id}/attributes/{attribute_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_attribute(attribute_id: int, dataset: OwnedDataset, session: SessionDep):
+    await service.remove_attribute(session, dataset=dataset, attribute_id=attribute_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,6 +22,8 @@ class LabelClassRead(BaseModel):
 
 
 class DraftCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     video_id: uuid.UUID
     name: str
     classes: list[str] = Field(default_factory=list, max_length=100)
@@ -37,11 +39,15 @@ class DraftRead(BaseModel):
 
 
 class LabelClassCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     name: str
     color: str | None = None
 
 
 class LabelClassUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     name: str | None = None
     color: str | None = None
 
@@ -49,15 +55,19 @@ class LabelClassUpdate(BaseModel):
 class KeyframeObjectIn(BaseModel):
     """A box `{"track_id", "class", "box": [x1, y1, x2, y2]}` or a marker `{"track_id", "gone": true}`."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     track_id: int
     class_name: str | None = Field(default=None, alias="class")
     box: list[float] | None = None
     gone: bool = False
+    attributes: dict[str, Any] | None = Field(
+        None, description='values of the class\'s attributes set on this keyframe, e.g. {"action": ["walk"]}')
 
 
 class KeyframePut(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     objects: list[KeyframeObjectIn] = Field(max_length=1000)
 
 
@@ -68,3 +78,33 @@ class KeyframeRead(BaseModel):
 
 class KeyframeList(BaseModel):
     keyframes: list[KeyframeRead]
+
+
+class AttributeCreate(BaseModel):
+    """`{"class": "person", "name": "action", "kind": "multi", "values": [...], "mutable": true}`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    class_name: str = Field(alias="class")
+    name: str
+    kind: str = Field(description="select (one of values) | multi (several of values) | checkbox | number | text")
+    values: list[Any] = Field(default_factory=list, max_length=200,
+                              description="choices (select, multi); [min, max, step] (number)")
+    default: Any = None
+    mutable: bool = Field(True, description="may change along a track (from a keyframe on); false: fixed per track")
+
+
+class AttributeRead(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    id: int
+    class_name: str = Field(alias="class")
+    name: str
+    kind: str
+    values: list[Any]
+    default: Any
+    mutable: bool
+
+
+class AttributeList(BaseModel):
+    attributes: list[AttributeRead]

@@ -16,8 +16,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.annotation.exceptions import (
+    AttributeNotFound,
     ClassInUse,
     DatasetNotFound,
+    DuplicateAttribute,
     DuplicateClass,
     InvalidDraft,
     KeyframeNotFound,
@@ -26,12 +28,13 @@ from src.annotation.exceptions import (
     NotReadyToCreate,
     VideoNotReady,
 )
-from src.annotation.models import Keyframe, LabelClass
+from src.annotation.models import AttributeSpec, Keyframe, LabelClass
 from src.annotation.schemas import DraftRead, KeyframeObjectIn, LabelClassRead
 from src.auth.models import Role, User
 from src.datasets.models import Dataset, DatasetState
 from src.videos import service as video_service
 from src.videos.models import Video, VideoStatus
+from src.vision import attributes as attrs
 
 PALETTE = (
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
@@ -233,7 +236,10 @@ def _names(classes: list[LabelClass]) -> dict[int, str]:
 def _public(obj: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
     if obj.get("gone"):
         return {"track_id": obj["track_id"], "gone": True}
-    return {"track_id": obj["track_id"], "class": names.get(obj.get("class_id"), None), "box": obj["box"]}
+    public = {"track_id": obj["track_id"], "class": names.get(obj.get("class_id"), None), "box": obj["box"]}
+    if obj.get("attributes"):
+        public["attributes"] = obj["attributes"]
+    return public
 
 
 async def list_keyframes(session: AsyncSession, *, dataset: Dataset) -> list[dict[str, Any]]:
@@ -285,6 +291,7 @@ async def put_keyframe(
     _check_frame(video, frame)
     classes = await list_classes(session, dataset_id=dataset.id)
     by_name = {c.name: c.id for c in classes}
+    specs = await attribute_specs(session, dataset_id=dataset.id)
     keyframes = await _keyframes(session, dataset.id)
     earlier_tracks = {
         o["track_id"] for kf in keyframes if kf.frame < frame for o in kf.objects if not o.get("gone")
@@ -307,15 +314,26 @@ async def put_keyframe(
         if obj.class_name not in by_name:
             raise InvalidDraft(f"Track {obj.track_id}: unknown class '{obj.class_name}'; add it to the dataset first.")
         box = _check_box(obj, video)
-        stored.append({"track_id": obj.track_id, "class_id": by_name[obj.class_name], "box": box})
+        entry = {"track_id": obj.track_id, "class_id": by_name[obj.class_name], "box": box}
+        if obj.attributes:
+            try:
+                entry["attributes"] = attrs.check_values(specs, obj.class_name, obj.attributes)
+            except attrs.InvalidAttribute as error:
+                raise InvalidDraft(f"Track {obj.track_id} on frame {frame}: {error}") from error
+        stored.append(entry)
 
     # A track has one class: a class set here becomes the track's class on every keyframe.
     classed = {o["track_id"]: o["class_id"] for o in stored if not o.get("gone")}
+    # An immutable attribute has one value per track: a value set here holds on every keyframe.
+    fixed_names = {(s.class_name, s.name) for s in specs if not s.mutable}
+    names = _names(classes)
+    fixed = {o["track_id"]: {k: v for k, v in (o.get("attributes") or {}).items()
+                             if (names[o["class_id"]], k) in fixed_names}
+             for o in stored if not o.get("gone")}
     for kf in keyframes:
         if kf.frame == frame:
             continue
-        relabeled = [{**o, "class_id": classed[o["track_id"]]} if not o.get("gone") and o["track_id"] in classed
-                     else o for o in kf.objects]
+        relabeled = [_retrack(o, classed, fixed) for o in kf.objects]
         if relabeled != kf.objects:
             kf.objects = relabeled
     if stored:
@@ -326,8 +344,20 @@ async def put_keyframe(
     else:
         await session.execute(delete(Keyframe).where(Keyframe.dataset_id == dataset.id, Keyframe.frame == frame))
     await _tidy(session, dataset.id)
-    names = _names(classes)
     return [_public(o, names) for o in stored]
+
+
+def _retrack(obj: dict[str, Any], classed: dict[int, int], fixed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """A box of another keyframe with its track's class and fixed attribute values as set now."""
+    track = obj["track_id"]
+    if obj.get("gone") or track not in classed:
+        return obj
+    out = {**obj, "class_id": classed[track]}
+    if obj.get("class_id") != classed[track]:
+        out.pop("attributes", None)  # values of the former class do not apply
+    if fixed.get(track):
+        out["attributes"] = {**(out.get("attributes") or {}), **fixed[track]}
+    return out
 
 
 async def delete_keyframe(session: AsyncSession, *, dataset: Dataset, frame: int) -> None:
@@ -338,3 +368,72 @@ async def delete_keyframe(session: AsyncSession, *, dataset: Dataset, frame: int
     if result.rowcount == 0:
         raise KeyframeNotFound(frame)
     await _tidy(session, dataset.id)
+
+
+# ---- attribute schemas --------------------------------------------------------------------
+
+async def list_attributes(session: AsyncSession, *, dataset_id: uuid.UUID) -> list[tuple[AttributeSpec, LabelClass]]:
+    """The dataset's attributes with their class, in class order then creation order."""
+    query = (
+        select(AttributeSpec, LabelClass).join(LabelClass, AttributeSpec.class_id == LabelClass.id)
+        .where(AttributeSpec.dataset_id == dataset_id)
+        .order_by(LabelClass.position, LabelClass.id, AttributeSpec.position, AttributeSpec.id)
+    )
+    return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+
+
+def as_spec(row: AttributeSpec, label: LabelClass) -> attrs.AttributeSpec:
+    return attrs.AttributeSpec(label.name, row.name, row.kind, tuple(row.values or ()), row.default, row.mutable)
+
+
+async def attribute_specs(session: AsyncSession, *, dataset_id: uuid.UUID) -> list[attrs.AttributeSpec]:
+    """The schemas as the engine and the exports read them (src/vision/attributes.py)."""
+    return [as_spec(row, label) for row, label in await list_attributes(session, dataset_id=dataset_id)]
+
+
+def read_attribute(row: AttributeSpec, label: LabelClass) -> dict[str, Any]:
+    return {"id": row.id, **as_spec(row, label).as_dict()}
+
+
+async def add_attribute(
+    session: AsyncSession, *, dataset: Dataset, class_name: str, name: str, kind: str,
+    values: list[Any] | None = None, default: Any = None, mutable: bool = True,
+) -> dict[str, Any]:
+    """A new attribute of the class named `class_name`; InvalidDraft says what is wrong."""
+    ensure_draft(dataset)
+    classes = await list_classes(session, dataset_id=dataset.id)
+    label = next((c for c in classes if c.name == (class_name or "").strip()), None)
+    if label is None:
+        raise InvalidDraft(f"Unknown class '{class_name}'; add it to the dataset first.")
+    try:
+        spec = attrs.clean_spec(label.name, name, kind, values, default, mutable)
+    except attrs.InvalidAttribute as error:
+        raise InvalidDraft(str(error)) from error
+    existing = [row for row, c in await list_attributes(session, dataset_id=dataset.id) if c.id == label.id]
+    if any(row.name.casefold() == spec.name.casefold() for row in existing):
+        raise DuplicateAttribute(label.name, spec.name)
+    row = AttributeSpec(
+        dataset_id=dataset.id, class_id=label.id, name=spec.name, kind=spec.kind, values=list(spec.values),
+        default=spec.default, mutable=spec.mutable, position=max((r.position for r in existing), default=-1) + 1,
+    )
+    session.add(row)
+    await session.flush()
+    return read_attribute(row, label)
+
+
+async def remove_attribute(session: AsyncSession, *, dataset: Dataset, attribute_id: int) -> None:
+    """Remove an attribute and the values the keyframes hold for it."""
+    ensure_draft(dataset)
+    row = await session.get(AttributeSpec, attribute_id)
+    if row is None or row.dataset_id != dataset.id:
+        raise AttributeNotFound()
+    for kf in await _keyframes(session, dataset.id):
+        changed = [
+            {**o, "attributes": {k: v for k, v in o["attributes"].items() if k != row.name}}
+            if o.get("class_id") == row.class_id and row.name in (o.get("attributes") or {}) else o
+            for o in kf.objects
+        ]
+        if changed != kf.objects:
+            kf.objects = [{k: v for k, v in o.items() if k != "attributes" or v} for o in changed]
+    await session.delete(row)
+    await session.flush()
