@@ -12,9 +12,10 @@ A schema (`AttributeSpec`) belongs to one class. Kinds:
 | text | a string | unused (empty) |
 
 Values on a keyframe object: `{"attributes": {"action": ["walk"]}}`, keyed by attribute name.
-`resolve_track` answers the values of a track on any frame: a **mutable** attribute has the value
-of the latest keyframe at or before the frame that sets it (frames before the first such keyframe
-take the first value set; an attribute never set takes its default); an **immutable** one has one
+`TrackValues.at` answers the values of a track on any frame: a **mutable** attribute has the value
+of the latest keyframe at or before the frame that sets it (frames before the track's first
+keyframe take that keyframe's value, as the tracker carries the box backwards; until an
+attribute is first set, its default); an **immutable** one has one
 value for the whole track (the latest keyframe that sets it).
 """
 
@@ -30,6 +31,8 @@ KINDS = ("select", "multi", "checkbox", "number", "text")
 MAX_NAME = 64
 MAX_VALUES = 200
 MAX_TEXT = 500
+# names the exports already give every box (CVAT, COCO attributes): not available
+RESERVED = ("source", "confidence", "track_id", "occluded", "outside", "keyframe")
 
 
 class InvalidAttribute(ValueError):
@@ -71,6 +74,8 @@ def clean_spec(class_name: str, name: str, kind: str, values: Iterable[Any] | No
     name = (name or "").strip()
     if not 1 <= len(name) <= MAX_NAME:
         raise InvalidAttribute(f"An attribute name must be 1 to {MAX_NAME} characters.")
+    if name.casefold() in RESERVED:
+        raise InvalidAttribute(f"'{name}' is a name the exports already use on every box; choose another.")
     if kind not in KINDS:
         raise InvalidAttribute(f"Unknown attribute kind {kind!r}; use one of {', '.join(KINDS)}.")
     raw = list(values or [])
@@ -160,6 +165,7 @@ class TrackValues:
     def __init__(self, specs: Iterable[AttributeSpec], keyframes: Iterable[tuple[int, Mapping[str, Any]]]):
         self.specs = list(specs)
         ordered = sorted(keyframes, key=lambda item: item[0])
+        self._first = ordered[0][0] if ordered else 0
         self._changes: dict[str, tuple[list[int], list[Any]]] = {}
         self._fixed: dict[str, Any] = {}
         for spec in self.specs:
@@ -177,7 +183,11 @@ class TrackValues:
                 value = self._fixed[spec.name]
             elif spec.name in self._changes:
                 frames, values = self._changes[spec.name]
-                value = values[max(0, bisect.bisect_right(frames, frame) - 1)]
+                index = bisect.bisect_right(frames, frame) - 1
+                if index >= 0:
+                    value = values[index]
+                else:  # before the first keyframe setting it: that value only if it is the track's first keyframe
+                    value = values[0] if frames[0] == self._first else spec.default_value()
             else:
                 value = spec.default_value()
             out[spec.name] = list(value) if isinstance(value, list) else value

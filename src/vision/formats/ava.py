@@ -11,6 +11,14 @@ frame nearest `t` (frame `floor(t * fps + 0.5)`), for every `t` while that frame
 `ava_rate` below 1 keeps every `round(1 / ava_rate)`-th second; above 1 the rows stay at 1 Hz
 (AVA's timestamps are whole seconds). Rows come from the engine's boxes on every frame of the
 video, not only the delivered ones (the AVA zip holds no images).
+
+With an action attribute (`ExportSpec.action_attribute`: the first multi / select attribute
+of the class "person", else of any class), the actions are that attribute's values: one row
+per action a person does at the timestamp (a multi value of two actions: two rows with the
+same box), `action_id` the 1-based position of the value in the attribute's list, which is
+what `label_map.pbtxt` lists; boxes of other classes, and boxes without an action at that
+second, give no row (AVA lists only boxes with actions). Without attributes the class is the
+action, as before.
 """
 
 from __future__ import annotations
@@ -27,9 +35,29 @@ def seconds_step(ava_rate: float) -> int:
     return max(1, round(1.0 / ava_rate)) if ava_rate > 0 else 1
 
 
+def _actions(spec: ExportSpec, values, track, frame: int) -> list[str]:
+    """The actions of `track` on `frame`: its class (no action attribute), or the values of the
+    action attribute (none for a class without it)."""
+    action = spec.action_attribute()
+    if action is None:
+        return [track.class_name]
+    if track.class_name != action.class_name or int(track.track_id) not in values:
+        return []
+    value = values[int(track.track_id)].at(frame)[action.name]
+    return list(value) if isinstance(value, list) else [value] if value in action.values else []
+
+
+def action_names(spec: ExportSpec) -> list[str]:
+    """The names of `label_map.pbtxt`, in id order."""
+    action = spec.action_attribute()
+    return list(action.values) if action is not None else list(spec.classes)
+
+
 def ava_rows(spec: ExportSpec, result: PropagationResult):
-    """(row, provenance entry) for every box at each sampled second."""
-    action_ids = {name: i + 1 for i, name in enumerate(spec.classes)}
+    """(row, provenance entry) for every box and action at each sampled second."""
+    action_ids = {name: i + 1 for i, name in enumerate(action_names(spec))}
+    class_ids = {name: i for i, name in enumerate(spec.classes)}
+    values = spec.track_values(result)
     step = seconds_step(spec.ava_rate)
     second = 0
     while True:
@@ -41,12 +69,13 @@ def ava_rows(spec: ExportSpec, result: PropagationResult):
                 continue
             x1, y1, x2, y2 = (float(v) for v in track.boxes[frame])
             corners = [min(1.0, max(0.0, v)) for v in (x1 / spec.width, y1 / spec.height, x2 / spec.width, y2 / spec.height)]
-            row = [spec.video_id, f"{second:04d}", *(f"{v:.3f}" for v in corners),
-                   action_ids[track.class_name], int(track.track_id)]
-            obj = LabeledObject(int(track.track_id), action_ids[track.class_name] - 1, (x1, y1, x2, y2),
+            obj = LabeledObject(int(track.track_id), class_ids[track.class_name], (x1, y1, x2, y2),
                                 float(track.confidence[frame]),
                                 box_source(int(track.source[frame]), reviewed=frame in spec.reviewed_frames))
-            yield row, obj, frame
+            for action in _actions(spec, values, track, frame):
+                row = [spec.video_id, f"{second:04d}", *(f"{v:.3f}" for v in corners),
+                       action_ids[action], int(track.track_id)]
+                yield row, obj, frame
         second += step
 
 
@@ -66,5 +95,5 @@ def write_ava(root: Path, spec: ExportSpec, result: PropagationResult) -> None:
         for index, (row, obj, frame) in enumerate(ava_rows(spec, result)):
             writer.writerow(row)
             provenance.append(entry(frame, obj, row=index, timestamp=int(row[1])))
-    (root / "label_map.pbtxt").write_text(label_map(spec.classes))
+    (root / "label_map.pbtxt").write_text(label_map(action_names(spec)))
     write_provenance(root, provenance)

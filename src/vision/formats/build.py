@@ -18,7 +18,7 @@ import cv2
 from src.vision.formats.ava import write_ava
 from src.vision.formats.coco import write_coco
 from src.vision.formats.cvat import write_cvat, write_cvat_images
-from src.vision.formats.model import ExportSpec, LabeledFrame
+from src.vision.formats.model import ExportSpec, LabeledFrame, with_attributes
 from src.vision.formats.mot import write_mot
 from src.vision.formats.yolo import write_yolo
 from src.vision.types import PropagationResult
@@ -65,11 +65,18 @@ def manifest(spec: ExportSpec, frames: list[LabeledFrame]) -> dict:
         "frames": [
             {"frame": f.frame, "file": f.file_name, "split": f.split, "source": f.source,
              "confidence": round(f.confidence, 4),
-             "objects": [{**asdict(o), "box": [round(v, 2) for v in o.box], "confidence": round(o.confidence, 4)}
-                         for o in f.objects]}
+             "objects": [_manifest_object(o) for o in f.objects]}
             for f in frames
         ],
+        **({"attributes": [a.as_dict() for a in spec.attributes]} if spec.attributes else {}),
     }
+
+
+def _manifest_object(o) -> dict:
+    out = {**asdict(o), "box": [round(v, 2) for v in o.box], "confidence": round(o.confidence, 4)}
+    if out["attributes"] is None:
+        del out["attributes"]  # a class without attributes: the object reads as before
+    return out
 
 
 def _zip(target: Path, root: Path, extra: list[tuple[Path, str]], manifest_json: str) -> None:
@@ -93,6 +100,8 @@ def build_exports(
     those without objects that `keep_empty=False` left out of `frames` (default: `frames`);
     SEQUENCE_FORMATS are written over it."""
     sequence = frames if sequence is None else sequence
+    values = spec.track_values(result)  # every box carries its track's attribute values on its frame
+    frames, sequence = with_attributes(frames, values), with_attributes(sequence, values)
     work = out_dir / "work"
     shutil.rmtree(work, ignore_errors=True)  # a re-run starts clean
     images = work / "images"

@@ -8,7 +8,8 @@ valid frames again and says so (`info.description`, `info.copy_of: "valid"` in i
 
 Each annotation carries its provenance in `attributes` (as CVAT's COCO export does):
 `{"track_id", "source": seed | propagated | reviewed | detector, "confidence"}`; the older
-top-level `track_id` and `score` stay.
+top-level `track_id` and `score` stay. The dataset's own attributes (docs/attributes.md) join
+them there with the track's value on that frame: `"attributes": {..., "action": ["walk"]}`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def coco_document(spec: ExportSpec, frames: list[LabeledFrame], *, with_folder: 
                 "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
                 "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": 0,
                 "track_id": o.track_id, "score": round(o.confidence, 4),
-                "attributes": {"track_id": o.track_id, "source": o.source, "confidence": round(o.confidence, 4)},
+                "attributes": {"track_id": o.track_id, "source": o.source, "confidence": round(o.confidence, 4),
+                               **(o.attributes or {})},
             })
     info = {"description": description or spec.dataset_name, "version": "1.0", "date_created": datetime.now(UTC).isoformat()}
     if copy_of:

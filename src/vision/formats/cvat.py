@@ -15,7 +15,10 @@
   its `<box>`es; the track id is the box's `track_id` attribute.
 
 Each box carries `source` (seed / propagated / reviewed / detector) and `confidence` as CVAT
-attributes, declared on every label in `meta`.
+attributes, declared on every label in `meta`. The dataset's own attributes (docs/attributes.md)
+are declared on their label (`cvat_attributes`) and written on every box of that label with the
+track's value on that frame; a `multi` attribute becomes one checkbox per value, named
+`<attribute>:<value>` (CVAT has no several-of kind).
 """
 
 from __future__ import annotations
@@ -23,14 +26,83 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from src.vision.attributes import AttributeSpec
 from src.vision.formats.model import SOURCES, ExportSpec, LabeledFrame, frame_step
 
+MULTI_SEPARATOR = ":"  # a multi attribute's checkbox per value: "action:walk"
 
-def _attribute_spec(labels_attributes: ET.Element, name: str, input_type: str, default: str, values: str) -> None:
+
+def _attribute_spec(labels_attributes: ET.Element, name: str, input_type: str, default: str, values: str,
+                    mutable: bool = True) -> None:
     attr = ET.SubElement(labels_attributes, "attribute")
-    for tag, value in [("name", name), ("mutable", "True"), ("input_type", input_type),
+    for tag, value in [("name", name), ("mutable", str(bool(mutable))), ("input_type", input_type),
                        ("default_value", default), ("values", values)]:
         ET.SubElement(attr, tag).text = value
+
+
+def cvat_text(value) -> str:
+    """A value as CVAT writes it: true / false, numbers without a needless .0, text as is."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def cvat_attributes(spec: AttributeSpec) -> list[dict]:
+    """CVAT's attribute specs (`name`, `mutable`, `input_type`, `default_value`, `values` as a
+    list) of one attribute: one, or one checkbox per value of a multi attribute."""
+    default = spec.default_value()
+    if spec.kind == "multi":
+        return [{"name": f"{spec.name}{MULTI_SEPARATOR}{v}", "mutable": spec.mutable, "input_type": "checkbox",
+                 "default_value": cvat_text(v in default), "values": ["false", "true"]} for v in spec.values]
+    if spec.kind == "select":
+        values = [str(v) for v in spec.values]
+    elif spec.kind == "checkbox":
+        values = ["false", "true"]
+    elif spec.kind == "number":
+        low, high, step = (list(spec.values) + [1])[:3] if spec.values else (0, 1000000, 1)
+        values = [cvat_text(low), cvat_text(high), cvat_text(step)]
+    else:
+        values = []
+    return [{"name": spec.name, "mutable": spec.mutable, "input_type": spec.kind, "default_value": cvat_text(default),
+             "values": values}]
+
+
+def cvat_values(spec: AttributeSpec, value) -> dict[str, str]:
+    """`{CVAT attribute name: text}` of one attribute's value on a box."""
+    if spec.kind == "multi":
+        return {f"{spec.name}{MULTI_SEPARATOR}{v}": cvat_text(v in value) for v in spec.values}
+    return {spec.name: cvat_text(value)}
+
+
+def from_cvat_values(specs: list[AttributeSpec], class_name: str, values: dict[str, str]) -> dict:
+    """The inverse of `cvat_values` over a box's CVAT attributes (others are ignored); values
+    that do not parse are left out."""
+    out = {}
+    for spec in (s for s in specs if s.class_name == class_name):
+        if spec.kind == "multi":
+            names = {f"{spec.name}{MULTI_SEPARATOR}{v}": v for v in spec.values}
+            if any(n in values for n in names):
+                out[spec.name] = [v for n, v in names.items() if str(values.get(n, "")).lower() == "true"]
+            continue
+        if spec.name not in values:
+            continue
+        raw = values[spec.name]
+        if spec.kind == "checkbox":
+            out[spec.name] = str(raw).lower() == "true"
+        elif spec.kind == "number":
+            try:
+                number = float(raw)
+            except (TypeError, ValueError):
+                continue
+            out[spec.name] = int(number) if number.is_integer() else number
+        elif spec.kind == "select":
+            if raw in spec.values:
+                out[spec.name] = raw
+        else:
+            out[spec.name] = str(raw)
+    return out
 
 
 def _meta(root: ET.Element, spec: ExportSpec, *, mode: str, size: int, start: int, stop: int, frame_filter: str,
@@ -52,19 +124,29 @@ def _meta(root: ET.Element, spec: ExportSpec, *, mode: str, size: int, start: in
         _attribute_spec(attributes, "confidence", "text", "", "")
         if track_id_attribute:
             _attribute_spec(attributes, "track_id", "number", "0", "0;2147483647;1")
+        for attribute in (a for a in spec.attributes if a.class_name == name):
+            for item in cvat_attributes(attribute):
+                separator = ";" if item["input_type"] == "number" else "\n"
+                _attribute_spec(attributes, item["name"], item["input_type"], item["default_value"],
+                                separator.join(item["values"]), mutable=item["mutable"])
     size_el = ET.SubElement(task, "original_size")
     ET.SubElement(size_el, "width").text = str(spec.width)
     ET.SubElement(size_el, "height").text = str(spec.height)
     ET.SubElement(meta, "source").text = spec.video_name
 
 
-def _box(parent: ET.Element, box, obj=None, **attrs: str) -> ET.Element:
+def _box(parent: ET.Element, box, obj=None, specs: tuple[AttributeSpec, ...] = (), **attrs: str) -> ET.Element:
     x1, y1, x2, y2 = box
     el = ET.SubElement(parent, "box", **attrs, occluded="0", xtl=f"{x1:.2f}", ytl=f"{y1:.2f}", xbr=f"{x2:.2f}",
                        ybr=f"{y2:.2f}", z_order="0")
     if obj is not None:
         ET.SubElement(el, "attribute", name="source").text = obj.source
         ET.SubElement(el, "attribute", name="confidence").text = f"{obj.confidence:.4f}"
+        by_name = {a.name: a for a in specs}
+        for name, value in (obj.attributes or {}).items():
+            if name in by_name:
+                for cvat_name, text in cvat_values(by_name[name], value).items():
+                    ET.SubElement(el, "attribute", name=cvat_name).text = text
     return el
 
 
@@ -91,10 +173,11 @@ def cvat_video_document(spec: ExportSpec, sequence: list[LabeledFrame]) -> ET.El
             runs.setdefault(o.track_id, []).append((f, o))
     position = {f.frame: i for i, f in enumerate(sequence)}
     for track_id, items in sorted(runs.items()):
-        track = ET.SubElement(root, "track", id=str(track_id), label=spec.classes[items[0][1].class_id],
-                              source="semi-auto")
+        label = spec.classes[items[0][1].class_id]
+        track = ET.SubElement(root, "track", id=str(track_id), label=label, source="semi-auto")
+        specs = tuple(a for a in spec.attributes if a.class_name == label)
         for n, (f, o) in enumerate(items):
-            _box(track, o.box, o, frame=str(f.frame), outside="0", keyframe="1")
+            _box(track, o.box, o, specs, frame=str(f.frame), outside="0", keyframe="1")
             following = position[f.frame] + 1
             shown_next = n + 1 < len(items) and position[items[n + 1][0].frame] == following
             if following < len(sequence) and not shown_next:  # absent on the next frame: close the run
@@ -110,7 +193,9 @@ def cvat_images_document(spec: ExportSpec, frames: list[LabeledFrame]) -> ET.Ele
     for i, f in enumerate(frames):
         image = _image(root, i, f, spec)
         for o in f.objects:
-            box = _box(image, o.box, o, label=spec.classes[o.class_id], source="semi-auto")
+            label = spec.classes[o.class_id]
+            box = _box(image, o.box, o, tuple(a for a in spec.attributes if a.class_name == label), label=label,
+                       source="semi-auto")
             ET.SubElement(box, "attribute", name="track_id").text = str(o.track_id)
     return ET.ElementTree(root)
 

@@ -8,10 +8,12 @@ of `SOURCES`) and how sure the engine is of it (`confidence`, in [0, 1]).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
+from src.vision.attributes import AttributeSpec, TrackValues, resolve_tracks
 from src.vision.types import SOURCE_DETECTOR, SOURCE_KEYFRAME, PropagationResult
 
 SPLITS = ("train", "valid", "test")
@@ -28,6 +30,9 @@ class LabeledObject:
     box: tuple[float, float, float, float]
     confidence: float
     source: str = "propagated"  # one of SOURCES
+    # {name: value} of the class's attributes on this frame (src/vision/attributes.py); None:
+    # the class has none
+    attributes: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,39 @@ class ExportSpec:
     sampling: dict = field(default_factory=dict)
     split: dict = field(default_factory=dict)
     reviewed_frames: frozenset[int] = frozenset()
+    # attribute schemas of the classes, and the values the keyframes (and review corrections)
+    # set: {frame: {track_id: {name: value}}} (src.vision.attributes.keyframe_values)
+    attributes: tuple[AttributeSpec, ...] = ()
+    keyframe_attributes: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    # the attribute whose values are AVA's actions (None: the first multi / select attribute of
+    # the class "person", else of any class; see action_attribute)
+    ava_action: str | None = None
+
+    def action_attribute(self) -> AttributeSpec | None:
+        """The attribute the AVA export writes as actions, or None (AVA writes the class)."""
+        candidates = [a for a in self.attributes if a.kind in ("multi", "select")]
+        if self.ava_action is not None:
+            return next((a for a in candidates if a.name == self.ava_action), None)
+        return next((a for a in candidates if a.class_name == "person"), candidates[0] if candidates else None)
+
+    def track_values(self, result: PropagationResult) -> dict[int, TrackValues]:
+        """`{track_id: TrackValues}` of the tracks whose class has attributes."""
+        if not self.attributes:
+            return {}
+        classes = {int(t.track_id): t.class_name for t in result.tracks}
+        return resolve_tracks(self.attributes, classes, self.keyframe_attributes)
+
+
+def with_attributes(frames: list[LabeledFrame], values: dict[int, TrackValues]) -> list[LabeledFrame]:
+    """`frames` whose objects carry their track's attribute values on that frame (no change
+    when no track has attributes)."""
+    if not values:
+        return frames
+    return [
+        replace(f, objects=tuple(replace(o, attributes=values[o.track_id].at(f.frame)) if o.track_id in values else o
+                                 for o in f.objects))
+        for f in frames
+    ]
 
 
 def split_by_blocks(frames: list[int], ratios: dict[str, float], seed: int, n_blocks: int = 20) -> dict[int, str]:

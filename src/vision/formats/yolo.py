@@ -6,11 +6,14 @@ column would make Ultralytics refuse the label). Track ids ride beside them:
 - `provenance.json` (every YOLO zip): per box its label file and 0-based line, the frame,
   the track id, its source and confidence;
 - with `tracks=True` (the `yolo_track` format) also `tracks/{split}/frame_NNNNNN.txt`: one
-  track id per line, line i for line i of the label file of the same name.
+  track id per line, line i for line i of the label file of the same name;
+- when the dataset has attributes (docs/attributes.md), `attributes.json`: the schemas and, per
+  box (label file, 0-based line, frame, track id), its values: YOLO has no place for them.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from src.vision.formats.model import ExportSpec, LabeledFrame
@@ -38,7 +41,7 @@ def write_yolo(root: Path, spec: ExportSpec, frames: list[LabeledFrame], images:
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
         if tracks:
             (root / "tracks" / split).mkdir(parents=True, exist_ok=True)
-    image_entries, provenance = [], []
+    image_entries, provenance, valued = [], [], []
     for f in frames:
         split = YOLO_SPLIT[f.split]
         label_name = f"labels/{split}/{f.file_name.replace('.jpg', '.txt')}"
@@ -46,8 +49,13 @@ def write_yolo(root: Path, spec: ExportSpec, frames: list[LabeledFrame], images:
         if tracks:
             (root / "tracks" / split / f.file_name.replace(".jpg", ".txt")).write_text(_text([str(o.track_id) for o in f.objects]))
         provenance += [entry(f.frame, o, file=label_name, line=i) for i, o in enumerate(f.objects)]
+        valued += [{"file": label_name, "line": i, "frame": f.frame, "track_id": o.track_id, "values": o.attributes}
+                   for i, o in enumerate(f.objects) if o.attributes is not None]
         image_entries.append((images / f.file_name, f"images/{split}/{f.file_name}"))
     write_provenance(root, provenance)
+    if spec.attributes:
+        (root / "attributes.json").write_text(json.dumps(
+            {"attributes": [a.as_dict() for a in spec.attributes], "boxes": valued}, separators=(",", ":")))
     names = "\n".join(f"  {i}: {_yaml_str(name)}" for i, name in enumerate(spec.classes))
     val = "val" if "val" in used else "train"
     test = "test: images/test\n" if "test" in used else ""
