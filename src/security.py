@@ -223,11 +223,13 @@ def check_json(body: bytes) -> None:
     left to the route (FastAPI answers 422 with where it broke)."""
     try:
         document = json.loads(body, parse_constant=_not_finite, parse_float=_finite_float)
+        _walk_strings(document)
     except InvalidInput:
         raise
+    except RecursionError as error:
+        raise InvalidInput("The JSON is nested too deeply.") from error
     except ValueError:
         return
-    _walk_strings(document)
 
 
 def check_form(body: bytes) -> None:

@@ -89,6 +89,12 @@ async def test_non_finite_json_numbers_are_a_422_with_a_message(user_client, raw
     assert "finite numbers" in response.json()["detail"]
 
 
+async def test_deeply_nested_json_is_a_422(user_client):
+    raw = "[" * 100_000 + "]" * 100_000
+    response = await user_client.post("/api/v1/datasets", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "nested too deeply" in response.json()["detail"]
+
+
 async def test_the_422_handler_serialises_non_finite_inputs(user_client):
     """Defence in depth: a NaN that reaches validation (here a form field) is reported, not a 500."""
     from src.main import _finite

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from src.auth.exceptions import AuthError, BadCredentials, InactiveUser, LoginRateLimited
 from src.auth.models import Role, User
 from src.auth.schemas import MAX_PASSWORD_LENGTH, UserCreate, UserUpdate
-from src.auth.users import UserManager
+from src.auth.users import UserManager, password_problem
 from src.config import get_settings
 from src.database import utcnow
 
@@ -146,6 +146,9 @@ async def change_password(
         raise AuthError("The current password is wrong.")
     if new == current:
         raise AuthError("The new password is the same as the current one.")
+    problem = password_problem(new, user.email)
+    if problem:
+        raise AuthError(problem)
     try:
         return await user_manager.update(UserUpdate(password=new), user, safe=True)
     except fu_exceptions.InvalidPasswordException as error:

@@ -109,6 +109,7 @@ async def test_profile_page_changes_the_password_and_ends_other_sessions(make_cl
     assert "differ" in (await change("correct-horse-9", "another-secret-8", "another-secret-9")).text
     assert "most common" in (await change("correct-horse-9", "password123")).text
     assert "at least 8" in (await change("correct-horse-9", "short")).text
+    assert "at most 128" in (await change("correct-horse-9", "long-" * 30)).text
     assert (await browser.get("/api/v1/users/me")).status_code == 200  # refusals end nothing
 
     done = await change("correct-horse-9", "another-secret-8")
