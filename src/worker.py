@@ -21,7 +21,7 @@ from src.detectors.tasks import evaluate_detector, predict_frame, train_detector
 from src.jobs import JobContext, job_session, redis_settings, run_cpu
 from src.supervisor import die_with_parent
 from src.review.tasks import cvat_accept_jobs, cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
-from src.videos.tasks import import_video
+from src.videos.tasks import import_video, requeue_stale_imports
 
 __all__ = ["WorkerSettings", "redis_settings", "shutdown", "startup", "task_functions"]
 
@@ -77,6 +77,7 @@ def task_functions() -> list:
 
 def cron_jobs() -> list:
     return [cron(requeue_stale, second=0, run_at_startup=True, unique=True),
+            cron(requeue_stale_imports, second=10, run_at_startup=True, unique=True),
             cron(cvat_retry, second=20, unique=True), cron(cvat_poll, second=40, unique=True)]
 
 

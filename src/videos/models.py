@@ -30,6 +30,9 @@ class Video(CreatedAtMixin, Base):
     source_url: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     import_progress: Mapped[float] = mapped_column(Float, default=0.0)
+    # URL import: the worker's last sign of life and the retries made so far (src/videos/tasks.py)
+    heartbeat_at: Mapped[datetime | None]
+    import_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     storage_key: Mapped[str | None] = mapped_column(String(255))
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     container: Mapped[str | None] = mapped_column(String(64))

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import Role, User
@@ -213,7 +214,8 @@ def delete_files(prefixes: list[str]) -> None:
 
 
 async def request_import(session: AsyncSession, redis, *, user: User, url: str, name: str | None) -> Video:
-    """Create an `importing` video and enqueue its download (job id `import:<video_id>`)."""
+    """Create an `importing` video and enqueue its download (job id `import:<video_id>`; if
+    the enqueue never happens, Redis being down, the stale-import sweep starts it)."""
     from src.videos.url_import import check_url
 
     await check_url(url)
@@ -224,5 +226,35 @@ async def request_import(session: AsyncSession, redis, *, user: User, url: str, 
     )
     session.add(video)
     await session.flush()
-    on_commit(session, lambda: redis.enqueue_job("import_video", str(video.id), _job_id=f"import:{video.id}"))
+    on_commit(session, lambda: redis.enqueue_job("import_video", str(video.id), _job_id=import_job_id(video.id, 0)))
     return video
+
+
+STALE_IMPORT_MESSAGE = ("The import stopped several times (the worker, the database or the job queue went away "
+                        "while it ran). Nothing was charged; import the link again.")
+
+
+def import_job_id(video_id: uuid.UUID, attempt: int) -> str:
+    """The arq job id of an import's try (`import:<id>`, then `import:<id>:<attempt>`)."""
+    return f"import:{video_id}" if attempt == 0 else f"import:{video_id}:{attempt}"
+
+
+async def stale_imports(session: AsyncSession, *, cutoff: datetime) -> list[Video]:
+    """Imports with no heartbeat since `cutoff` (or none at all, created before it), locked;
+    rows another sweep holds are skipped."""
+    query = select(Video).where(
+        Video.status == VideoStatus.importing,
+        or_(Video.heartbeat_at < cutoff, Video.heartbeat_at.is_(None) & (Video.created_at < cutoff)),
+    ).with_for_update(skip_locked=True)
+    return list((await session.scalars(query)).all())
+
+
+def retry_or_fail_import(video: Video, *, max_tries: int) -> int | None:
+    """A stale import's next try (its attempt number), or None once it has had `max_tries`:
+    then it is failed with a message."""
+    if video.import_attempts + 1 >= max_tries:
+        video.status, video.error = VideoStatus.failed, STALE_IMPORT_MESSAGE
+        return None
+    video.import_attempts += 1
+    video.heartbeat_at = utcnow()  # give the new try time to start
+    return video.import_attempts
