@@ -23,9 +23,18 @@
   let undoStack = [], redoStack = [];
   let view = { scale: 1, x: 0, y: 0 };  // canvas px = video px * scale + offset
   let image = null;
-  let drag = null, spaceDown = false;
+  let drag = null, spaceDown = false, fittedWidth = 0;
   let dirty = false, saveTimer = null, saving = Promise.resolve(), pending = 0;
 
+  // What other scripts of the editor page (preview.js) may use; they set previewBox/previewTracks.
+  const hooks = { saved: [], frame: [], previewBox: null, previewTracks: () => [] };
+  window.forgeEditor = {
+    data, review, editable: data.editable,
+    frame: () => frame, goFrame: (n) => goFrame(n), redraw: () => render(),
+    colorOf: (name) => colorOf(name), imageReady: () => canvas.dataset.ready === "1",
+    onSaved: (cb) => hooks.saved.push(cb), onFrame: (cb) => hooks.frame.push(cb),
+    set previewBox(fn) { hooks.previewBox = fn; }, set previewTracks(fn) { hooks.previewTracks = fn; },
+  };
   const colorOf = (name) => (data.classes.find((c) => c.name === name) || { color: "#ffffff" }).color;
   const isBox = (o) => o && !o.gone;
   const message = (text) => { $("editor-message").textContent = text || ""; };
@@ -39,6 +48,8 @@
     if (height > maxHeight) { height = Math.round(maxHeight); width = Math.round(height * W / H); }
     canvas.width = width; canvas.height = height;
     view = { scale: width / W, x: 0, y: 0 };
+    canvas.dataset.zoom = "1";
+    fittedWidth = wrap.clientWidth;
     render();
   }
 
@@ -59,9 +70,9 @@
     return { nw: [x1, y1], n: [mx, y1], ne: [x2, y1], e: [x2, my], se: [x2, y2], s: [mx, y2], sw: [x1, y2], w: [x1, my] };
   }
 
-  function handleAt(p) {
+  function handleAt(p, reach = HANDLE) {  // reach: canvas px around a handle that still grabs it
     if (!isBox(objects[selected])) return null;
-    const tolerance = HANDLE / view.scale;
+    const tolerance = reach / view.scale;
     for (const [name, [hx, hy]] of Object.entries(handles(objects[selected].box))) {
       if (Math.abs(p.x - hx) <= tolerance && Math.abs(p.y - hy) <= tolerance) return name;
     }
@@ -107,7 +118,21 @@
         if (!known || d < known.distance) best.set(o.track_id, { box: o.box, class: o.class, gone: !!o.gone, distance: d, from: f });
       }
     }
-    return [...best.entries()].filter(([, g]) => !g.gone).map(([id, g]) => ({ track_id: id, ...g }));
+    const found = [...best.entries()].filter(([, g]) => !g.gone).map(([id, g]) => ({ track_id: id, ...g }));
+    if (!hooks.previewBox) return found;
+    // with a preview: where the engine has the object on this frame (no box there: not in view)
+    const previewed = new Set(hooks.previewTracks());
+    return found.flatMap((g) => {
+      if (!previewed.has(g.track_id)) return [g];
+      const p = hooks.previewBox(g.track_id, frame);
+      return p ? [{ ...g, box: p.box, confidence: p.confidence, preview: true }] : [];
+    });
+  }
+
+  function ghostAt(p) {  // the ghost (preview) box under the pointer, smallest first
+    const under = ghosts().filter((g) => p.x >= g.box[0] && p.x <= g.box[2] && p.y >= g.box[1] && p.y <= g.box[3]);
+    under.sort((a, b) => (a.box[2] - a.box[0]) * (a.box[3] - a.box[1]) - (b.box[2] - b.box[0]) * (b.box[3] - b.box[1]));
+    return under[0] || null;
   }
 
   function iou(a, b) {
@@ -138,10 +163,13 @@
     for (const g of ghosts()) {
       const [x1, y1, x2, y2] = g.box;
       ctx.strokeStyle = colorOf(g.class);
-      ctx.globalAlpha = 0.6;
+      ctx.globalAlpha = g.preview ? 0.9 : 0.6;
+      ctx.setLineDash(g.preview ? [] : [6 * px, 4 * px]);
       ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
       ctx.fillStyle = colorOf(g.class);
-      ctx.fillText(`#${g.track_id} ${g.class} · as on frame ${g.from}`, x1 + 2 * px, y2 - 4 * px);
+      const label = g.preview ? `#${g.track_id} ${g.class} · ${g.confidence.toFixed(2)} (preview: drag to fix)`
+        : `#${g.track_id} ${g.class} · as on frame ${g.from}`;
+      ctx.fillText(label, x1 + 2 * px, y2 - 4 * px);
       ctx.globalAlpha = 1;
     }
     ctx.setLineDash([]);
@@ -276,6 +304,7 @@
       }
       if (!dirty && pending <= 1) setStatus("saved", "Saved");
       refreshMarks(); refreshTracks();
+      if (!review) hooks.saved.forEach((cb) => cb(target));
     } catch (error) {
       setStatus("error", "Not saved: the server could not be reached.");
     }
@@ -345,6 +374,7 @@
     $("frame-number").value = frame;
     loadImage();
     refresh();
+    hooks.frame.forEach((cb) => cb(frame));
   }
 
   // ---- side panel ---------------------------------------------------------------------
@@ -458,35 +488,88 @@
     });
   }
 
-  // ---- mouse --------------------------------------------------------------------------
-  canvas.addEventListener("mousedown", (event) => {
+  // ---- pointer: mouse, pen and touch (Pointer Events) ---------------------------------
+  // One finger, the pen or the mouse draws, moves and resizes boxes; two fingers pinch to zoom
+  // (and pan with their midpoint). The canvas has `touch-action: none` (editor.css), so the
+  // browser leaves these gestures to the page instead of scrolling or zooming it.
+  const TOUCH_HANDLE = 16;  // canvas px: a fingertip needs a larger target than the mouse
+  const fingers = new Map();  // pointerId -> {cx, cy}: the touch points down on the canvas
+  let pinch = null;
+
+  function zoomAt(p, scale) {  // keep the video point (p.x, p.y) under the canvas point (p.cx, p.cy)
+    const fitScale = canvas.width / W;
+    scale = Math.min(fitScale * 30, Math.max(fitScale * 0.5, scale));
+    view = { scale, x: p.cx - p.x * scale, y: p.cy - p.y * scale };
+    canvas.dataset.zoom = (scale / fitScale).toFixed(3);
+    render();
+  }
+
+  function midpoint() {
+    const [a, b] = [...fingers.values()];
+    return { cx: (a.cx + b.cx) / 2, cy: (a.cy + b.cy) / 2, spread: Math.hypot(a.cx - b.cx, a.cy - b.cy) || 1 };
+  }
+
+  function startPinch() {
+    if (drag && drag.before) objects = drag.before;  // the second finger cancels what the first began
+    drag = null;
+    const m = midpoint();
+    pinch = { spread: m.spread, scale: view.scale, x: (m.cx - view.x) / view.scale, y: (m.cy - view.y) / view.scale };
+    refresh();
+  }
+
+  canvas.addEventListener("mousedown", (event) => { if (event.button === 1) event.preventDefault(); });  // no autoscroll
+
+  canvas.addEventListener("pointerdown", (event) => {
     canvas.focus();
-    const p = toVideo(event);
+    const p = toVideo(event), touch = event.pointerType === "touch";
+    if (touch) {
+      fingers.set(event.pointerId, { cx: p.cx, cy: p.cy });
+      if (fingers.size === 2) startPinch();
+      if (fingers.size >= 2) return;
+    }
+    if (drag) return;  // another button or pen while dragging
+    canvas.setPointerCapture(event.pointerId);  // the drag goes on outside the canvas
     if (event.button === 1 || (event.button === 0 && spaceDown)) {
       event.preventDefault();
-      drag = { mode: "pan", cx: p.cx, cy: p.cy, x: view.x, y: view.y };
+      drag = { mode: "pan", pointerId: event.pointerId, cx: p.cx, cy: p.cy, x: view.x, y: view.y };
       return;
     }
     if (event.button !== 0 || !data.editable) return;
-    const handle = handleAt(p);
+    const handle = handleAt(p, touch ? TOUCH_HANDLE : HANDLE);
     if (handle) {
-      drag = { mode: "resize", handle, before: clone(objects), start: p };
+      drag = { mode: "resize", pointerId: event.pointerId, handle, before: clone(objects), start: p };
+      return;
+    }
+    const ghost = !review && boxAt(p) < 0 && !handle ? ghostAt(p) : null;
+    if (ghost && ghost.preview) {  // fix in place: the previewed box becomes this frame's box of its track
+      const before = clone(objects);
+      objects.push({ track_id: ghost.track_id, class: ghost.class, box: ghost.box.slice() });
+      selected = objects.length - 1;
+      drag = { mode: "move", pointerId: event.pointerId, before, start: p, box: ghost.box.slice(), adopted: true };
+      refresh();
       return;
     }
     const hit = boxAt(p);
     if (hit >= 0) {
       selected = hit;
-      drag = { mode: "move", before: clone(objects), start: p, box: objects[hit].box.slice() };
+      drag = { mode: "move", pointerId: event.pointerId, before: clone(objects), start: p, box: objects[hit].box.slice() };
       refresh();
       return;
     }
     const x = clampX(p.x), y = clampY(p.y);
-    drag = { mode: "draw", box: [x, y, x, y] };
+    drag = { mode: "draw", pointerId: event.pointerId, box: [x, y, x, y] };
   });
 
-  window.addEventListener("mousemove", (event) => {
-    if (!drag) return;
+  canvas.addEventListener("pointermove", (event) => {
     const p = toVideo(event);
+    if (fingers.has(event.pointerId)) fingers.set(event.pointerId, { cx: p.cx, cy: p.cy });
+    if (pinch) {
+      if (fingers.size < 2) return;
+      const m = midpoint();
+      zoomAt({ x: pinch.x, y: pinch.y, cx: m.cx, cy: m.cy }, pinch.scale * m.spread / pinch.spread);
+      return;
+    }
+    if (!drag || drag.pointerId !== event.pointerId) return;
     if (drag.mode === "pan") {
       view.x = drag.x + (p.cx - drag.cx);
       view.y = drag.y + (p.cy - drag.cy);
@@ -509,10 +592,20 @@
     render();
   });
 
-  window.addEventListener("mouseup", () => {
-    if (!drag) return;
+  function pointerEnd(event) {
+    fingers.delete(event.pointerId);
+    if (pinch) {  // lifting the fingers after a pinch draws nothing
+      if (fingers.size === 0) pinch = null;
+      return;
+    }
+    if (!drag || drag.pointerId !== event.pointerId) return;
     const d = drag;
     drag = null;
+    if (event.type === "pointercancel") {  // the browser took the gesture over: undo what it began
+      if (d.before) objects = d.before;
+      refresh();
+      return;
+    }
     if (d.mode === "draw") {
       const box = normal(d.box);
       if (box[2] - box[0] < 0.5 && box[3] - box[1] < 0.5) { selected = -1; refresh(); return; }
@@ -522,6 +615,10 @@
       const track = review ? nextTrackId() : trackForNewBox(box, activeClass);
       change(() => { objects.push({ track_id: track, class: activeClass, box }); });
       selected = objects.length - 1;
+      refresh();
+    } else if (d.adopted && !d.moved) {  // a click on a preview box: nothing changes
+      objects = d.before;
+      selected = -1;
       refresh();
     } else if ((d.mode === "move" || d.mode === "resize") && d.moved) {
       const box = normal(objects[selected].box);
@@ -535,15 +632,13 @@
       changed(d.before);
     }
     render();
-  });
+  }
+  canvas.addEventListener("pointerup", pointerEnd);
+  canvas.addEventListener("pointercancel", pointerEnd);
 
   canvas.addEventListener("wheel", (event) => {
     event.preventDefault();
-    const p = toVideo(event);
-    const fitScale = canvas.width / W;
-    const scale = Math.min(fitScale * 30, Math.max(fitScale * 0.5, view.scale * Math.pow(1.0015, -event.deltaY)));
-    view = { scale, x: p.cx - p.x * scale, y: p.cy - p.y * scale };
-    render();
+    zoomAt(toVideo(event), view.scale * Math.pow(1.0015, -event.deltaY));
   }, { passive: false });
 
   canvas.addEventListener("auxclick", (event) => event.preventDefault());
@@ -589,7 +684,9 @@
   $("next-frame").addEventListener("click", () => goFrame(frame + 1));
   $("frame-slider").addEventListener("change", (event) => goFrame(Number(event.target.value)));
   $("frame-number").addEventListener("change", (event) => goFrame(Number(event.target.value)));
-  window.addEventListener("resize", fit);
+  // a phone's address bar changes the height as the page scrolls: refit (and lose the zoom) only
+  // when the width changed
+  window.addEventListener("resize", () => { if ($("canvas-wrap").clientWidth !== fittedWidth) fit(); });
   window.addEventListener("beforeunload", (event) => {
     if (dirty || pending) { flush(); event.preventDefault(); }
   });

@@ -1,0 +1,76 @@
+"""In a real browser: draw one box on frame 0, the editor previews the track (worker job),
+scrub to the middle and find the previewed box near the ground truth, drag it onto the
+object (fix in place: a keyframe of the same track), and the neighbours follow in the
+new preview; the timeline has a lane per track and jumps where it is clicked."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from src.vision.metrics import iou, load_otb
+from tests.datasets.conftest import CROSSING, run_worker
+from tests.e2e.test_editor_browser import Canvas, keyframes, login, saved, setup_draft
+
+pytestmark = pytest.mark.browser
+TRUTH = load_otb(CROSSING / "groundtruth_rect.txt")
+
+
+async def _preview(base_url: str, draft: dict, auth: dict, start: int, stop: int) -> dict:
+    async with httpx.AsyncClient(base_url=base_url, headers=auth) as api:
+        return (await api.get(f"/api/v1/datasets/{draft['id']}/preview", params={"start": start, "stop": stop})).json()
+
+
+async def _ready(page, services) -> None:
+    await page.wait_for_selector("#preview-status[data-state='running']", timeout=10_000)
+    await run_worker(services[1])
+    await page.wait_for_selector("#preview-status[data-state='ready']", timeout=30_000)
+
+
+async def test_preview_scrub_and_fix_in_place(page, live_server, services):
+    draft, auth = await setup_draft(live_server)
+    await login(page)
+    await page.goto(f"/datasets/{draft['id']}/editor")
+    await page.click(".class-button[data-name='person']")
+    canvas = Canvas(page)
+    await canvas.ready()
+    box0 = [float(v) for v in TRUTH[0]]
+    await canvas.drag(box0[:2], box0[2:])
+    await saved(page)
+    await _ready(page, services)
+    assert await page.locator("#timeline-canvas").get_attribute("data-tracks") == "1"
+    assert "would go to review" in await page.locator("#preview-status").inner_text()
+
+    # scrub to the middle: the previewed box is near the person
+    await page.fill("#frame-number", "60")
+    await page.press("#frame-number", "Enter")
+    await canvas.ready()
+    (track,) = (await _preview(live_server, draft, auth, 60, 61))["tracks"]
+    shown = track["boxes"][0]
+    assert shown is not None and iou(shown, TRUTH[60]) > 0.3, (shown, TRUTH[60])
+
+    # drag the previewed box onto the object: frame 60 becomes a keyframe of track 1
+    truth60 = [float(v) for v in TRUTH[60]]
+    centre = [(shown[0] + shown[2]) / 2, (shown[1] + shown[3]) / 2]
+    target = [(truth60[0] + truth60[2]) / 2, (truth60[1] + truth60[3]) / 2]
+    await canvas.drag(centre, target)
+    await saved(page)
+    frames = {k["frame"]: k["objects"] for k in await keyframes(live_server, draft, auth)}
+    assert [o["track_id"] for o in frames[60]] == [1]  # the same object, not a new one
+    moved = frames[60][0]["box"]
+    assert abs((moved[0] + moved[2]) / 2 - target[0]) < 3 and abs((moved[1] + moved[3]) / 2 - target[1]) < 3
+    await _ready(page, services)
+    after = await _preview(live_server, draft, auth, 55, 66)
+    assert 60 in after["keyframes"]
+    near = [iou(b, TRUTH[55 + i]) for i, b in enumerate(after["tracks"][0]["boxes"]) if b]
+    assert min(near) > 0.5, near  # the neighbours follow the fix
+
+    # the timeline jumps where it is clicked
+    lane = await page.locator("#timeline-canvas").bounding_box()
+    await page.locator("#timeline-canvas").click(position={"x": lane["width"] * 0.25, "y": 5})
+    for _ in range(50):
+        if int(await page.locator("#frame-number").input_value()) < 40:
+            break
+        await page.wait_for_timeout(100)
+    assert 20 <= int(await page.locator("#frame-number").input_value()) < 40
+    await page.screenshot(path=str(__import__("tests.e2e.test_journeys", fromlist=["SHOTS"]).SHOTS / "preview-timeline.png"))
