@@ -181,3 +181,66 @@ def test_outage_of_tells_services_from_bugs():
     except OSError as error:
         assert outage_of(error) is None
     assert outage_of(ValueError("bad input")) is None
+
+
+async def test_import_survives_postgres_dropping_during_it(postgres_app, postgres_server, services, monkeypatch):
+    """PostgreSQL goes away in the middle of a URL import: the import is not failed as a bad
+    link and does not stay `importing` for ever; once the database is back the stale-import
+    sweep starts it again and it finishes."""
+    import http.server
+    import threading
+    import uuid
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    from redis.asyncio import Redis
+    from sqlalchemy import text
+
+    from src.config import get_settings
+    from src.outages import outage_of
+    from src.videos.tasks import import_video, requeue_stale_imports
+    from tests.conftest import SHARED_DATA
+    from tests.videos.test_stale_imports import SlowHandler
+
+    server, _ = postgres_server
+    monkeypatch.setattr(get_settings(), "url_import_allowed_hosts", "127.0.0.1")
+    monkeypatch.setattr(get_settings(), "job_stale_seconds", 1)
+    handler = type("Handler", (SlowHandler,), {"delay": 0.1})
+    http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(SHARED_DATA / "sequences")))
+    threading.Thread(target=http_server.serve_forever, daemon=True).start()
+    pool = ProcessPoolExecutor(1)
+    try:
+        async with _client(postgres_app) as browser:
+            await register(browser, "importer@example.com")
+            await login_cookie(browser, "importer@example.com")
+            url = f"http://127.0.0.1:{http_server.server_address[1]}/otb_crossing/video.mp4"
+            response = await browser.post("/api/v1/videos/import", json={"url": url})
+            assert response.status_code == 202, response.text
+            video_id = response.json()["id"]
+            redis = Redis.from_url(services[1])
+            await redis.flushdb()  # the job was taken off the queue: we run it here, as the worker would
+            await redis.aclose()
+            ctx = {"sessionmaker": postgres_app.state.sessionmaker, "redis": postgres_app.state.redis, "pool": pool}
+
+            running = asyncio.create_task(import_video(ctx, video_id, 0))
+            await asyncio.sleep(0.8)
+            await asyncio.to_thread(server.stop)  # mid-download
+            with pytest.raises(Exception) as stopped:
+                await running
+            assert outage_of(stopped.value) == "database", repr(stopped.value)
+
+            await asyncio.to_thread(server.start)
+            async with postgres_app.state.engine.connect() as conn:
+                row = (await conn.execute(text("SELECT status, error FROM video WHERE id = :id"),
+                                          {"id": uuid.UUID(video_id)})).one()
+            assert (row.status, row.error) == ("importing", None)  # not "the download failed"
+
+            handler.delay = 0.0
+            await asyncio.sleep(1.2)
+            assert await requeue_stale_imports(ctx) == 1
+            assert await import_video(ctx, video_id, 1) == "ready"
+            done = (await browser.get(f"/api/v1/videos/{video_id}")).json()
+            assert done["status"] == "ready" and done["frame_count"] > 0, done
+    finally:
+        http_server.shutdown()
+        pool.shutdown()
