@@ -184,3 +184,90 @@ async def test_security_headers_on_error_responses(app, client, user_client):
 async def test_create_draft_still_works_with_a_plain_body(user_client, uploaded_video):
     draft = await create_draft(user_client, uploaded_video["id"], classes=("a", "b"))
     assert [c["name"] for c in draft["classes"]] == ["a", "b"]
+
+
+# ---------------------------------------------------------------- the real web process
+
+@pytest.fixture(scope="module")
+def web_process(services):
+    """uvicorn serving the app in a subprocess: (base URL, pid)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from src.embedded import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", str(port)],
+                              env={**os.environ, "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.fail("web server did not start: " + server.stderr.read().decode()[-2000:])
+    yield port, server.pid
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(field)
+
+
+def _send_until_answered(port: int, head: bytes, *, chunked: bool, total: int) -> tuple[bytes, int]:
+    """Send `head`, then up to `total` body bytes, stopping as soon as the server answers.
+    Returns (the answer's first bytes, body bytes sent)."""
+    import select
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(head)
+    sent, piece = 0, b"a" * CHUNK
+    try:
+        while sent < total:
+            ready, _, _ = select.select([sock], [], [], 0)
+            if ready:
+                break
+            frame = b"%x\r\n" % len(piece) + piece + b"\r\n" if chunked else piece
+            sock.sendall(frame)
+            sent += len(piece)
+        sock.settimeout(10)
+        answer = sock.recv(4096)
+    except (BrokenPipeError, ConnectionResetError):
+        sock.settimeout(10)
+        answer = sock.recv(4096)
+    finally:
+        sock.close()
+    return answer, sent
+
+
+@pytest.mark.parametrize("path, content_type, chunked", [
+    ("/api/v1/review/cvat/webhook", "application/json", False),
+    ("/api/v1/review/cvat/webhook", "application/json", True),
+    ("/auth/register", "application/json", True),
+])
+def test_the_web_process_does_not_read_a_300_mb_body(web_process, path, content_type, chunked):
+    """Issue 16's measurement: an unsigned 300 MB webhook grew the web process from 490 to 780 MB,
+    a 300 MB password from 505 to 1030 MB. Now the answer is a 413 after at most the cap (plus
+    what the sockets buffer), and the process's peak memory barely moves."""
+    port, pid = web_process
+    total = 300 << 20
+    length = b"Transfer-Encoding: chunked\r\n" if chunked else b"Content-Length: %d\r\n" % total
+    head = (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n%s\r\n"
+            % (path.encode(), content_type.encode(), length))
+    before = _rss_mb(pid, "VmHWM")
+    answer, sent = _send_until_answered(port, head, chunked=chunked, total=total)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 64 << 20, f"{sent >> 20} MB were sent before the answer"
+    grown = _rss_mb(pid, "VmHWM") - before
+    assert grown < 40, f"the web process's peak memory grew by {grown:.0f} MB"
