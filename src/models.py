@@ -2,7 +2,7 @@
 
 from src.admin.models import AuditEntry  # noqa: F401
 from src.annotation.models import Keyframe, LabelClass  # noqa: F401
-from src.auth.models import User  # noqa: F401
+from src.auth.models import ApiToken, User  # noqa: F401
 from src.billing.models import BillingSetting, LedgerEntry, PriceList  # noqa: F401
 from src.database import Base  # noqa: F401
 from src.datasets.models import Dataset  # noqa: F401

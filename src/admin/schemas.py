@@ -32,6 +32,8 @@ class UserPage(BaseModel):
 
 
 class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     """Only the fields sent change; `cvat_username: null` unlinks, a quota sent as null
     follows the default again."""
 
@@ -48,6 +50,8 @@ class UserDetail(AdminUserRow):
 
 
 class BalanceChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     amount_cents: int = Field(..., description="positive: top-up; negative: adjustment (not below a zero balance)")
     reason: str = Field(..., min_length=1, max_length=500)
 
@@ -66,6 +70,8 @@ class BalanceRead(BaseModel):
 
 
 class PricesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     per_frame_cents: int | None = Field(None, ge=0)
     per_object_frame_cents: int | None = Field(None, ge=0)
     per_reviewed_frame_cents: int | None = Field(None, ge=0)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Enum, Integer, String, Uuid
+from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from src.database import Base, CreatedAtMixin
@@ -39,3 +39,24 @@ class User(CreatedAtMixin, Base):
     def is_superuser(self) -> bool:
         """fastapi-users' notion of an admin, derived from the role (never stored twice)."""
         return self.role == Role.admin
+
+
+class TokenScope(StrEnum):
+    read = "read"  # GET / HEAD / OPTIONS only
+    write = "write"  # everything the account may do
+
+
+class ApiToken(CreatedAtMixin, Base):
+    """A personal API token: `Authorization: Bearer df_<scope>_<secret>`. Only the sha256 of the
+    whole token is stored; the token itself is shown once, when it is made."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[TokenScope] = mapped_column(Enum(TokenScope, name="token_scope", native_enum=False, length=16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(24))  # the first characters, to tell tokens apart in lists
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

@@ -10,7 +10,9 @@ from fastapi_users import exceptions as fu_exceptions
 from fastapi_users.authentication import Strategy
 from pydantic import ValidationError
 
-from src.auth import service
+import uuid
+
+from src.auth import service, tokens
 from src.auth.dependencies import OptionalUser, PageUser
 from src.database import SessionDep
 from src.auth.exceptions import AuthError
@@ -160,8 +162,42 @@ async def verify_page(request: Request, user_manager: UserManagerDep, token: str
 
 
 @router.get("/profile")
-async def profile_page(request: Request, user: PageUser):
-    return render(request, "auth/profile.html", {"profile": user})
+async def profile_page(request: Request, user: PageUser, session: SessionDep):
+    return render(request, "auth/profile.html", {"profile": user, "tokens": await tokens.list_for_user(session, user=user)})
+
+
+async def _tokens_block(request: Request, session, user, status_code: int = 200, **context):
+    context = {"profile": user, "tokens": await tokens.list_for_user(session, user=user), **context}
+    return render(request, "auth/profile.html", context, block="tokens", status_code=status_code)
+
+
+@router.post("/profile/tokens")
+async def create_token_page(
+    request: Request, user: PageUser, session: SessionDep,
+    name: Annotated[str, Form(max_length=100)] = "", scope: Annotated[str, Form()] = "read",
+    expires_in_days: Annotated[str, Form()] = "",
+):
+    """A personal API token, shown once in the answer."""
+    tokens.refuse_personal_token(request)
+    problem = None
+    if not name.strip():
+        problem = "Give the token a name (what it is for)."
+    elif scope not in {s.value for s in tokens.TokenScope}:
+        problem = "Choose the read or the write scope."
+    elif expires_in_days.strip() and not (expires_in_days.strip().isdigit() and 1 <= int(expires_in_days) <= 3650):
+        problem = "Expiry: a number of days from 1 to 3650, or empty for a token that does not expire."
+    if problem:
+        return await _tokens_block(request, session, user, 422, token_error=problem, token_name=name)
+    made = await tokens.create(session, user=user, name=name, scope=tokens.TokenScope(scope),
+                               expires_in_days=int(expires_in_days) if expires_in_days.strip() else None)
+    return await _tokens_block(request, session, user, new_token=made.token, new_token_name=made.row.name)
+
+
+@router.post("/profile/tokens/{token_id}/revoke")
+async def revoke_token_page(request: Request, token_id: uuid.UUID, user: PageUser, session: SessionDep):
+    tokens.refuse_personal_token(request)
+    await tokens.revoke(session, user=user, token_id=token_id)
+    return await _tokens_block(request, session, user, token_revoked=True)
 
 
 @router.post("/profile/password")

@@ -13,9 +13,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users.authentication import AuthenticationBackend, Strategy
 
-from src.auth import service
+import uuid
+
+from src.auth import service, tokens
 from src.auth.dependencies import CurrentUser
-from src.auth.schemas import UserCreate, UserRead
+from src.auth.schemas import ApiTokenCreate, ApiTokenCreated, ApiTokenRead, UserCreate, UserRead
 from src.auth.users import UserManager, bearer_backend, cookie_backend, fastapi_users, user_manager_in_unit_of_work
 from src.database import SessionDep
 from src.security import client_ip
@@ -75,3 +77,27 @@ users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 @users_router.get("/me", response_model=UserRead)
 async def read_me(user: CurrentUser):
     return user
+
+
+LoginOnly = [Depends(tokens.refuse_personal_token)]
+
+
+@users_router.get("/me/tokens", response_model=list[ApiTokenRead], dependencies=LoginOnly)
+async def list_tokens(session: SessionDep, user: CurrentUser):
+    """My personal API tokens (never the tokens themselves: only their first characters)."""
+    return await tokens.list_for_user(session, user=user)
+
+
+@users_router.post("/me/tokens", status_code=201, response_model=ApiTokenCreated, dependencies=LoginOnly)
+async def create_token(body: ApiTokenCreate, session: SessionDep, user: CurrentUser):
+    """A personal API token for `Authorization: Bearer <token>`; `token` is in this answer only.
+    Managed with a login (cookie or JWT), not with another API token."""
+    made = await tokens.create(session, user=user, name=body.name, scope=body.scope,
+                               expires_in_days=body.expires_in_days)
+    return ApiTokenCreated(**ApiTokenRead.model_validate(made.row).model_dump(), token=made.token)
+
+
+@users_router.delete("/me/tokens/{token_id}", status_code=204, dependencies=LoginOnly)
+async def revoke_token(token_id: uuid.UUID, session: SessionDep, user: CurrentUser):
+    """Revoke a token: it stops working at once."""
+    await tokens.revoke(session, user=user, token_id=token_id)

@@ -1,8 +1,9 @@
 """fastapi-users wiring: the user manager and the two auth backends.
 
 - cookie backend (pages): HttpOnly, SameSite=Lax cookie carrying an RS256 JWT;
-- bearer backend (scripts, API): the same RS256 JWT in `Authorization: Bearer`.
-Both verify with the public key in certs/, so an HS256 or tampered token is refused.
+- bearer backend (scripts, API): the same RS256 JWT in `Authorization: Bearer`, or a
+  personal API token (`df_<scope>_...`, src/auth/tokens.py; bearer only, never in the cookie).
+Both verify JWTs with the public key in certs/, so an HS256 or tampered token is refused.
 """
 
 from __future__ import annotations
@@ -133,9 +134,20 @@ class RevocableJWTStrategy(JWTStrategy):
         return generate_jwt(data, self.encode_key, self.lifetime_seconds, algorithm=self.algorithm)
 
 
-def get_jwt_strategy() -> JWTStrategy:
+class JWTOrApiTokenStrategy(RevocableJWTStrategy):
+    """The bearer backend's strategy: a personal API token (looked up by its sha256), else a JWT."""
+
+    async def read_token(self, token: str | None, user_manager) -> User | None:
+        from src.auth import tokens
+
+        if tokens.is_api_token(token):
+            return await tokens.user_for_token(user_manager.user_db.session, token)
+        return await super().read_token(token, user_manager)
+
+
+def get_jwt_strategy(strategy_class: type[RevocableJWTStrategy] = RevocableJWTStrategy) -> JWTStrategy:
     keys = jwt_keys()
-    return RevocableJWTStrategy(
+    return strategy_class(
         secret=keys.private_pem,
         public_key=keys.public_pem,
         algorithm="RS256",
@@ -154,10 +166,18 @@ cookie_backend = AuthenticationBackend(
     ),
     get_strategy=get_jwt_strategy,
 )
-bearer_backend = AuthenticationBackend(
-    name="bearer",
-    transport=BearerTransport(tokenUrl="auth/jwt/login"),
-    get_strategy=get_jwt_strategy,
-)
+def get_bearer_strategy() -> JWTStrategy:
+    return get_jwt_strategy(JWTOrApiTokenStrategy)
+
+
+def _bearer_transport() -> BearerTransport:
+    from src.auth.tokens import ScopedBearer
+
+    transport = BearerTransport(tokenUrl="auth/jwt/login")
+    transport.scheme = ScopedBearer("auth/jwt/login", auto_error=False)  # read tokens cannot write
+    return transport
+
+
+bearer_backend = AuthenticationBackend(name="bearer", transport=_bearer_transport(), get_strategy=get_bearer_strategy)
 
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [cookie_backend, bearer_backend])

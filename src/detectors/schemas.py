@@ -31,6 +31,8 @@ class DetectorRead(BaseModel):
 
 
 class TrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     dataset_ids: list[uuid.UUID] = Field(min_length=1, max_length=50)
     name: str = Field(min_length=1, max_length=200)
     epochs: int = Field(20, ge=1, le=300)
@@ -39,6 +41,8 @@ class TrainRequest(BaseModel):
 
 
 class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     video_id: uuid.UUID
     frame: int = Field(ge=0)
     dataset_id: uuid.UUID | None = Field(None, description="map class names onto this draft's classes")
@@ -73,6 +77,8 @@ class EvaluationRead(BaseModel):
 
 
 class EvaluateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     master_id: uuid.UUID | None = Field(None, description="a master dataset version of yours; the latest when omitted")
 
 

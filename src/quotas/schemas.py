@@ -15,6 +15,8 @@ class QuotaRead(BaseModel):
 
 
 class QuotaDefaultsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     """Every field is optional: only the fields sent change."""
 
     max_storage_bytes: int | None = Field(None, ge=0)

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from src.review.models import FrameDecision, JobStage
 
@@ -33,17 +33,23 @@ class ReviewJobRead(BaseModel):
 
 
 class FrameDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     decision: FrameDecision = Field(description='"accepted" (a fixed frame keeps its fix), "fixed" (with `objects`), '
                                                 '"rejected" (dropped from the dataset), "pending" (revert to the proposed boxes)')
     objects: list[dict[str, Any]] | None = Field(None, description='with "fixed": [{"track_id"?, "class", "box"}]')
 
 
 class ValidationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     accept: bool
     issue: str = ""
 
 
 class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     user_id: uuid.UUID
 
 

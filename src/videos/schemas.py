@@ -30,5 +30,7 @@ class VideoRead(BaseModel):
 
 
 class VideoImport(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
+
     url: HttpUrl
     name: str | None = None
