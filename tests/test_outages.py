@@ -112,6 +112,35 @@ async def test_redis_down_then_back(redis_app, redis_server):
         assert (await api.get("/health")).status_code == 200
 
 
+async def test_import_asked_while_redis_is_down_starts_once_it_is_back(redis_app, redis_server, monkeypatch):
+    """The request saves the import, then cannot enqueue it: 503 saying so, and the video is
+    not stuck: the stale-import sweep enqueues it when Redis is back."""
+    from arq.jobs import Job, JobStatus
+
+    from src.config import get_settings
+    from src.videos import service
+    from src.videos.tasks import requeue_stale_imports
+
+    monkeypatch.setattr(get_settings(), "url_import_allowed_hosts", "127.0.0.1")
+    monkeypatch.setattr(get_settings(), "job_stale_seconds", 1)
+    server, _ = redis_server
+    async with _client(redis_app) as browser:
+        await register(browser, "queue-down@example.com")
+        await login_cookie(browser, "queue-down@example.com")
+        server.stop()
+        response = await browser.post("/api/v1/videos/import", json={"url": "http://127.0.0.1:9/clip.mp4"})
+        _assert_unavailable_json(response, "Redis")
+        [video] = (await browser.get("/api/v1/videos")).json()  # reading needs only the database
+        assert video["status"] == "importing"
+
+        server.start()
+        await asyncio.sleep(1.2)
+        ctx = {"sessionmaker": redis_app.state.sessionmaker, "redis": redis_app.state.redis}
+        assert await requeue_stale_imports(ctx) == 1
+        job = Job(service.import_job_id(video["id"], 1), redis_app.state.redis)
+        assert await job.status() == JobStatus.queued
+
+
 @pytest.fixture
 async def postgres_server(services):
     """A PostgreSQL of its own (own data directory, own socket), migrated like production."""
