@@ -24,8 +24,6 @@ class LabelClassRead(BaseModel):
 class DraftCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
 
-    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
-
     video_id: uuid.UUID
     name: str
     classes: list[str] = Field(default_factory=list, max_length=100)
@@ -43,15 +41,11 @@ class DraftRead(BaseModel):
 class LabelClassCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
 
-    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
-
     name: str
     color: str | None = None
 
 
 class LabelClassUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
-
     model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
 
     name: str | None = None
@@ -72,8 +66,6 @@ class KeyframeObjectIn(BaseModel):
 
 
 class KeyframePut(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
-
     model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
 
     objects: list[KeyframeObjectIn] = Field(max_length=1000)

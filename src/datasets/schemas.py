@@ -20,16 +20,12 @@ Format = Literal["yolo", "yolo_track", "coco", "cvat", "cvat_images", "ava", "mo
 class SamplingOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
 
-    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
-
     mode: Literal["all", "every_n", "dedup"] = "all"
     every_n: int = Field(5, ge=1, le=10_000, description="with mode=every_n: keep one frame in N")
     ssim_threshold: float = Field(0.95, gt=0, lt=1, description="with mode=dedup: drop frames at least this similar")
 
 
 class SplitOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
-
     model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
 
     train: float = Field(0.8, ge=0, le=1)
@@ -48,8 +44,6 @@ class SplitOptions(BaseModel):
 
 
 class DatasetOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
-
     model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
 
     sampling: SamplingOptions = SamplingOptions()
@@ -102,8 +96,6 @@ class Quote(BaseModel):
 
 
 class ConfirmBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
-
     model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
 
     options: DatasetOptions | None = None
