@@ -21,6 +21,8 @@ from src.annotation.schemas import (
     LabelClassCreate,
     LabelClassRead,
     LabelClassUpdate,
+    TrackMerge,
+    TrackSplit,
 )
 from src.auth.dependencies import CurrentUser
 from src.database import SessionDep
@@ -87,3 +89,17 @@ async def list_attributes(dataset: OwnedDataset, session: SessionDep):
 async def remove_attribute(attribute_id: int, dataset: OwnedDataset, session: SessionDep):
     await service.remove_attribute(session, dataset=dataset, attribute_id=attribute_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{dataset_id}/tracks/{track_id}/split", response_model=KeyframeList)
+async def split_track(track_id: int, body: TrackSplit, dataset: OwnedDataset, session: SessionDep):
+    """From `frame` on, the track is another object (a new track id); returns the keyframes."""
+    await service.split_track(session, dataset=dataset, track_id=track_id, frame=body.frame)
+    return {"keyframes": await service.list_keyframes(session, dataset=dataset)}
+
+
+@router.post("/{dataset_id}/tracks/{track_id}/merge", response_model=KeyframeList)
+async def merge_tracks(track_id: int, body: TrackMerge, dataset: OwnedDataset, session: SessionDep):
+    """The track is the same object as `into`: its keyframes join that track; returns the keyframes."""
+    await service.merge_tracks(session, dataset=dataset, track_id=track_id, into=body.into)
+    return {"keyframes": await service.list_keyframes(session, dataset=dataset)}

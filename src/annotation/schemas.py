@@ -108,3 +108,15 @@ class AttributeRead(BaseModel):
 
 class AttributeList(BaseModel):
     attributes: list[AttributeRead]
+
+
+class TrackSplit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frame: int = Field(ge=0, description="from this frame on the track is another object")
+
+
+class TrackMerge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    into: int = Field(ge=0, description="the track that this one is the same object as")

@@ -370,6 +370,47 @@ async def delete_keyframe(session: AsyncSession, *, dataset: Dataset, frame: int
     await _tidy(session, dataset.id)
 
 
+async def split_track(session: AsyncSession, *, dataset: Dataset, track_id: int, frame: int) -> int:
+    """From `frame` on, track `track_id` is another object: its boxes and gone marks on keyframes
+    at or after `frame` move to a new track id, which is returned."""
+    ensure_draft(dataset)
+    keyframes = await _keyframes(session, dataset.id)
+    if not any(o["track_id"] == track_id and not o.get("gone") for kf in keyframes for o in kf.objects):
+        raise InvalidDraft(f"There is no track {track_id} in this draft.")
+    later = [kf for kf in keyframes if kf.frame >= frame and any(o["track_id"] == track_id for o in kf.objects)]
+    if not later or all(kf.frame >= frame for kf in keyframes if any(
+            o["track_id"] == track_id and not o.get("gone") for o in kf.objects)):
+        raise InvalidDraft(f"Track {track_id} needs a box before frame {frame} and one from it on to be split there.")
+    new_id = 1 + max(o["track_id"] for kf in keyframes for o in kf.objects)
+    for kf in later:
+        kf.objects = [{**o, "track_id": new_id} if o["track_id"] == track_id else o for o in kf.objects]
+    await session.flush()
+    await _tidy(session, dataset.id)
+    return new_id
+
+
+async def merge_tracks(session: AsyncSession, *, dataset: Dataset, track_id: int, into: int) -> None:
+    """Track `track_id` is the same object as `into`: its keyframes join `into` (which keeps its
+    class). Refused when both have a box on one keyframe (one object cannot be there twice)."""
+    ensure_draft(dataset)
+    if track_id == into:
+        raise InvalidDraft("A track cannot be merged into itself.")
+    keyframes = await _keyframes(session, dataset.id)
+    has = lambda kf, t: any(o["track_id"] == t for o in kf.objects)  # noqa: E731
+    if not any(has(kf, track_id) for kf in keyframes) or not any(has(kf, into) for kf in keyframes):
+        raise InvalidDraft(f"Both tracks must exist in this draft (#{track_id}, #{into}).")
+    both = [kf.frame for kf in keyframes if has(kf, track_id) and has(kf, into)]
+    if both:
+        raise InvalidDraft(f"Tracks #{track_id} and #{into} are both on frame {both[0]}: one object cannot be there twice.")
+    target_class = next(o["class_id"] for kf in keyframes for o in kf.objects if o["track_id"] == into and not o.get("gone"))
+    for kf in keyframes:
+        if has(kf, track_id):
+            kf.objects = [{**o, "track_id": into, **({} if o.get("gone") else {"class_id": target_class})}
+                          if o["track_id"] == track_id else o for o in kf.objects]
+    await session.flush()
+    await _tidy(session, dataset.id)
+
+
 # ---- attribute schemas --------------------------------------------------------------------
 
 async def list_attributes(session: AsyncSession, *, dataset_id: uuid.UUID) -> list[tuple[AttributeSpec, LabelClass]]:

@@ -276,7 +276,7 @@
 
   async function put(target, payload) {
     const objs = payload.map((o) => (o.gone ? { track_id: o.track_id, gone: true }
-      : { track_id: o.track_id, class: o.class, box: o.box }));
+      : { track_id: o.track_id, class: o.class, box: o.box, ...attributesFor(o) }));
     const url = review ? `/api/v1/review/jobs/${review.job_id}/frames/${target}` : `${api}/keyframes/${target}`;
     const body = review ? { decision: "fixed", objects: objs.filter((o) => !o.gone) } : { objects: objs };
     try {
@@ -415,6 +415,34 @@
     }
     options.push(el("option", { value: "new", textContent: "a new object" }));
     $("object-track").replaceChildren(...options);
+    if ($("merge-into")) {  // merge: the tracks of other keyframes that are never on this one
+      const merge = [...otherTracks()].filter(([id]) => id !== o.track_id && !used.has(id));
+      $("merge-into").replaceChildren(...merge.map(([id, t]) => el("option", { value: String(id), textContent: `into #${id} ${t.class}` })));
+      $("merge-track").disabled = !merge.length;
+    }
+  }
+
+  // Split and merge act on every keyframe of a track: the server does it, the editor reloads them.
+  async function trackAction(path, body) {
+    await flush();
+    const response = await fetch(`${api}/tracks/${path}`, {
+      method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": window.forgeCsrfToken() },
+      body: JSON.stringify(body),
+    }).catch(() => null);
+    const answer = response ? await response.json().catch(() => ({})) : {};
+    if (!response || !response.ok) { message(answer.detail || "The server could not be reached."); return; }
+    keyframes.clear();
+    for (const k of answer.keyframes) keyframes.set(k.frame, k.objects);
+    objects = clone(keyframes.get(frame) || []);
+    selected = -1; undoStack = []; redoStack = [];
+    message("");
+    refresh(); refreshMarks(); refreshTracks();
+    hooks.saved.forEach((cb) => cb(frame));
+  }
+  if ($("split-track")) {
+    $("split-track").addEventListener("click", () => isBox(objects[selected]) && trackAction(`${objects[selected].track_id}/split`, { frame }));
+    $("merge-track").addEventListener("click", () => isBox(objects[selected])
+      && trackAction(`${objects[selected].track_id}/merge`, { into: Number($("merge-into").value) }));
   }
 
   function refreshObjects() {
@@ -460,7 +488,7 @@
   }
 
   function refresh() {
-    refreshClasses(); refreshSelected(); refreshObjects(); refreshTracks(); refreshMarks(); render();
+    refreshClasses(); refreshSelected(); refreshAttributes(); refreshObjects(); refreshTracks(); refreshMarks(); render();
   }
 
   // ---- actions ------------------------------------------------------------------------
@@ -642,6 +670,114 @@
   }, { passive: false });
 
   canvas.addEventListener("auxclick", (event) => event.preventDefault());
+
+  // ---- attributes (docs/attributes.md) -------------------------------------------------
+  // The selected box's attribute values: set on this frame (they hold from here on, until a
+  // later keyframe of the track changes them) or, marked "from frame N", the value the track
+  // has here from an earlier keyframe. Shift+1..9 toggles the n-th value of the class's first
+  // one-of / several-of attribute (the quick action picker).
+  const attributeSpecs = (cls) => (data.attributes || []).filter((a) => a.class === cls);
+
+  function attributesFor(o) {  // the values a saved box sends: only its class's attributes
+    const names = new Set(attributeSpecs(o.class).map((a) => a.name));
+    const kept = Object.entries(o.attributes || {}).filter(([name]) => names.has(name));
+    return kept.length ? { attributes: Object.fromEntries(kept) } : {};
+  }
+
+  function attributeValue(o, spec) {  // {value, from}: from = null (set here), a frame, or "default"
+    if (o.attributes && spec.name in o.attributes) return { value: o.attributes[spec.name], from: null };
+    let best = null;
+    for (const [f, objs] of keyframes) {
+      if (f === frame || (spec.mutable && f > frame)) continue;
+      const other = objs.find((x) => isBox(x) && x.track_id === o.track_id && x.attributes && spec.name in x.attributes);
+      if (other && (!best || (spec.mutable ? f > best.from : f < best.from))) best = { value: other.attributes[spec.name], from: f };
+    }
+    return best || { value: spec.default, from: "default" };
+  }
+
+  function setAttribute(name, value) {
+    if (!isBox(objects[selected])) return;
+    change(() => { const o = objects[selected]; o.attributes = { ...(o.attributes || {}), [name]: value }; });
+  }
+
+  function attributeSegments(o, spec) {  // "frame 0: walk · frame 30: stand" over the track's keyframes
+    const parts = [];
+    const frames = [...keyframes.keys(), frame].filter((f, i, all) => all.indexOf(f) === i).sort((a, b) => a - b);
+    for (const f of frames) {
+      const objs = f === frame ? objects : keyframes.get(f);
+      const box = (objs || []).find((x) => isBox(x) && x.track_id === o.track_id);
+      if (box && box.attributes && spec.name in box.attributes) {
+        const v = box.attributes[spec.name];
+        parts.push(`frame ${f}: ${Array.isArray(v) ? (v.join(", ") || "none") : String(v)}`);
+      }
+    }
+    return parts.join(" · ");
+  }
+
+  function attributeControl(spec, current) {
+    const disabled = !data.editable;
+    if (spec.kind === "multi") {
+      return el("span", { className: "attribute-choices" }, ...spec.values.map((v, i) => {
+        const box = el("input", { type: "checkbox", checked: (current || []).includes(v), disabled });
+        box.dataset.attribute = spec.name; box.dataset.value = v;
+        box.addEventListener("change", () => {
+          const chosen = new Set(attributeValue(objects[selected], spec).value || []);
+          if (box.checked) chosen.add(v); else chosen.delete(v);
+          setAttribute(spec.name, spec.values.filter((x) => chosen.has(x)));
+        });
+        return el("label", { title: i < 9 ? `Shift+${i + 1}` : "" }, box, ` ${v}`);
+      }));
+    }
+    let input;
+    if (spec.kind === "select") {
+      input = el("select", { disabled }, ...spec.values.map((v) => el("option", { value: v, textContent: v, selected: v === current })));
+      input.addEventListener("change", () => setAttribute(spec.name, input.value));
+    } else if (spec.kind === "checkbox") {
+      input = el("input", { type: "checkbox", checked: current === true, disabled });
+      input.addEventListener("change", () => setAttribute(spec.name, input.checked));
+    } else {
+      input = el("input", { type: spec.kind === "number" ? "number" : "text", value: current ?? "", disabled });
+      if (spec.kind === "number" && spec.values.length >= 2) { input.min = spec.values[0]; input.max = spec.values[1]; }
+      input.addEventListener("change", () => setAttribute(spec.name, spec.kind === "number" ? Number(input.value) : input.value));
+    }
+    input.dataset.attribute = spec.name;
+    return input;
+  }
+
+  function refreshAttributes() {
+    const panel = $("attribute-panel");
+    if (!panel) return;
+    const o = objects[selected];
+    const specs = isBox(o) ? attributeSpecs(o.class) : [];
+    panel.hidden = !specs.length;
+    panel.replaceChildren(...specs.map((spec) => {
+      const { value, from } = attributeValue(o, spec);
+      const note = from === null ? "set on this frame" : from === "default" ? "default" : `from frame ${from}`;
+      const row = el("div", { className: "attribute-row" },
+        el("span", { className: "attribute-name", textContent: `${spec.name} ` }),
+        el("small", { className: "muted attribute-from", textContent: spec.mutable ? note : `${note}, whole track` }),
+        el("div", {}, attributeControl(spec, value)));
+      row.dataset.attribute = spec.name;
+      const segments = attributeSegments(o, spec);
+      if (segments) row.append(el("small", { className: "muted attribute-segments", textContent: segments }));
+      return row;
+    }));
+  }
+
+  document.addEventListener("keydown", (event) => {  // Shift+1..9: the quick action picker
+    if (event.target.closest("input, select, textarea") || !event.shiftKey || event.ctrlKey || event.metaKey || event.altKey) return;
+    const digit = /^Digit([1-9])$/.exec(event.code || "");
+    const o = objects[selected];
+    if (!digit || !isBox(o) || !data.editable) return;
+    const spec = attributeSpecs(o.class).find((a) => a.kind === "multi" || a.kind === "select");
+    const value = spec && spec.values[Number(digit[1]) - 1];
+    if (value === undefined) return;
+    event.preventDefault();
+    if (spec.kind === "select") { setAttribute(spec.name, value); return; }
+    const chosen = new Set(attributeValue(o, spec).value || []);
+    if (chosen.has(value)) chosen.delete(value); else chosen.add(value);
+    setAttribute(spec.name, spec.values.filter((v) => chosen.has(v)));
+  });
 
   // ---- keyboard -----------------------------------------------------------------------
   document.addEventListener("keydown", (event) => {

@@ -5,12 +5,17 @@ new preview; the timeline has a lane per track and jumps where it is clicked."""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 import httpx
 import pytest
 
 from src.vision.metrics import iou, load_otb
 from tests.datasets.conftest import CROSSING, run_worker
 from tests.e2e.test_editor_browser import Canvas, keyframes, login, saved, setup_draft
+from tests.e2e.test_journeys import SHOTS
 
 pytestmark = pytest.mark.browser
 TRUTH = load_otb(CROSSING / "groundtruth_rect.txt")
@@ -27,7 +32,7 @@ async def _ready(page, services) -> None:
     await page.wait_for_selector("#preview-status[data-state='ready']", timeout=30_000)
 
 
-async def test_preview_scrub_and_fix_in_place(page, live_server, services):
+async def test_preview_scrub_fix_split_merge_end(page, live_server, app, services):
     draft, auth = await setup_draft(live_server)
     await login(page)
     await page.goto(f"/datasets/{draft['id']}/editor")
@@ -73,4 +78,48 @@ async def test_preview_scrub_and_fix_in_place(page, live_server, services):
             break
         await page.wait_for_timeout(100)
     assert 20 <= int(await page.locator("#frame-number").input_value()) < 40
-    await page.screenshot(path=str(__import__("tests.e2e.test_journeys", fromlist=["SHOTS"]).SHOTS / "preview-timeline.png"))
+    await page.screenshot(path=str(SHOTS / "preview-timeline.png"), full_page=True)
+
+    # split at frame 60 (another object from there on), then merge it back
+    await page.fill("#frame-number", "60")
+    await page.press("#frame-number", "Enter")
+    await canvas.ready()
+    await page.click("#object-list .object-item[data-track-id='1']")
+    await page.click("#split-track")
+    await page.wait_for_selector("#object-list .object-item[data-track-id='2']")
+    assert {k["frame"]: [o["track_id"] for o in k["objects"]] for k in await keyframes(live_server, draft, auth)} == {0: [1], 60: [2]}
+    await page.click("#object-list .object-item[data-track-id='2']")
+    await page.select_option("#merge-into", "1")
+    await page.click("#merge-track")
+    await page.wait_for_selector("#object-list .object-item[data-track-id='1']")
+
+    # the person leaves at frame 100: "gone from here" ends the track
+    await page.fill("#frame-number", "100")
+    await page.press("#frame-number", "Enter")
+    await canvas.ready()
+    await page.click("#track-list .object-item[data-track-id='1'] button:has-text('gone from here')")
+    await saved(page)
+    await _ready(page, services)
+    await page.screenshot(path=str(SHOTS / "preview-after-edits.png"), full_page=True)
+    shown = await _preview(live_server, draft, auth, 0, 120)
+
+    # the dataset built from these keyframes is what the preview showed
+    from tests.datasets.conftest import top_up
+
+    await top_up(app, "editor@example.com", 100_000)
+    async with httpx.AsyncClient(base_url=live_server, headers=auth, timeout=60) as api:
+        url = f"/api/v1/datasets/{draft['id']}"
+        await api.put(f"{url}/options", json={"review_budget": 0, "formats": ["coco"], "keep_empty": True})
+        assert (await api.post(f"{url}/confirm")).status_code == 202
+        await run_worker(services[1])
+        assert (await api.get(url)).json()["state"] == "ready"
+        archive = zipfile.ZipFile(io.BytesIO((await api.get(f"{url}/download?format=coco")).content))
+    delivered = {f["frame"]: [o["box"] for o in f["objects"]] for f in json.loads(archive.read("manifest.json"))["frames"]}
+    boxes = shown["tracks"][0]["boxes"]
+    for frame in range(120):
+        if boxes[frame] is None:
+            assert not delivered.get(frame), frame  # gone in the preview: absent in the export
+        else:
+            (box,) = delivered[frame]
+            assert all(abs(a - b) <= 0.2 for a, b in zip(box, boxes[frame])), (frame, box, boxes[frame])
+    assert all(b is None for b in boxes[100:])
