@@ -37,6 +37,33 @@ _POLL_S = 0.001
 
 # state file: [frames decoded, 1 when decoding failed]
 _DECODED, _FAILED = 0, 1
+# Camera motion: LK of a MOTION_GRID lattice of points on the coarsest pyramid level from each
+# frame to the next, then a RANSAC similarity (rotation, scale, shift): objects move on their
+# own and are outvoted by the background. Stored per frame (2x3, level-0 px).
+MOTION_GRID = (16, 9)
+_MOTION_LK = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 15, 0.05))
+
+
+def camera_motion(prev: np.ndarray, cur: np.ndarray, scale: float) -> np.ndarray:
+    """``(2, 3)`` similarity mapping points of ``prev`` to ``cur`` (two grey images of one
+    pyramid level, ``scale`` level px per level-0 px), in level-0 px; identity when fewer
+    than a third of the points agree (a cut, a blank frame)."""
+    h, w = prev.shape
+    gx, gy = MOTION_GRID
+    xs = (np.arange(gx) + 0.5) * w / gx
+    ys = (np.arange(gy) + 0.5) * h / gy
+    p0 = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 1, 2).astype(np.float32)
+    p1, st, _ = cv2.calcOpticalFlowPyrLK(prev, cur, p0, None, **_MOTION_LK)
+    ok = st.ravel() == 1
+    eye = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    if ok.sum() < len(p0) // 3:
+        return eye
+    m, inl = cv2.estimateAffinePartial2D(p0[ok], p1[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+    if m is None or inl is None or inl.sum() < len(p0) // 3:
+        return eye
+    m = m.astype(np.float64)
+    m[:, 2] /= scale
+    return m
 
 
 @dataclass(frozen=True)
@@ -101,6 +128,17 @@ class FrameReader:
         ]
         self._state = np.memmap(d / "state.i64", np.int64, "r", shape=(2,))
         self._marks = np.memmap(d / "marks.i64", np.int64, "r+", shape=(max(spec.marks, 1),))
+        self._motion = np.memmap(d / "motion.f64", np.float64, "r", shape=(spec.n_frames, 2, 3))
+
+    def camera(self, a: int, b: int) -> np.ndarray:
+        """``(2, 3)`` camera motion from frame ``a`` to frame ``b`` (either direction; both
+        decoded): where a background point of frame ``a`` is on frame ``b``, level-0 px."""
+        m = np.eye(3)
+        for i in range(min(a, b) + 1, max(a, b) + 1):
+            m = np.vstack([self._motion[i], [0, 0, 1]]) @ m
+        if b < a:
+            m = np.linalg.inv(m)
+        return m[:2]
 
     def ready(self, i: int) -> bool:
         """Whether frame ``i`` is decoded (``get(i)`` would not wait)."""
@@ -163,6 +201,8 @@ class FrameStore:
         self._state = np.memmap(d / "state.i64", np.int64, "w+", shape=(2,))
         self._marks = np.memmap(d / "marks.i64", np.int64, "w+", shape=(max(len(marks), 1),))
         self._marks[:] = marks or [n_frames]
+        self._motion = np.memmap(d / "motion.f64", np.float64, "w+", shape=(n_frames, 2, 3))
+        self._motion[:] = np.array([[1.0, 0, 0], [0, 1.0, 0]])
         self.waited_seconds = 0.0  # decoder time spent waiting for the slowest reader
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -191,8 +231,12 @@ class FrameStore:
                     raise RuntimeError(f"{self.path}: decoding stopped at frame {i} of {self.n_frames}")
                 if frame.ndim == 3:
                     frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                for (fd, size, _), img in zip(self._files, pyramid(shrink(frame, self.w, self.h))):
+                levels = pyramid(shrink(frame, self.w, self.h))
+                for (fd, size, _), img in zip(self._files, levels):
                     os.pwrite(fd, np.ascontiguousarray(img), (i % self.slots) * size)
+                if i > 0:
+                    self._motion[i] = camera_motion(coarse, levels[-1], 1.0 / (1 << (len(levels) - 1)))
+                coarse = levels[-1]
                 self._state[_DECODED] = i + 1
                 if progress is not None:
                     progress(i + 1)
@@ -247,5 +291,5 @@ class FrameStore:
             self._state[_FAILED] = 1
         for _, _, f in self._files:
             f.close()
-        del self._state, self._marks
+        del self._state, self._marks, self._motion
         self._tmp.cleanup()

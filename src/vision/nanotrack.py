@@ -27,7 +27,7 @@ import numpy as np
 from src.vision.confidence import learned_confidence
 from src.vision.frames import Pyramid
 from src.vision.kernels import unit
-from src.vision.tracker import ObjectTracker, StepResult, sample
+from src.vision.tracker import _EYE, ObjectTracker, StepResult, sample
 
 MODEL_FILES = {
     "backbone": "nanotrack_backbone_sim.onnx",
@@ -42,6 +42,10 @@ MODEL_URLS = {
     for name in MODEL_SHA256
 }
 ENGINE_NAME = "nanotrack-v2"
+# The search region follows the camera only when it would carry the object this many box
+# sizes (less is well inside NanoTrack's own search region, and a textureless background
+# can mislead the camera estimate)
+CAMERA_MIN_SHIFT = 0.5
 EDGE_PX = 2.0  # a box within this of the frame edge touches it (working px) ...
 EXIT_SPEED = 0.5  # ... and moves out through it at this speed (px per frame) or more
 
@@ -185,6 +189,15 @@ class NanoState:
         side = self._context()
         self.template = model.features(crop(frame, *self.pos, side, EXEMPLAR)[None])
 
+    def moved(self, camera: np.ndarray, own: np.ndarray) -> NanoState:
+        """A copy whose search centre follows the camera (``(2, 3)``, from the last frame to
+        the next) and the object's own velocity ``own``: the region the object should be in."""
+        from src.vision.tracker import warp_point
+
+        other = copy.copy(self)
+        other.pos = warp_point(camera, self.pos) + own
+        return other
+
     def reset(self, box: np.ndarray) -> None:
         self.pos = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
         self.size = np.array([box[2] - box[0], box[3] - box[1]], np.float64)
@@ -274,6 +287,16 @@ class LearnedObjectTracker(ObjectTracker):
         c = (old[:2] + old[2:]) / 2 + dt * v
         return np.array([c[0] - w / 2, c[1] - h / 2, c[0] + w / 2, c[1] + h / 2])
 
+    def search_state(self, dt: int = 1) -> NanoState:
+        """The NanoTrack state to search the next frame with: moved with the camera (``camera``,
+        set by the caller) and the object's own motion."""
+        if self.camera is _EYE:
+            return copy.copy(self.nano)
+        moved = self.nano.moved(self.camera, dt * self.own_velocity)
+        if np.hypot(*(moved.pos - self.nano.pos)) < CAMERA_MIN_SHIFT * max(self.nano.size):
+            return copy.copy(self.nano)  # well inside the search region anyway
+        return moved
+
     def wants_batch(self) -> bool:
         return not self.lost
 
@@ -290,6 +313,7 @@ class LearnedObjectTracker(ObjectTracker):
         if nano is not None:
             box, score, self.nano = nano
         else:
+            self.nano = self.search_state(dt)
             box, score = track_batch([self.nano], [frame])[0]
         self.nano_score = score
         box = self._exit_guard(old, box, dt)
@@ -307,6 +331,7 @@ class LearnedObjectTracker(ObjectTracker):
         )
         # the step's signals in the layout of FEATURES too (lost-state and bench code read them)
         feats = np.array([0.0, score, ncc_key, ncc_rec, 0.0, learned[3], learned[4], learned[5], 0.0], np.float32)
+        self.learned_features = learned  # (bench.fit_learned reads them)
         res = self._settle(frame, box, move, feats, learned_confidence(learned), cur, cur_u, ncc_key, ncc_rec, dt)
         if self.lost:
             self.nano.reset(self.box)

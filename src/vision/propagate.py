@@ -63,7 +63,8 @@ PROCESS_MIN_WORK = 1000  # object-frames from which passes run in processes rath
 STRIDE_CONF = 0.8
 STRIDE_SPEED = 0.08
 LK_ENGINE = "lk-ncc"  # the built-in tracker's name in results and datasets
-FUSE_MIN_IOU = 0.3  # forward and backward boxes overlapping at least this much are averaged, else one is chosen
+FUSE_MIN_IOU = 0.3
+COLLAPSE_IOU = 0.75  # two same-class boxes overlapping this much are one object (exclude_collapsed)  # forward and backward boxes overlapping at least this much are averaged, else one is chosen
 
 
 class SeedError(ValueError):
@@ -224,7 +225,7 @@ class _Pass:
         dt = self._stride()
         if dt > 1:
             saved = copy.copy(self.tracker)  # step() rebinds its state, never mutates it in place
-            r = self._step(store.get(self.needs), dt, nano)
+            r = self._step(store.get(self.needs), dt, nano, store)
             if r.box is not None and r.confidence >= STRIDE_CONF:
                 # the skipped frames: on the straight line, as sure as the less sure end
                 for k in range(1, dt):
@@ -233,9 +234,9 @@ class _Pass:
                     self.i += 1
             else:
                 self.tracker = saved
-                r = self.tracker.step(store.get(int(self.frames[self.i])))
+                r = self._step(store.get(int(self.frames[self.i])), 1, None, store)
         else:
-            r = self._step(store.get(int(self.frames[self.i])), 1, nano)
+            r = self._step(store.get(int(self.frames[self.i])), 1, nano, store)
         if r.box is None:
             # before a track's first keyframe, absent is "not there yet" as much as "lost"
             self.left[self.i] = self.tracker.left_frame or self.open_end
@@ -250,7 +251,20 @@ class _Pass:
             self.boxes[k], self.conf[k], self.left[k], self.lost[k] = np.nan, 0.0, True, False
             self.tracker.retract = 0
 
-    def _step(self, frame, dt: int, nano):
+    @property
+    def stride_dt(self) -> int:
+        return self._stride()
+
+    def set_camera(self, store: FrameReader, dt: int | None = None) -> None:
+        """Tell the tracker the camera motion from its last frame to the one its next step
+        (``dt`` frames on; default: the stride) reads."""
+        prev = self.start if self.i == 0 else int(self.frames[self.i - 1])
+        k = self.i + (self._stride() if dt is None else dt) - 1
+        self.tracker.camera = store.camera(prev, int(self.frames[k]))
+
+    def _step(self, frame, dt: int, nano, store: FrameReader | None = None):
+        if store is not None and nano is None:
+            self.set_camera(store, dt)
         return self.tracker.step(frame, dt) if nano is None else self.tracker.step(frame, dt, nano)
 
     def result(self):
@@ -277,7 +291,9 @@ def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[tuple]:
             from src.vision.nanotrack import track_batch
 
             frames = [store.get(p.needs) for p in batch]
-            states = [copy.copy(p.tracker.nano) for p in batch]  # a stride undone keeps the old state
+            for p in batch:
+                p.set_camera(store)
+            states = [p.tracker.search_state(p.stride_dt) for p in batch]  # a stride undone keeps the old state
             pre = {id(p): (*r, st) for p, r, st in zip(batch, track_batch(states, frames), states)}
         for p in ready:
             p.advance(store, pre.get(id(p)))
@@ -492,6 +508,7 @@ def propagate(
         _clip(tr, info)
         tracks.append(tr)
     tracks.sort(key=lambda t: t.track_id)
+    exclude_collapsed(tracks)
     hard = select_hard_frames(tracks, n, budget, exclude=keyframes.keys())
     return PropagationResult(info, tracks, hard, time.perf_counter() - t0, engine=engine.name, engine_note=engine.note)
 
@@ -557,6 +574,43 @@ def _drop_process_pool() -> None:
         if _pool is not None:
             _pool.shutdown(wait=False, cancel_futures=True)
         _pool = None
+
+
+def exclude_collapsed(tracks: list[Track], min_iou: float = COLLAPSE_IOU) -> int:
+    """Mutual exclusion: two objects of one class are not in one place. Where the propagated
+    boxes of two same-class tracks overlap at least ``min_iou`` (one tracker slid onto the
+    other's object, as in a crowd or a crossing), the less confident one (on a tie, the later
+    one) is reported lost there: absent, and an error for the hard-frame pick. Keyframe boxes
+    are never dropped. Returns the object-frames dropped."""
+    from src.vision.metrics import iou_matrix
+
+    dropped = 0
+    by_class: dict[str, list[Track]] = {}
+    for t in tracks:
+        by_class.setdefault(t.class_name, []).append(t)
+    for group in by_class.values():
+        if len(group) < 2:
+            continue
+        boxes = np.stack([t.boxes for t in group])  # (k, n, 4)
+        source = np.stack([t.source for t in group])  # (k, n)
+        conf = np.stack([t.confidence for t in group]).astype(np.float64)
+        for f in np.flatnonzero(((source == SOURCE_PROPAGATED).sum(0) >= 1) & ((source != 0).sum(0) >= 2)):
+            here = np.flatnonzero(source[:, f] != 0)
+            m = np.triu(iou_matrix(boxes[here, f], boxes[here, f]), 1)
+            for a, b in zip(*np.nonzero(m >= min_iou)):
+                ia, ib = here[a], here[b]
+                if source[ia, f] == 0 or source[ib, f] == 0:
+                    continue  # one of them already dropped here
+                lose = ib if (conf[ia, f], -ia) >= (conf[ib, f], -ib) else ia
+                if source[lose, f] != SOURCE_PROPAGATED:
+                    lose = ia if lose == ib else ib
+                if source[lose, f] != SOURCE_PROPAGATED:
+                    continue  # two keyframe boxes: a person drew them
+                t = group[lose]
+                source[lose, f] = 0
+                t.boxes[f], t.confidence[f], t.source[f], t.lost[f] = np.nan, 0.0, 0, True
+                dropped += 1
+    return dropped
 
 
 def _clip(tr: Track, info: VideoInfo) -> None:

@@ -122,6 +122,14 @@ def _penalize_distance(r: np.ndarray, fx: float, fy: float, size: float, penalty
     return r - penalty * np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2) / size
 
 
+_EYE = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def warp_point(m: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``(2,)`` point ``p`` through the ``(2, 3)`` affine ``m``."""
+    return m[:, :2] @ p + m[:, 2]
+
+
 _RING_SIDES = np.arange(12).reshape(4, 3)  # ring points of the top, bottom, left, right sides
 
 
@@ -194,6 +202,10 @@ class ObjectTracker:
         self.held_at: np.ndarray | None = None  # while lost: centre of the last fair match ...
         self.held = 0  # ... and for how many lost frames in a row it held still
         self.left_frame = False  # lost because it left the picture (not a tracking failure)
+        # camera motion (src.vision.frames.camera_motion) from the previous frame to the one
+        # of the coming step, set by the caller; and the object's own velocity beside it
+        self.camera = _EYE
+        self.own_velocity = np.zeros(2)
 
     # --- motion -------------------------------------------------------------------------
     def _lk(self, frame: Pyramid, dt: int = 1):
@@ -361,10 +373,13 @@ class ObjectTracker:
         velocities, templates, and whether the object is still there (left the picture, lost,
         or, on an open-ended pass, no longer like the object)."""
         self.last_conf = conf
+        old_c = (self.box[:2] + self.box[2:]) / 2
         self.box = box
         self.velocity = 0.6 * self.velocity + 0.4 * move
         if conf > 0.6:
             self.trusted_velocity = 0.8 * self.trusted_velocity + 0.2 * move
+            own = move - (warp_point(self.camera, old_c) - old_c) / dt  # the camera's share taken out
+            self.own_velocity = 0.8 * self.own_velocity + 0.2 * own
             self.good_wh = np.array([box[2] - box[0], box[3] - box[1]])
         self.prev = frame
         if conf > GOOD_CONF:
@@ -431,8 +446,11 @@ class ObjectTracker:
         the keyframe template around it, at the keyframe size and at the last confident
         size, in a window that widens the longer the object stays lost."""
         self.lost_steps += 1
-        cx = np.clip((self.box[0] + self.box[2]) / 2 + self.trusted_velocity[0], 0, self.w)
-        cy = np.clip((self.box[1] + self.box[3]) / 2 + self.trusted_velocity[1], 0, self.h)
+        if self.camera is _EYE:
+            c = (self.box[:2] + self.box[2:]) / 2 + self.trusted_velocity
+        else:  # carried by the camera, plus its own motion
+            c = warp_point(self.camera, (self.box[:2] + self.box[2:]) / 2) + self.own_velocity
+        cx, cy = np.clip(c[0], 0, self.w), np.clip(c[1], 0, self.h)
         feats = np.zeros(len(FEATURES), np.float32)
         best = (-2.0, None, None)
         extent = min(2 * SEARCH + 0.25 * self.lost_steps, REACQUIRE_MAX_EXTENT)
