@@ -114,3 +114,38 @@ def test_cli_clips_an_edge_box(run_cli, synthetic_video, tmp_path):
     assert r.returncode == 0, r.stderr
     first = json.loads(out.read_text())["frames"][0]["objects"]
     assert first[0]["box"] == [0.0, 10.0, 60.0, 80.0]
+
+
+def test_camera_motion_is_read_from_the_background(tmp_path):
+    """A synthetic pan of 3 px a frame (the crop window moves right, so the background moves
+    left) under five objects moving on their own: the decoder's estimate is the pan."""
+    from src.vision.synthetic import make_video
+
+    from .conftest import decoded_store
+
+    path = tmp_path / "pan.mp4"
+    make_video(path, width=640, height=360, n_frames=12, n_objects=5, seed=3, object_size=(40, 70), pan=3.0)
+    with decoded_store(path, 1.0) as (reader, _):
+        step = reader.camera(4, 5)
+        assert np.allclose(step[:, :2], np.eye(2), atol=0.02)
+        assert step[0, 2] == pytest.approx(-3.0, abs=0.4) and abs(step[1, 2]) < 0.4
+        back = reader.camera(10, 2)
+        assert back[0, 2] == pytest.approx(24.0, abs=2.0)
+
+
+def test_two_tracks_of_one_class_do_not_share_a_box():
+    """Track 2 slid onto track 1's object on frames 10-19: there the less sure one is reported
+    lost (and so offered for review); other classes and keyframe boxes are left alone."""
+    from src.vision.propagate import exclude_collapsed
+
+    a, b, c = _track(30), _track(30), _track(30)
+    b.track_id, c.track_id, c.class_name = 2, 3, "other"
+    b.boxes[:] = (100, 100, 140, 140)
+    b.boxes[10:20] = (11, 10, 51, 50)
+    b.confidence[10:20] = 0.6
+    c.boxes[:] = (10, 10, 50, 50)
+    assert exclude_collapsed([a, b, c]) == 10
+    assert not b.present[10:20].any() and b.lost[10:20].all() and b.present[20:].all()
+    assert a.present.all() and c.present.all()
+    err = frame_error([a, b, c], 30)
+    assert (err[10:20] > err[25]).all()
