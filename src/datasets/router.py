@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import uuid
+
+from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import FileResponse
 
 from src.auth.dependencies import CurrentUser
 from src.database import SessionDep
 from src.datasets import service
 from src.datasets.dependencies import OwnedDataset
+from src.datasets.models import DatasetState
+from src.pagination import LIST_RESPONSES, PageDep, SearchQuery
+from src.pagination import set_headers as set_page_headers
 from src.datasets.schemas import ConfirmBody, DatasetOptions, DatasetRead, Format, Quote
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
 
-@router.get("", response_model=list[DatasetRead])
-async def list_datasets(session: SessionDep, user: CurrentUser):
-    return [await service.to_read(session, dataset=d) for d in await service.list_for_owner(session, user=user)]
+@router.get("", response_model=list[DatasetRead], responses=LIST_RESPONSES)
+async def list_datasets(request: Request, response: Response, session: SessionDep, user: CurrentUser, page: PageDep,
+                        state: DatasetState | None = None, video_id: uuid.UUID | None = None, q: SearchQuery = None):
+    """My datasets, newest first; `?page=&per_page=` for one page (unset: all), filtered by `state`,
+    `video_id` and `q` (part of the name)."""
+    items, total = await service.search_for_owner(session, user=user, page=page, state=state, video_id=video_id, q=q)
+    set_page_headers(request, response, page, total)
+    return [await service.to_read(session, dataset=d) for d in items]
+
+
+@router.delete("/{dataset_id}", status_code=204, responses={409: {"description": "its job is running: cancel it first"}})
+async def delete_dataset(dataset: OwnedDataset, session: SessionDep, background: BackgroundTasks):
+    """Delete a dataset that is not being made (a draft, ready, failed or cancelled): its keyframes,
+    review and files go; its ledger rows (reservations, charges) stay."""
+    prefix = await service.delete(session, dataset=dataset)
+    background.add_task(service.delete_files, prefix)  # after the commit
 
 
 @router.get("/{dataset_id}", response_model=DatasetRead)
@@ -63,6 +81,12 @@ async def download(dataset: OwnedDataset, format: Format):
     path = service.download_path(dataset, format)
     filename = f"{dataset.name}-{format}.zip".replace('"', "")
     return FileResponse(path, media_type="application/zip", filename=filename)
+
+
+@router.head("/{dataset_id}/download", responses={200: {"description": "the zip's headers (Content-Length), no body"}})
+async def download_head(dataset: OwnedDataset, format: Format):
+    """The download's headers without its body: size (Content-Length), type, name, ETag."""
+    return await download(dataset, format)
 
 
 @router.post("/{dataset_id}/preview", status_code=202)

@@ -20,8 +20,10 @@ from src.auth.models import User
 from src.billing import service as billing_service
 from src.database import on_commit, utcnow
 from src.datasets.exceptions import DatasetNotReady, DownloadNotFound, InvalidOptions, PriceChanged
-from src.datasets.models import Dataset, DatasetState
+from src.datasets.models import ACTIVE_STATES, Dataset, DatasetState
 from src.datasets.schemas import DatasetOptions, DatasetRead, Progress, Quote
+from src import pagination
+from src.pagination import PageParams
 from src.quotas import service as quota_service
 from src.review.service import qc_frames
 from src.storage import get_storage
@@ -57,6 +59,37 @@ async def get_for_user(session: AsyncSession, *, dataset_id: uuid.UUID, user: Us
 async def list_for_owner(session: AsyncSession, *, user: User) -> list[Dataset]:
     query = select(Dataset).where(Dataset.owner_id == user.id).order_by(Dataset.created_at.desc())
     return list((await session.scalars(query)).all())
+
+
+async def search_for_owner(
+    session: AsyncSession, *, user: User, page: PageParams, state: DatasetState | None = None,
+    video_id: uuid.UUID | None = None, q: str | None = None,
+) -> tuple[list[Dataset], int]:
+    """A page of the owner's datasets (newest first), by state, video and part of the name; and the total."""
+    query = select(Dataset).where(Dataset.owner_id == user.id)
+    if state is not None:
+        query = query.where(Dataset.state == state)
+    if video_id is not None:
+        query = query.where(Dataset.video_id == video_id)
+    if q:
+        query = query.where(pagination.contains(Dataset.name, q))
+    return await pagination.fetch(session, query.order_by(Dataset.created_at.desc(), Dataset.id), page)
+
+
+async def delete(session: AsyncSession, *, dataset: Dataset) -> str:
+    """Delete a dataset with its draft, review and files; its ledger rows stay (they name the
+    dataset by id, without a foreign key). Refused while its job runs. Returns the storage
+    prefix to remove once the transaction has committed."""
+    locked = await session.get(Dataset, dataset.id, with_for_update=True, populate_existing=True)
+    if locked.state in ACTIVE_STATES:
+        raise DatasetNotReady(f"This dataset is {locked.state.value.replace('_', ' ')}: cancel it first, then delete it.")
+    await session.delete(locked)
+    await session.flush()
+    return f"datasets/{locked.id}"
+
+
+def delete_files(prefix: str) -> None:
+    get_storage().delete_prefix(prefix)
 
 
 def options_of(dataset: Dataset) -> DatasetOptions:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, Response, UploadFile
 
 from src.auth.dependencies import CurrentUser
 from src.database import SessionDep
+from src.detectors.models import DetectorState
+from src.pagination import LIST_RESPONSES, PageDep, SearchQuery
+from src.pagination import set_headers as set_page_headers
 from src.detectors import service
 from src.detectors.schemas import (DetectorRead, EvaluateRequest, EvaluationQueued, EvaluationRead, PredictRequest,
                                    Prediction, TrainRequest)
@@ -28,9 +31,13 @@ async def upload_model(
                                 classes=classes, shared=shared)
 
 
-@router.get("", response_model=list[DetectorRead])
-async def list_models(session: SessionDep, user: CurrentUser):
-    return await service.list_for_user(session, user=user)
+@router.get("", response_model=list[DetectorRead], responses=LIST_RESPONSES)
+async def list_models(request: Request, response: Response, session: SessionDep, user: CurrentUser, page: PageDep,
+                      state: DetectorState | None = None, q: SearchQuery = None):
+    """Models I may use (mine and shared), newest first; `?page=&per_page=`, filtered by `state` and `q`."""
+    items, total = await service.search_for_user(session, user=user, page=page, state=state, q=q)
+    set_page_headers(request, response, page, total)
+    return items
 
 
 @router.post("/train", status_code=202, response_model=DetectorRead)

@@ -15,6 +15,7 @@ from fastapi import UploadFile
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from src import pagination
 from src.auth.models import Role, User
 from src.config import get_settings
 from src.database import on_commit, utcnow
@@ -27,6 +28,7 @@ from src.detectors.models import Detector, DetectorEvaluation, DetectorKind, Det
 from src.detectors.schemas import PredictRequest, TrainRequest
 from src.detectors.training import ARCHITECTURE
 from src.exceptions import Forbidden, PayloadTooLarge
+from src.pagination import PageParams
 from src.storage import get_storage
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024
@@ -139,6 +141,18 @@ async def get_ready_for_user(session: AsyncSession, *, detector_id: uuid.UUID, u
 async def list_for_user(session: AsyncSession, *, user: User) -> list[Detector]:
     query = select(Detector).where(or_(Detector.owner_id == user.id, Detector.shared.is_(True)))
     return list((await session.scalars(query.order_by(Detector.created_at.desc()))).all())
+
+
+async def search_for_user(
+    session: AsyncSession, *, user: User, page: PageParams, state: DetectorState | None = None, q: str | None = None,
+) -> tuple[list[Detector], int]:
+    """A page of the models I may use (mine and shared ones, newest first), by state and part of the name."""
+    query = select(Detector).where(or_(Detector.owner_id == user.id, Detector.shared.is_(True)))
+    if state is not None:
+        query = query.where(Detector.state == state)
+    if q:
+        query = query.where(pagination.contains(Detector.name, q))
+    return await pagination.fetch(session, query.order_by(Detector.created_at.desc(), Detector.id), page)
 
 
 async def has_ready_models(session: AsyncSession, *, user: User) -> bool:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from src.auth.dependencies import AdminUser, CurrentUser, require_role
 from src.auth.models import Role
 from src.database import SessionDep
+from src.pagination import LIST_RESPONSES, PageDep, slice_list
+from src.pagination import set_headers as set_page_headers
 from src.review import agreement, service
 from src.review.models import JobStage, ReviewJob, ReviewTask
 from src.review.schemas import AssignIn, FrameDecisionIn, ReviewJobRead, ReviewOverviewRow, ReviewTaskRead, ValidationIn
@@ -19,10 +21,16 @@ router = APIRouter(prefix="/api/v1/review", tags=["review"])
 admin_router = APIRouter(prefix="/api/v1/admin/review", tags=["admin"], dependencies=[Depends(require_role(Role.admin))])
 
 
-@router.get("/jobs", response_model=list[ReviewJobRead])
-async def my_jobs(session: SessionDep, user: CurrentUser):
-    """Jobs to annotate (assigned to me) and jobs waiting for my validation."""
-    return [await service.job_view(session, job=job) for job, *_ in await service.jobs_for_user(session, user=user)]
+@router.get("/jobs", response_model=list[ReviewJobRead], responses=LIST_RESPONSES)
+async def my_jobs(request: Request, response: Response, session: SessionDep, user: CurrentUser, page: PageDep,
+                  stage: Literal["annotation", "validation"] | None = None, dataset_id: uuid.UUID | None = None):
+    """Jobs to annotate (assigned to me) and jobs waiting for my validation; `?page=&per_page=`,
+    filtered by `stage` and `dataset_id`."""
+    rows = [job for job, _, dataset, _ in await service.jobs_for_user(session, user=user)
+            if (stage is None or job.stage.value == stage) and (dataset_id is None or dataset.id == dataset_id)]
+    jobs, total = slice_list(rows, page)
+    set_page_headers(request, response, page, total)
+    return [await service.job_view(session, job=job) for job in jobs]
 
 
 @router.get("/jobs/{job_id}", response_model=ReviewJobRead)

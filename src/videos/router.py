@@ -9,10 +9,13 @@ from fastapi.responses import FileResponse
 
 from src.auth.dependencies import CurrentUser
 from src.database import SessionDep
+from src.pagination import LIST_RESPONSES, PageDep, SearchQuery
+from src.pagination import set_headers as set_page_headers
 from src.storage import get_storage
 from src.videos import service
 from src.videos.dependencies import OwnedVideo
 from src.videos.exceptions import VideoNotFound
+from src.videos.models import VideoStatus
 from src.videos.schemas import VideoImport, VideoRead
 
 router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
@@ -34,9 +37,13 @@ async def import_video(body: VideoImport, request: Request, session: SessionDep,
     return await service.request_import(session, request.app.state.redis, user=user, url=str(body.url), name=body.name)
 
 
-@router.get("", response_model=list[VideoRead])
-async def list_videos(session: SessionDep, user: CurrentUser):
-    return await service.list_for_owner(session, user=user)
+@router.get("", response_model=list[VideoRead], responses=LIST_RESPONSES)
+async def list_videos(request: Request, response: Response, session: SessionDep, user: CurrentUser, page: PageDep,
+                      status: VideoStatus | None = None, q: SearchQuery = None):
+    """My videos, newest first; `?page=&per_page=` for one page (unset: all), filtered by `status` and `q`."""
+    items, total = await service.search_for_owner(session, user=user, page=page, status=status, q=q)
+    set_page_headers(request, response, page, total)
+    return items
 
 
 @router.get("/{video_id}", response_model=VideoRead)

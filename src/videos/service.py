@@ -18,8 +18,10 @@ from fastapi import Request
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from src import pagination
 from src.auth.models import Role, User
 from src.database import on_commit, utcnow
+from src.pagination import PageParams
 from src.datasets.models import ACTIVE_STATES, Dataset
 from src.quotas import service as quota_service
 from src.storage import get_storage
@@ -171,6 +173,18 @@ async def get_ready_for_user(session: AsyncSession, *, video_id: uuid.UUID, user
 async def list_for_owner(session: AsyncSession, *, user: User) -> list[Video]:
     query = select(Video).where(Video.owner_id == user.id).order_by(Video.created_at.desc())
     return list((await session.scalars(query)).all())
+
+
+async def search_for_owner(
+    session: AsyncSession, *, user: User, page: PageParams, status: VideoStatus | None = None, q: str | None = None,
+) -> tuple[list[Video], int]:
+    """A page of the owner's videos (newest first), by status and part of the name; and the total."""
+    query = select(Video).where(Video.owner_id == user.id)
+    if status is not None:
+        query = query.where(Video.status == status)
+    if q:
+        query = query.where(pagination.contains(Video.display_name, q))
+    return await pagination.fetch(session, query.order_by(Video.created_at.desc(), Video.id), page)
 
 
 async def frame_jpeg(video: Video, *, n: int, width: int | None) -> bytes:
