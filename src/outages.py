@@ -14,14 +14,16 @@ None when it is something else. It looks through the exception, what it wraps (S
   stays a 500.
 
 `install(app, page=...)` registers handlers for these classes: the API (`/api/`, `/auth/`,
-requests without `text/html` in Accept) gets `{"detail": ...}`, pages the error page, both
-with status 503 and `Retry-After`. Nothing is cached about the outage: the next request tries
+requests without `text/html` in Accept) gets `{"detail": ...}`, pages the error page, HTMX
+requests of pages a fragment (shown above the page by static/js/forge.js), all with status
+503 and `Retry-After`. Nothing is cached about the outage: the next request tries
 the service again (the engine pings pooled connections first, redis-py reconnects), so the
 site comes back by itself when the service does. See docs/operations.md.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable, Iterator
 
@@ -29,7 +31,7 @@ import asyncpg.exceptions as pg_errors
 import redis.exceptions as redis_errors
 import sqlalchemy.exc as sa_errors
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 log = logging.getLogger("forge.outages")
 
@@ -114,8 +116,11 @@ def install(app: FastAPI, *, page: Callable[[Request, int, str], Response], api_
         log.warning("%s unavailable on %s %s: %s: %s", service, request.method, request.url.path,
                     error.__class__.__name__, error)
         text = message(service)
-        if _wants_json(request, api_prefixes):
-            response: Response = JSONResponse({"detail": text}, status_code=503)
+        if request.headers.get("hx-request") == "true" and not request.url.path.startswith(api_prefixes):
+            # an HTMX form: a fragment, which static/js/forge.js shows above the page (the form stays)
+            response: Response = HTMLResponse(f'<p class="error" role="alert">{html.escape(text)}</p>', status_code=503)
+        elif _wants_json(request, api_prefixes):
+            response = JSONResponse({"detail": text}, status_code=503)
         else:
             response = page(request, 503, text)
         response.headers["Retry-After"] = str(RETRY_AFTER_S)

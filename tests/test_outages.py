@@ -92,6 +92,9 @@ async def test_redis_down_then_back(redis_app, redis_server):
         # login counts attempts in Redis: the page form and the API both say why they cannot
         form = {"email": "outage@example.com", "password": "correct-horse-9", "csrf_token": token}
         _assert_unavailable_page(await browser.post("/login", data=form, headers=HTML))
+        htmx = await browser.post("/login", data=form, headers={"HX-Request": "true"})  # the login form's own way
+        assert htmx.status_code == 503 and int(htmx.headers["retry-after"]) > 0
+        assert htmx.text.startswith('<p class="error" role="alert">') and UNAVAILABLE in htmx.text
         _assert_unavailable_json(await api.post("/auth/jwt/login", data={"username": "outage@example.com",
                                                                           "password": "correct-horse-9"}), "Redis")
         _assert_unavailable_page(await admin.get("/admin/jobs", headers=HTML))

@@ -10,6 +10,31 @@
     { code: "(400|401|402|403|404|409|413|422|429)", swap: true, error: false },
     { code: "[45]..", swap: false, error: true },
   ];
+  // 503: PostgreSQL or Redis is not answering (docs/operations.md). The response is not
+  // swapped, so the form stays as it was, to be sent again; the reason shows at the top of the
+  // page until a request succeeds.
+  document.body.addEventListener("htmx:responseError", (event) => {
+    const xhr = event.detail.xhr;
+    if (!xhr || xhr.status !== 503) return;
+    let text = "";
+    try {
+      text = JSON.parse(xhr.responseText).detail || "";
+    } catch (error) {
+      text = new DOMParser().parseFromString(xhr.responseText, "text/html").body.textContent.trim();
+    }
+    let box = document.getElementById("outage");
+    if (!box) {
+      box = document.createElement("p");
+      box.id = "outage";
+      box.className = "error";
+      box.setAttribute("role", "alert");
+      (document.querySelector("main") || document.body).prepend(box);
+    }
+    box.textContent = text || "The service is temporarily unavailable; please try again in a minute.";
+  });
+  document.body.addEventListener("htmx:afterRequest", (event) => {
+    if (event.detail.successful) document.getElementById("outage")?.remove();
+  });
   // <form data-confirm="..."> asks before submitting (delete buttons).
   document.body.addEventListener("submit", (event) => {
     const message = event.target.dataset && event.target.dataset.confirm;
