@@ -133,6 +133,9 @@ def up() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # a second Ctrl-C must not cut the shutdown short (children get SIGKILL after 15 s anyway)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         supervisor.stop()
         print("  stopped.", flush=True)
 
