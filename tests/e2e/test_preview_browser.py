@@ -123,3 +123,37 @@ async def test_preview_scrub_fix_split_merge_end(page, live_server, app, service
             (box,) = delivered[frame]
             assert all(abs(a - b) <= 0.2 for a, b in zip(box, boxes[frame])), (frame, box, boxes[frame])
     assert all(b is None for b in boxes[100:])
+
+
+async def test_a_previewed_box_is_dragged_by_touch_on_a_phone(live_server, services):
+    from playwright.async_api import async_playwright
+
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.e2e.test_mobile_browser import Phone, Touch
+
+    draft, auth = await setup_draft(live_server, email="thumb@example.com")
+    async with httpx.AsyncClient(base_url=live_server, headers=auth) as api:
+        box0 = [float(v) for v in TRUTH[0]]
+        await api.put(f"/api/v1/datasets/{draft['id']}/keyframes/0",
+                      json={"objects": [{"track_id": 1, "class": "person", "box": box0}]})
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        async with Phone(browser, live_server, "preview-touch") as phone:
+            await phone.login("thumb@example.com")
+            await phone.page.goto(f"/datasets/{draft['id']}/editor?frame=60")
+            await phone.page.wait_for_selector("#editor-canvas[data-ready='1']")
+            await run_worker(services[1])
+            await phone.page.wait_for_selector("#preview-status[data-state='ready']", timeout=30_000)
+            touch = Touch(phone)
+            await touch.ready()
+            (track,) = (await _preview(live_server, draft, auth, 60, 61))["tracks"]
+            shown = track["boxes"][0]
+            centre = ((shown[0] + shown[2]) / 2, (shown[1] + shown[3]) / 2)
+            await touch.drag(centre, (centre[0] + 15, centre[1]))
+            await saved(phone.page)
+            await phone.shot("dragged")
+            assert phone.errors == []
+        await browser.close()
+    frames = {k["frame"]: k["objects"] for k in await keyframes(live_server, draft, auth)}
+    (moved,) = frames[60]
+    assert moved["track_id"] == 1 and abs(moved["box"][0] - (shown[0] + 15)) < 3, (moved, shown)
