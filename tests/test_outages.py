@@ -276,3 +276,29 @@ async def test_import_survives_postgres_dropping_during_it(postgres_app, postgre
     finally:
         http_server.shutdown()
         pool.shutdown()
+
+
+async def test_other_errors_of_the_same_classes_stay_500():
+    """A storage OSError passes through the outage handler to the 500 handler, as before."""
+    from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse
+
+    from src import outages
+
+    app = FastAPI()
+    outages.install(app, page=lambda request, status, text: PlainTextResponse(text, status), api_prefixes=("/api/",))
+
+    @app.get("/api/disk")
+    async def disk():
+        Path("/nonexistent/forge/stored-file").read_bytes()
+
+    @app.get("/api/queue")
+    async def queue():
+        import redis.exceptions
+
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        assert (await c.get("/api/disk")).status_code == 500
+        _assert_unavailable_json(await c.get("/api/queue"), "Redis")
