@@ -8,6 +8,8 @@
     forge create-admin  create (or promote) the admin from FORGE_ADMIN_EMAIL / FORGE_ADMIN_PASSWORD
     forge propagate     run the propagation engine on a video (see `forge propagate --help`)
     forge tracker download [DIR]   fetch the learned tracker's model files, checking their sha256
+    forge datasets create|confirm|wait|download|list|delete, forge videos upload|list
+                        drive the site over HTTP with an API token (src/client.py, docs/api.md)
 """
 
 from __future__ import annotations
@@ -160,6 +162,10 @@ def worker() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] in ("datasets", "videos") or argv[:1] in (["--url"], ["--token"]):
+        from src.client import main as client_main
+
+        return client_main(argv)
     if argv and argv[0] == "propagate":
         from src.vision.cli import main as propagate_main
 
