@@ -189,6 +189,9 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in [s for s in args.sequences.split(",") if s]:
             path, info, gt = prepare(name, Path(tmp), args.max_frames, args.max_objects)
+            if not gt:
+                print(f"| {name} | {info.frames} | 0 | no object in these frames |", flush=True)
+                continue
             dec = decode_fps(path)
             base = {}
             if not args.no_baselines:
