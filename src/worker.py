@@ -64,7 +64,12 @@ async def startup(ctx: JobContext) -> None:
 
 
 async def shutdown(ctx: JobContext) -> None:
+    # arq has cancelled the running jobs (they run again on the next worker): what the pool still
+    # computes for them is wanted by nobody, and Python would wait for it before exiting.
+    processes = list((getattr(ctx["pool"], "_processes", None) or {}).values())
     ctx["pool"].shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
     ctx["interactive"].shutdown(wait=False, cancel_futures=True)
     await ctx["engine"].dispose()
 

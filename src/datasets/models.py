@@ -50,6 +50,10 @@ class Dataset(CreatedAtMixin, Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(120))
+    # Ownership of the job (src/datasets/tasks.py): the arq job id entitled to run it, and the
+    # token of the run that holds it now. A run whose token is no longer this one stops.
+    run_job_id: Mapped[str | None] = mapped_column(String(120))
+    run_token: Mapped[str | None] = mapped_column(String(32))
     heartbeat_at: Mapped[datetime | None]
     confirmed_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -35,6 +35,7 @@ from src.review.models import ReviewBackend
 from src.storage import get_storage
 from src.videos import service as video_service
 from src.videos.models import Video
+from src.vision.attributes import keyframe_values, resolve_tracks
 from src.vision.formats.model import ExportSpec
 from src.vision.propagate import SeedError
 from src.vision.video import VideoProbeError
@@ -115,10 +116,12 @@ async def _load(ctx: dict, dataset_id: uuid.UUID) -> dict[str, Any] | None:
             "video_path": str(get_storage().local_path(video.storage_key)),
             "video": video, "dataset": dataset, "classes": classes,
             "seeds": await annotation_service.seeds_for_engine(session, dataset_id=dataset.id),
+            "attributes": await annotation_service.attribute_specs(session, dataset_id=dataset.id),
         }
 
 
-def _spec(job: dict[str, Any], options, reviewed: list[int]) -> ExportSpec:
+def _spec(job: dict[str, Any], options, reviewed: list[int], seeds: dict | None = None) -> ExportSpec:
+    """`seeds`: the keyframes and review corrections the engine ran on (their attribute values)."""
     dataset, video = job["dataset"], job["video"]
     return ExportSpec(
         dataset_id=str(dataset.id), dataset_name=dataset.name, video_id=str(video.id),
@@ -126,6 +129,7 @@ def _spec(job: dict[str, Any], options, reviewed: list[int]) -> ExportSpec:
         n_frames=video.frame_count, classes=[c.name for c in job["classes"]],
         colors=[c.color for c in job["classes"]], formats=tuple(options.formats), ava_rate=options.ava_rate,
         sampling=options.sampling.model_dump(), split=options.split.model_dump(), reviewed_frames=frozenset(reviewed),
+        attributes=tuple(job.get("attributes", ())), keyframe_attributes=keyframe_values(seeds or job["seeds"]),
     )
 
 
@@ -178,9 +182,11 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         hard = reviewed + dropped if resumed else pipeline.pick_review_frames(ranked, delivered, options.review_budget,
                                                                                keyframes, model_scores)
         if hard and not resumed:
-            await _open_review(ctx, did, result, hard, options)
+            values = resolve_tracks(job["attributes"], {int(t.track_id): t.class_name for t in result.tracks},
+                                    keyframe_values(seeds))
+            await _open_review(ctx, did, result, hard, options, values=values)
             return "in_review"
-        spec = _spec(job, options, reviewed)
+        spec = _spec(job, options, reviewed, seeds)
         built = await _stage(ctx, did, "building", pipeline.run_build, job["video_path"], result, spec, delivered,
                              options.split.model_dump(), options.keep_empty, str(out_dir), state=DatasetState.building,
                              timings=timings)
@@ -212,8 +218,19 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def proposed_boxes(result, frames: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """The engine's boxes on the hard frames, as the reviewer will first see them."""
+def proposed_boxes(result, frames: list[int], values: dict | None = None) -> dict[int, list[dict[str, Any]]]:
+    """The engine's boxes on the hard frames, as the reviewer will first see them; `values`
+    (`{track_id: TrackValues}`) adds each box's attribute values."""
+    values = values or {}
+    boxes = _proposed(result, frames)
+    for f, objects in boxes.items():
+        for o in objects:
+            if o["track_id"] in values:
+                o["attributes"] = values[o["track_id"]].at(f)
+    return boxes
+
+
+def _proposed(result, frames: list[int]) -> dict[int, list[dict[str, Any]]]:
     return {
         f: [{"track_id": int(t.track_id), "class": t.class_name, "box": [round(float(v), 2) for v in t.boxes[f]],
              "confidence": round(float(t.confidence[f]), 3)} for t in result.tracks if t.present[f]]
@@ -221,14 +238,15 @@ def proposed_boxes(result, frames: list[int]) -> dict[int, list[dict[str, Any]]]
     }
 
 
-async def _open_review(ctx: dict, dataset_id: uuid.UUID, result, hard: list[int], options) -> None:
+async def _open_review(ctx: dict, dataset_id: uuid.UUID, result, hard: list[int], options,
+                       values: dict | None = None) -> None:
     backend = ReviewBackend(options.review_backend)
     async with job_session(ctx) as session:
         dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
         if dataset.state not in RUNNING:
             raise Cancelled()
         task = await review_service.open_review(
-            session, dataset=dataset, proposed=proposed_boxes(result, hard), backend=backend,
+            session, dataset=dataset, proposed=proposed_boxes(result, hard, values), backend=backend,
             job_size=get_settings().review_job_size, double_review_share=options.double_review_share,
             auto_accept_agreement=options.auto_accept_agreement, by_owner=options.review_by == "me",
         )
