@@ -2,8 +2,16 @@
 
 Idempotent: the state is checked under a row lock before each stage, a stage's output is
 rewritten from scratch on a re-run, and the charge is settled once (billing.settle is
-idempotent) in the transaction that marks the dataset ready. A worker that dies leaves a
-stale heartbeat; `requeue_stale` (every minute) restarts such jobs a bounded number of times.
+idempotent) in the transaction that marks the dataset ready.
+
+Ownership (docs/operations.md, "Crashed workers"): the dataset names the arq job entitled to
+run it (`run_job_id`, set when it is enqueued) and the token of the run holding it
+(`run_token`, new at each claim). A run claims in `_load` when it is that job (arq's own
+re-run of an aborted job has the same id), when no job is named, or when the holder's
+heartbeat is older than JOB_STALE_SECONDS; every later write checks the token, and a run
+whose token is no longer the dataset's stops (`Superseded`) without touching anything. A worker
+that dies leaves a stale heartbeat; `requeue_stale` (every minute, and at worker start) hands
+such a dataset to a fresh job id in the same locked statement, a bounded number of times.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from arq.constants import default_queue_name, in_progress_key_prefix
 from sqlalchemy import or_, select
 
 from src.annotation import service as annotation_service
@@ -52,12 +61,23 @@ class Cancelled(Exception):
     pass
 
 
-async def _update(ctx: dict, dataset_id: uuid.UUID, **fields: Any) -> Dataset:
-    """Write fields under the row lock; raise Cancelled if the user cancelled meanwhile."""
+class Superseded(Exception):
+    """Another run holds the dataset now (this one's worker was taken for dead): stop quietly."""
+
+
+def _check_owner(dataset: Dataset | None, token: str) -> Dataset:
+    if dataset is None or dataset.run_token != token:
+        raise Superseded()
+    if dataset.state not in RUNNING:
+        raise Cancelled()
+    return dataset
+
+
+async def _update(ctx: dict, dataset_id: uuid.UUID, token: str, **fields: Any) -> Dataset:
+    """Write fields (and the heartbeat) under the row lock; raise Superseded if another run
+    holds the dataset now, Cancelled if the user cancelled meanwhile."""
     async with job_session(ctx) as session:
-        dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
-        if dataset.state not in RUNNING:
-            raise Cancelled()
+        dataset = _check_owner(await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True), token)
         for name, value in fields.items():
             setattr(dataset, name, value)
         dataset.heartbeat_at = utcnow()
@@ -65,7 +85,7 @@ async def _update(ctx: dict, dataset_id: uuid.UUID, **fields: Any) -> Dataset:
 
 
 async def _stage(
-    ctx: dict, dataset_id: uuid.UUID, stage: str, fn: Callable, *args: Any,
+    ctx: dict, dataset_id: uuid.UUID, token: str, stage: str, fn: Callable, *args: Any,
     state: DatasetState | None = None, timings: dict[str, float],
 ) -> Any:
     """Run `fn(*args, progress_path)` in the process pool, mirroring its progress file into the
@@ -75,7 +95,7 @@ async def _stage(
     fields: dict[str, Any] = {"progress": {"stage": stage, "percent": lo}}
     if state is not None:
         fields["state"] = state
-    await _update(ctx, dataset_id, **fields)
+    await _update(ctx, dataset_id, token, **fields)
     started = time.monotonic()
     future = asyncio.ensure_future(run_cpu(ctx, fn, *args, str(progress_path)))
     try:
@@ -94,26 +114,35 @@ async def _stage(
                     "stage": stage, "percent": round(lo + (hi - lo) * share, 1), "frames_done": frames_done,
                     "frames_total": total, "eta_s": round(elapsed * (1 - share) / share, 1) if share > 0 else None,
                 }
-            await _update(ctx, dataset_id, progress=progress)
+            await _update(ctx, dataset_id, token, progress=progress)
     finally:
         progress_path.unlink(missing_ok=True)
 
 
 async def _load(ctx: dict, dataset_id: uuid.UUID) -> dict[str, Any] | None:
-    """Claim the dataset for this worker; None when there is nothing (more) to do."""
+    """Claim the dataset for this run (a new token); None when there is nothing (more) to do or
+    another job holds it with a live heartbeat."""
     settings = get_settings()
+    job_id = ctx.get("job_id")
     async with job_session(ctx) as session:
-        dataset = await session.get(Dataset, dataset_id, with_for_update=True)
+        dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
         if dataset is None or dataset.state not in RUNNING:
             return None
-        fresh = dataset.heartbeat_at and utcnow() - dataset.heartbeat_at < timedelta(seconds=settings.job_stale_seconds)
-        if dataset.state != DatasetState.queued and fresh and dataset.worker_id not in (None, WORKER_ID):
-            return None  # another live worker is on it
+        stale = dataset.heartbeat_at is None or (
+            utcnow() - dataset.heartbeat_at >= timedelta(seconds=settings.job_stale_seconds))
+        if dataset.run_job_id not in (None, job_id) and not stale:
+            log.info("dataset %s: job %s holds it (worker %s, heartbeat %s); %s skipped", dataset_id,
+                     dataset.run_job_id, dataset.worker_id, dataset.heartbeat_at, job_id)
+            return None
+        if dataset.run_token is not None:
+            log.warning("dataset %s: %s (try %s) takes over from %s on %s (heartbeat %s)", dataset_id, job_id,
+                        ctx.get("job_try"), dataset.run_job_id, dataset.worker_id, dataset.heartbeat_at)
+        dataset.run_job_id, dataset.run_token = job_id, uuid.uuid4().hex
         dataset.worker_id, dataset.heartbeat_at = WORKER_ID, utcnow()
         video = await session.get(Video, dataset.video_id)
         classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
         return {
-            "video_path": str(get_storage().local_path(video.storage_key)),
+            "token": dataset.run_token, "video_path": str(get_storage().local_path(video.storage_key)),
             "video": video, "dataset": dataset, "classes": classes,
             "seeds": await annotation_service.seeds_for_engine(session, dataset_id=dataset.id),
             "attributes": await annotation_service.attribute_specs(session, dataset_id=dataset.id),
@@ -151,6 +180,7 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
     job = await _load(ctx, did)
     if job is None:
         return "skipped"
+    token = job["token"]
     timings: dict[str, float] = {}  # wall time per stage of this run, kept in timeline.json
     options = service.options_of(job["dataset"])
     resumed = job["dataset"].state == DatasetState.building  # the review is done: re-propagate and build
@@ -163,12 +193,12 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
     out_dir = get_storage().temp_file(".build")
     out_dir.unlink()
     try:
-        result = await _stage(ctx, did, "propagating", pipeline.run_propagation, job["video_path"], seeds,
+        result = await _stage(ctx, did, token, "propagating", pipeline.run_propagation, job["video_path"], seeds,
                               video_service.stored_probe(job["video"]), get_settings().tracker_model_dir,
                               state=None if resumed else DatasetState.propagating, timings=timings)
         log.info("dataset %s: tracks made by the %s engine%s", did, result.engine,
                  f" ({result.engine_note})" if result.engine_note else "")
-        delivered = await _stage(ctx, did, "sampling", pipeline.run_sampling, job["video_path"], options.sampling.model_dump(),
+        delivered = await _stage(ctx, did, token, "sampling", pipeline.run_sampling, job["video_path"], options.sampling.model_dump(),
                                  timings=timings)
         delivered = [f for f in delivered if f not in set(dropped)]
         keyframes = sorted(job["seeds"])
@@ -184,10 +214,10 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         if hard and not resumed:
             values = resolve_tracks(job["attributes"], {int(t.track_id): t.class_name for t in result.tracks},
                                     keyframe_values(seeds))
-            await _open_review(ctx, did, result, hard, options, values=values)
+            await _open_review(ctx, did, token, result, hard, options, values=values)
             return "in_review"
         spec = _spec(job, options, reviewed, seeds)
-        built = await _stage(ctx, did, "building", pipeline.run_build, job["video_path"], result, spec, delivered,
+        built = await _stage(ctx, did, token, "building", pipeline.run_build, job["video_path"], result, spec, delivered,
                              options.split.model_dump(), options.keep_empty, str(out_dir), state=DatasetState.building,
                              timings=timings)
         timeline = {
@@ -199,18 +229,22 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         }
         if filled is not None:
             timeline["model_filled_boxes"] = filled
+        await _update(ctx, did, token)  # still the holder: only then overwrite the stored files
         size = await _save_outputs(did, built, out_dir, timeline)
-        await _finish(ctx, did, built, size, reviewed=len(reviewed) + len(dropped), qc_reviewed=qc_reviewed)
+        await _finish(ctx, did, token, built, size, reviewed=len(reviewed) + len(dropped), qc_reviewed=qc_reviewed)
         return "ready"
     except Cancelled:
         return "cancelled"
+    except Superseded:
+        log.warning("dataset %s: %s stopped, another run holds the dataset now", did, ctx.get("job_id"))
+        return "superseded"
     except (SeedError, VideoProbeError, ValueError) as error:
-        await _fail(ctx, did, f"The dataset could not be made: {error}")
+        await _fail(ctx, did, token, f"The dataset could not be made: {error}")
         return "failed"
     except Exception:
         log.exception("dataset %s: job failed (try %s)", did, ctx.get("job_try"))
         if ctx.get("job_try", 1) >= get_settings().job_max_tries:
-            await _fail(ctx, did, "An internal error stopped this dataset. Your reservation was released; "
+            await _fail(ctx, did, token, "An internal error stopped this dataset. Your reservation was released; "
                                   "try again, or contact support if it happens again.")
             return "failed"
         raise  # arq retries the job
@@ -238,13 +272,13 @@ def _proposed(result, frames: list[int]) -> dict[int, list[dict[str, Any]]]:
     }
 
 
-async def _open_review(ctx: dict, dataset_id: uuid.UUID, result, hard: list[int], options,
+async def _open_review(ctx: dict, dataset_id: uuid.UUID, token: str, result, hard: list[int], options,
                        values: dict | None = None) -> None:
+    """Open the review and let go of the dataset: the job that resumes it after the review
+    (review.service.resume_on_commit) claims it afresh."""
     backend = ReviewBackend(options.review_backend)
     async with job_session(ctx) as session:
-        dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
-        if dataset.state not in RUNNING:
-            raise Cancelled()
+        dataset = _check_owner(await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True), token)
         task = await review_service.open_review(
             session, dataset=dataset, proposed=proposed_boxes(result, hard, values), backend=backend,
             job_size=get_settings().review_job_size, double_review_share=options.double_review_share,
@@ -252,19 +286,18 @@ async def _open_review(ctx: dict, dataset_id: uuid.UUID, result, hard: list[int]
         )
         dataset.state = DatasetState.in_review
         dataset.progress = {"stage": "in_review", "percent": 60, "frames_total": len(hard)}
-        dataset.heartbeat_at = utcnow()
+        dataset.heartbeat_at, dataset.run_job_id, dataset.run_token = utcnow(), None, None
     if backend == ReviewBackend.cvat:
         await ctx["redis"].enqueue_job("cvat_create_task", task.id, _job_id=f"cvat-create:{task.id}")
 
 
 async def _finish(
-    ctx: dict, dataset_id: uuid.UUID, built: dict[str, Any], size: int, *, reviewed: int, qc_reviewed: int = 0
+    ctx: dict, dataset_id: uuid.UUID, token: str, built: dict[str, Any], size: int, *, reviewed: int, qc_reviewed: int = 0
 ) -> None:
-    """Settle the charge from the actual quantities and mark ready, in one transaction."""
+    """Settle the charge from the actual quantities and mark ready, in one transaction (the
+    holder only: settle is idempotent besides)."""
     async with job_session(ctx) as session:
-        dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
-        if dataset.state not in RUNNING:
-            raise Cancelled()
+        dataset = _check_owner(await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True), token)
         version = (dataset.quote or {}).get("price_list_version")
         price_list = await billing_service.get_price_list(session, version=version) if version else None
         price_list = price_list or await billing_service.current_price_list(session)
@@ -277,13 +310,28 @@ async def _finish(
         dataset.progress = {"stage": "ready", "percent": 100, "splits": built["splits"]}
 
 
-async def _fail(ctx: dict, dataset_id: uuid.UUID, message: str) -> None:
+async def _fail(ctx: dict, dataset_id: uuid.UUID, token: str, message: str) -> None:
+    """Mark failed, unless another run holds the dataset now (its outcome counts, not ours)."""
     async with job_session(ctx) as session:
+        dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
+        if dataset is None or dataset.run_token != token:
+            return
         await service.fail(session, dataset_id=dataset_id, message=message)
 
 
+async def _waiting(redis, job_id: str | None) -> bool:
+    """Whether arq holds the job in its queue and no worker has started it (a retry after a
+    graceful stop, or a queue busy with other jobs): it will run, nobody is dead."""
+    if job_id is None:
+        return False
+    queued = await redis.zscore(getattr(redis, "default_queue_name", default_queue_name), job_id)
+    return queued is not None and not await redis.exists(in_progress_key_prefix + job_id)
+
+
 async def requeue_stale(ctx: dict) -> int:
-    """Restart dataset jobs whose worker stopped sending heartbeats (bounded tries)."""
+    """Restart dataset jobs whose worker stopped sending heartbeats (bounded tries). The stale
+    rows are locked (SKIP LOCKED: a worker's own heartbeat or another worker's cron wins) and
+    handed to a fresh job id in one transaction; the dead run's token is void from then on."""
     settings = get_settings()
     cutoff = utcnow() - timedelta(seconds=settings.job_stale_seconds)
     requeued = 0
@@ -293,14 +341,20 @@ async def requeue_stale(ctx: dict) -> int:
             or_(Dataset.heartbeat_at < cutoff, (Dataset.heartbeat_at.is_(None)) & (Dataset.confirmed_at < cutoff)),
         ).with_for_update(skip_locked=True)
         for dataset in (await session.scalars(query)).all():
+            if await _waiting(ctx["redis"], dataset.run_job_id):
+                continue
             if dataset.attempts + 1 >= settings.job_max_tries:
                 await service.fail(session, dataset_id=dataset.id, message=(
                     "The worker making this dataset stopped several times. Your reservation was released; try again."))
                 continue
             dataset.attempts += 1
+            job_id = service.job_id(dataset.id, dataset.attempts)
+            log.warning("dataset %s: heartbeat of %s on %s is stale (%s); handed to %s", dataset.id, dataset.run_job_id,
+                        dataset.worker_id, dataset.heartbeat_at, job_id)
+            dataset.run_job_id, dataset.run_token = job_id, None
             dataset.heartbeat_at = utcnow()  # give the new job time to start
             await session.flush()
-            await ctx["redis"].enqueue_job("build_dataset", str(dataset.id), _job_id=service.job_id(dataset.id, dataset.attempts))
+            await ctx["redis"].enqueue_job("build_dataset", str(dataset.id), _job_id=job_id)
             requeued += 1
     return requeued
 
