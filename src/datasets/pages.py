@@ -183,8 +183,31 @@ async def overview(
         "filters": {"class_id": class_id, "source": source, "low": low},
         "classes": (manifest or {}).get("classes", []),
         "timeline": _timeline_points(service.read_artifact(dataset, "timeline.json")),
+        "player": _player(manifest, video_id=dataset.video_id, start=_first_frame(class_id, source, low, manifest)),
     }
+    if context["player"]:
+        context["player"]["colors"] = {c.name: c.color for c in context["view"].classes}
     return render(request, "datasets/overview.html", context, block="status")
+
+
+PLAYER_MAX = 3000  # delivered frames the page's player carries (the first ones)
+
+
+def _player(manifest: dict | None, *, video_id, start: int | None) -> dict | None:
+    """The delivered frames and their boxes for the frame player (static/js/player.js)."""
+    if not manifest or not manifest.get("frames"):
+        return None
+    names = {c["id"]: c["name"] for c in manifest.get("classes", [])}
+    frames = manifest["frames"][:PLAYER_MAX]
+    video = manifest.get("video", {})
+    return {"src": f"/api/v1/videos/{video_id}/frames/{{n}}", "width": video.get("width"), "height": video.get("height"),
+            "fps": video.get("fps"), "frames": [f["frame"] for f in frames], "start": start,
+            "boxes": {str(f["frame"]): [[*o["box"], names.get(o["class_id"], "?")] for o in f["objects"]] for f in frames}}
+
+
+def _first_frame(class_id, source, low, manifest) -> int | None:
+    gallery = _gallery(manifest, class_id=class_id, source=source, low=low, page=0)["items"]
+    return gallery[0]["frame"] if gallery else None
 
 
 @router.post("/datasets/{dataset_id}/cancel")

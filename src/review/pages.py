@@ -62,6 +62,8 @@ async def review_page(request: Request, job_id: int, session: SessionDep, user: 
         "keyframes": [{"frame": f.video_frame, "objects": f.corrected if f.corrected is not None else f.proposed}
                       for f in frames],
         "review": {"job_id": job.id, "frames": order},
+        "attributes": [annotation_service.read_attribute(row, label)
+                       for row, label in await annotation_service.list_attributes(session, dataset_id=dataset.id)],
     }
     context = {
         "job": job, "dataset": dataset, "video": video, "classes": classes, "frames": frames, "frame": current,
@@ -71,6 +73,7 @@ async def review_page(request: Request, job_id: int, session: SessionDep, user: 
         "current": next(f for f in frames if f.video_frame == current),
         "pending": [f.video_frame for f in frames if f.decision == FrameDecision.pending],
         "ask_complete": ask_complete, "self_review": service.self_reviewed(job, dataset),
+        "player": _motion(job, video, frames, current, classes),
     }
     return render(request, "review/job.html", context)
 
@@ -91,6 +94,19 @@ async def decide_submit(request: Request, job_id: int, frame: int, session: Sess
     pending = [f.video_frame for f in await service.frames_of_job(session, job_id=job.id) if f.decision == FrameDecision.pending]
     later = [f for f in pending if order.index(f) > order.index(frame)]
     return redirect(request, _job_url(job_id, frame=(later or pending or [frame])[0]))
+
+
+def _motion(job, video, frames, current: int, classes) -> dict:
+    """The frame player's data around the current hard frame: its boxes on it, the frames
+    before and after (service.MOTION_CONTEXT) for the motion."""
+    frame = next(f for f in frames if f.video_frame == current)
+    names = {c.name for c in classes}
+    boxes = [[*o["box"], o["class"]] for o in (frame.corrected if frame.corrected is not None else frame.proposed)
+             if not o.get("gone") and o.get("class") in names]
+    around = range(max(0, current - service.MOTION_CONTEXT), min(video.frame_count or 1, current + service.MOTION_CONTEXT + 1))
+    return {"src": f"/api/v1/review/jobs/{job.id}/frames/{{n}}/image", "width": video.width, "height": video.height,
+            "fps": video.fps, "frames": list(around), "start": current, "boxes": {str(current): boxes},
+            "colors": {c.name: c.color for c in classes}}
 
 
 def _job_url(job_id: int, **query) -> str:

@@ -144,12 +144,17 @@ async def get_job_for(session: AsyncSession, *, job_id: int, user: User) -> Revi
     return job
 
 
+MOTION_CONTEXT = 3  # frames either side of a hard frame a reviewer may see, to see the motion
+
+
 async def frame_of_job(session: AsyncSession, *, job: ReviewJob, video_frame: int) -> tuple[uuid.UUID, int]:
-    """(video id, frame) when `video_frame` is one of the job's frames: what its reviewers may see."""
+    """(video id, frame) when `video_frame` is one of the job's frames or within MOTION_CONTEXT
+    of one: what its reviewers may see of the owner's video, and nothing else."""
     frame = await session.scalar(select(ReviewFrame.video_frame).where(
-        ReviewFrame.job_id == job.id, ReviewFrame.video_frame == video_frame))
+        ReviewFrame.job_id == job.id, func.abs(ReviewFrame.video_frame - video_frame) <= MOTION_CONTEXT).limit(1))
     if frame is None:
         raise ReviewJobNotFound()
+    frame = video_frame
     task = await session.get(ReviewTask, job.task_id)
     dataset = await session.get(Dataset, task.dataset_id)
     return dataset.video_id, frame
@@ -185,7 +190,12 @@ async def own_review_jobs(session: AsyncSession, *, dataset_id: uuid.UUID, user:
             if dataset.id == dataset_id and job.stage == JobStage.annotation and job.assignee_id == user.id]
 
 
-def _clean_boxes(objects: Sequence[dict[str, Any]], *, width: int, height: int, classes: set[str]) -> list[dict]:
+def _clean_boxes(objects: Sequence[dict[str, Any]], *, width: int, height: int, classes: set[str],
+                 specs: Sequence[Any] = ()) -> list[dict]:
+    """Checked corrections; a box's `attributes` are checked against the class's schemas
+    (src.vision.attributes) and kept."""
+    from src.vision.attributes import InvalidAttribute, check_values
+
     out, seen = [], set()
     for o in objects:
         try:
@@ -200,13 +210,21 @@ def _clean_boxes(objects: Sequence[dict[str, Any]], *, width: int, height: int, 
         if track_id is not None and track_id in seen:
             raise InvalidCorrection(f"Track {track_id} appears twice on one frame.")
         seen.add(track_id)
-        out.append({"track_id": track_id, "class": name, "box": [round(v, 2) for v in (x1, y1, x2, y2)]})
+        item = {"track_id": track_id, "class": name, "box": [round(v, 2) for v in (x1, y1, x2, y2)]}
+        try:
+            values = check_values(specs, name, o.get("attributes"))
+        except InvalidAttribute as error:
+            raise InvalidCorrection(f"Track {track_id}: {error}") from error
+        if values:
+            item["attributes"] = values
+        out.append(item)
     return out
 
 
 async def decide_frame(
     session: AsyncSession, *, job: ReviewJob, user: User, video_frame: int, decision: FrameDecision,
     corrected: Sequence[dict[str, Any]] | None, width: int, height: int, classes: set[str],
+    specs: Sequence[Any] = (),
 ) -> ReviewFrame:
     """Accept, fix (with corrected boxes) or reject one frame of a job in annotation."""
     if job.stage != JobStage.annotation:
@@ -217,7 +235,7 @@ async def decide_frame(
     if frame is None:
         raise ReviewJobNotFound()
     if decision == FrameDecision.fixed:
-        frame.corrected = _clean_boxes(corrected or [], width=width, height=height, classes=classes)
+        frame.corrected = _clean_boxes(corrected or [], width=width, height=height, classes=classes, specs=specs)
     elif decision == FrameDecision.accepted and frame.decision == FrameDecision.fixed:
         decision = FrameDecision.fixed  # accepting a fixed frame accepts the fix; only a revert drops it
     elif decision == FrameDecision.pending:
@@ -329,7 +347,8 @@ async def corrections(session: AsyncSession, *, dataset_id: uuid.UUID) -> tuple[
             track_id = o.get("track_id")
             if track_id is None:
                 track_id, next_id = next_id, next_id + 1
-            objects.append({"track_id": track_id, "class": o["class"], "box": o["box"]})
+            objects.append({"track_id": track_id, "class": o["class"], "box": o["box"],
+                            **({"attributes": o["attributes"]} if o.get("attributes") else {})})
         kept = {o["track_id"] for o in objects}
         objects += [{"track_id": o["track_id"], "gone": True} for o in f.proposed if o["track_id"] not in kept]
         seeds[f.video_frame] = objects
@@ -368,8 +387,10 @@ async def decide(
     dataset = await session.get(Dataset, task.dataset_id)
     video = await session.get(Video, dataset.video_id)
     classes = {c.name for c in await annotation_service.list_classes(session, dataset_id=dataset.id)}
+    specs = await annotation_service.attribute_specs(session, dataset_id=dataset.id)
     return await decide_frame(session, job=job, user=user, video_frame=video_frame, decision=decision,
-                              corrected=corrected, width=video.width, height=video.height, classes=classes)
+                              corrected=corrected, width=video.width, height=video.height, classes=classes,
+                              specs=specs)
 
 
 def job_url(job: ReviewJob, task: ReviewTask) -> str:
@@ -489,9 +510,12 @@ async def qc_agreement(session: AsyncSession, *, task_id: int) -> dict[str, Any]
 
 
 def meets(row: dict[str, Any], threshold: float) -> bool:
-    """Box F1 and label kappa both at least `threshold` (no matched boxes: no label to disagree on)."""
+    """Box F1, label kappa and every attribute kappa at least `threshold` (no matched boxes: no
+    label to disagree on)."""
+    attributes = (row.get("attribute_kappa") or {}).values()
     return (row["box_f1"] is not None and row["box_f1"] >= threshold
-            and (row["label_kappa"] is None or row["label_kappa"] >= threshold))
+            and (row["label_kappa"] is None or row["label_kappa"] >= threshold)
+            and all(k is None or k >= threshold for k in attributes))
 
 
 async def check_agreement(session: AsyncSession, *, task_id: int) -> bool:

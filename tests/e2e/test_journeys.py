@@ -232,6 +232,9 @@ async def test_user_annotator_admin_journey(browser, live_server, app, services)
         badge = page.locator(f"#frame-list a[data-frame='{fixed}']")
         assert await badge.get_attribute("data-decision") == "fixed"  # without a reload
         await anna.shot("fixed")
+        await page.wait_for_selector("#player-canvas[data-ready='1']")  # the motion around the hard frame
+        await page.click("#player-next")
+        await page.wait_for_selector("#player-canvas[data-ready='1']")
         await page.click("#accept-frame")  # keeps the fix and moves to the next pending frame
         await page.wait_for_url(f"**frame={frames[1]}")
         assert await page.locator(f"#frame-list a[data-frame='{fixed}']").get_attribute("data-decision") == "fixed"
@@ -263,6 +266,10 @@ async def test_user_annotator_admin_journey(browser, live_server, app, services)
         await run_worker(services[1])
         await user.page.reload()
         await user.page.wait_for_selector("#downloads")
+        await user.page.click("#player-play")  # the delivered boxes play on the dataset page
+        await user.page.wait_for_timeout(500)
+        await user.page.click("#player-play")
+        assert int(await user.page.locator("#player-canvas").get_attribute("data-frame")) > 0
         await user.shot("ready")
         archives = {}
         for link in await user.page.locator("#downloads a").all():

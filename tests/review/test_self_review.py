@@ -38,8 +38,12 @@ async def test_a_script_takes_its_dataset_from_confirm_to_ready_reviewing_it_its
     frames = [f["video_frame"] for f in job["frames"]]
     image = await api.get(f"/api/v1/review/jobs/{job['id']}/frames/{frames[0]}/image")
     assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
-    not_in_job = next(n for n in range(120) if n not in frames)
+    from src.review.service import MOTION_CONTEXT
+
+    not_in_job = next(n for n in range(120) if all(abs(n - f) > MOTION_CONTEXT for f in frames))
     assert (await api.get(f"/api/v1/review/jobs/{job['id']}/frames/{not_in_job}/image")).status_code == 404
+    beside = frames[0] + 1  # the frames around a hard frame show its motion
+    assert (await api.get(f"/api/v1/review/jobs/{job['id']}/frames/{beside}/image")).status_code == 200
     assert (await annotator.get(f"/api/v1/review/jobs/{job['id']}/frames/{frames[0]}/image")).status_code == 404
 
     truth = [float(v) for v in load_otb(CROSSING / "groundtruth_rect.txt")[frames[0]]]
