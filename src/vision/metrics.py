@@ -115,11 +115,14 @@ def load_otb(path: str | Path) -> np.ndarray:
 
 
 def load_mot(seq_dir: str | Path, n_frames: int | None = None) -> dict[int, np.ndarray]:
-    """MOT17 ``gt/gt.txt`` -> ``{track_id: (n_frames, 4) float32 xyxy}`` with NaN rows where
-    the pedestrian is not annotated. Keeps rows with consider == 1 and class == 1."""
+    """MOT ``gt/gt.txt`` -> ``{track_id: (n_frames, 4) float32 xyxy}`` with NaN rows where
+    the pedestrian is not annotated. MOT16/17 (9 columns: ..., consider, class, visibility):
+    keeps rows with consider == 1 and class == 1; MOT15 (10 columns: ..., 1, wx, wy, wz):
+    every row is a pedestrian."""
     seq_dir = Path(seq_dir)
     data = np.loadtxt(seq_dir / "gt" / "gt.txt", delimiter=",", ndmin=2)
-    data = data[(data[:, 6] == 1) & (data[:, 7] == 1)]
+    if data.shape[1] != 10:
+        data = data[(data[:, 6] == 1) & (data[:, 7] == 1)]
     if n_frames is None:
         m = re.search(r"seqLength\s*=\s*(\d+)", (seq_dir / "seqinfo.ini").read_text())
         n_frames = int(m.group(1)) if m else int(data[:, 0].max())
