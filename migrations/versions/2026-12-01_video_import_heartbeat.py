@@ -1,8 +1,8 @@
 """URL imports: a heartbeat and a try count, so an import whose worker or services went away
 is retried or failed instead of staying `importing` for ever.
 
-Revision ID: 0009_video_import_heartbeat
-Revises: 0008_token_version
+Revision ID: 0013_video_import_heartbeat
+Revises: 0012_webhooks
 Create Date: 2026-12-01 23:50:00.000000
 """
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0009_video_import_heartbeat'
-down_revision: str | None = '0008_token_version'
+revision: str = '0013_video_import_heartbeat'
+down_revision: str | None = '0012_webhooks'  # chained after the other migrations of the day
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
