@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     # Sites whose pages (not direct file links) are imported with yt-dlp; comma-separated hosts.
     url_import_page_sites: str = "youtube.com,youtu.be,vimeo.com,dailymotion.com"
 
+    # Outgoing webhooks (src/webhooks): hosts allowed although they resolve to private or loopback
+    # addresses (refused otherwise, as for URL import); comma-separated, for tests and intranets.
+    webhook_allowed_hosts: str = ""
+    webhook_timeout_s: float = 10.0
+    # Tries per delivery, the first included; a failed try waits base * 2^(try-1) seconds.
+    webhook_max_attempts: int = 6
+    webhook_retry_base_s: float = 10.0
+
     # Worker
     worker_processes: int = 2
     # Folder with the learned tracker's two ONNX files (NanoTrack v2; `forge tracker download`

@@ -43,6 +43,7 @@ from src.security import BodyGuardMiddleware, BodyLimits, SecurityMiddleware, ad
 from src.templating import redirect, render
 from src.videos import pages as video_pages
 from src.videos.router import router as videos_router
+from src.webhooks.router import router as webhooks_router
 from src.jobs import redis_settings
 
 log = logging.getLogger("forge")
@@ -144,6 +145,7 @@ def create_app() -> FastAPI:
     app.include_router(review_pages.admin_router)
     app.include_router(videos_router)
     app.include_router(detectors_router)
+    app.include_router(webhooks_router)
     app.include_router(detector_pages.router)
     app.include_router(video_pages.router)
 

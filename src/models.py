@@ -10,3 +10,4 @@ from src.detectors.models import Detector, DetectorEvaluation, MasterDataset  # 
 from src.quotas.models import QuotaDefault, UserQuota  # noqa: F401
 from src.review.models import ReviewFrame, ReviewJob, ReviewTask  # noqa: F401
 from src.videos.models import Video  # noqa: F401
+from src.webhooks.models import Webhook, WebhookDelivery  # noqa: F401

@@ -21,6 +21,7 @@ from src.detectors.tasks import evaluate_detector, predict_frame, train_detector
 from src.jobs import JobContext, job_session, redis_settings, run_cpu
 from src.supervisor import die_with_parent
 from src.review.tasks import cvat_accept_jobs, cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
+from src.webhooks.tasks import deliver_webhook
 from src.videos.tasks import import_video, requeue_stale_imports
 
 __all__ = ["WorkerSettings", "redis_settings", "shutdown", "startup", "task_functions"]
@@ -77,7 +78,7 @@ async def shutdown(ctx: JobContext) -> None:
 def task_functions() -> list:
     """Every domain's arq functions; a domain adds its own here."""
     return [health_job, import_video, build_dataset, cvat_create_task, cvat_sync_job, cvat_retry, cvat_poll, cvat_accept_jobs,
-            validate_detector, train_detector, evaluate_detector, predict_frame, preview_dataset]
+            validate_detector, train_detector, evaluate_detector, predict_frame, preview_dataset, deliver_webhook]
 
 
 def cron_jobs() -> list:

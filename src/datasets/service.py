@@ -28,6 +28,8 @@ from src.quotas import service as quota_service
 from src.review.service import qc_frames
 from src.storage import get_storage
 from src.videos.models import Video
+from src.webhooks import service as webhook_service
+from src.webhooks.models import WebhookEvent
 
 CANCELLABLE = (DatasetState.queued, DatasetState.propagating, DatasetState.in_review)
 FORMAT_NAMES = {"yolo": "YOLO (Ultralytics)", "yolo_track": "YOLO with track ids", "coco": "COCO (RF-DETR)",
@@ -254,8 +256,9 @@ async def retry(session: AsyncSession, redis, *, dataset_id: uuid.UUID) -> Datas
     return dataset
 
 
-async def fail(session: AsyncSession, *, dataset_id: uuid.UUID, message: str) -> None:
-    """Mark failed with a message the user understands; release the reservation."""
+async def fail(session: AsyncSession, *, dataset_id: uuid.UUID, message: str, redis=None) -> None:
+    """Mark failed with a message the user understands; release the reservation; announce it
+    (`dataset.failed` webhooks, sent after the commit when `redis` is given)."""
     dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
     if dataset is None or dataset.state in (DatasetState.ready, DatasetState.cancelled, DatasetState.failed):
         return
@@ -263,6 +266,7 @@ async def fail(session: AsyncSession, *, dataset_id: uuid.UUID, message: str) ->
     dataset.progress = {**(dataset.progress or {}), "stage": "failed"}
     await billing_service.release(session, dataset_id=dataset.id)
     await session.flush()
+    await webhook_service.emit_dataset(session, redis, dataset=dataset, event=WebhookEvent.dataset_failed)
 
 
 def downloads(dataset: Dataset) -> dict[str, str]:

@@ -40,6 +40,8 @@ from src.datasets import pipeline, service
 from src.datasets.models import Dataset, DatasetState
 from src.datasets.pipeline import ProgressFile
 from src.review import service as review_service
+from src.webhooks import service as webhook_service
+from src.webhooks.models import WebhookEvent
 from src.review.models import ReviewBackend
 from src.storage import get_storage
 from src.videos import service as video_service
@@ -286,6 +288,7 @@ async def _open_review(ctx: dict, dataset_id: uuid.UUID, token: str, result, har
         )
         dataset.state = DatasetState.in_review
         dataset.progress = {"stage": "in_review", "percent": 60, "frames_total": len(hard)}
+        await webhook_service.emit_dataset(session, ctx["redis"], dataset=dataset, event=WebhookEvent.dataset_needs_review)
         dataset.heartbeat_at, dataset.run_job_id, dataset.run_token = utcnow(), None, None
     if backend == ReviewBackend.cvat:
         await ctx["redis"].enqueue_job("cvat_create_task", task.id, _job_id=f"cvat-create:{task.id}")
@@ -308,6 +311,7 @@ async def _finish(
         dataset.size_bytes = size
         dataset.state, dataset.finished_at = DatasetState.ready, utcnow()
         dataset.progress = {"stage": "ready", "percent": 100, "splits": built["splits"]}
+        await webhook_service.emit_dataset(session, ctx["redis"], dataset=dataset, event=WebhookEvent.dataset_ready)
 
 
 async def _fail(ctx: dict, dataset_id: uuid.UUID, token: str, message: str) -> None:
@@ -316,7 +320,7 @@ async def _fail(ctx: dict, dataset_id: uuid.UUID, token: str, message: str) -> N
         dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
         if dataset is None or dataset.run_token != token:
             return
-        await service.fail(session, dataset_id=dataset_id, message=message)
+        await service.fail(session, dataset_id=dataset_id, message=message, redis=ctx["redis"])
 
 
 async def _waiting(redis, job_id: str | None) -> bool:
@@ -344,7 +348,7 @@ async def requeue_stale(ctx: dict) -> int:
             if await _waiting(ctx["redis"], dataset.run_job_id):
                 continue
             if dataset.attempts + 1 >= settings.job_max_tries:
-                await service.fail(session, dataset_id=dataset.id, message=(
+                await service.fail(session, dataset_id=dataset.id, redis=ctx["redis"], message=(
                     "The worker making this dataset stopped several times. Your reservation was released; try again."))
                 continue
             dataset.attempts += 1

@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from src import netguard
 from src.config import get_settings
 from src.videos.exceptions import ImportRefused, UploadTooLarge
 from src.videos.upload import too_large_message
@@ -26,27 +27,21 @@ CHUNK = 1 << 20
 
 
 def _allowed_hosts() -> set[str]:
-    return {h.strip().lower() for h in get_settings().url_import_allowed_hosts.split(",") if h.strip()}
+    return netguard.hosts(get_settings().url_import_allowed_hosts)
 
 
 async def check_url(url: str) -> None:
     """Refuse non-http(s) URLs and hosts that resolve to private, loopback or reserved addresses."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"}:
-        raise ImportRefused("Only http:// and https:// links can be imported.")
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise ImportRefused("The link has no host name.")
-    if host in _allowed_hosts():
+    found = await netguard.problem(url, allowed_hosts=_allowed_hosts())
+    if found is None:
         return
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror as error:
-        raise ImportRefused(f"The host {host!r} could not be found.") from error
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise ImportRefused(f"The host {host!r} is on a private or local network; it cannot be imported from.")
+    host = found.host
+    raise ImportRefused({
+        "scheme": "Only http:// and https:// links can be imported.",
+        "no_host": "The link has no host name.",
+        "not_found": f"The host {host!r} could not be found.",
+        "private": f"The host {host!r} is on a private or local network; it cannot be imported from.",
+    }[found.kind])
 
 
 async def download(
