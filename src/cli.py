@@ -143,10 +143,16 @@ def up() -> int:
 
 
 def web() -> int:
+    """uvicorn with WEB_WORKERS processes (default: one per core, 2 to 8), each its own app,
+    database pool and Redis pool; uvicorn restarts a process that dies."""
     import uvicorn
 
+    from src.auth.keys import ensure_keys
+
     settings = get_settings()
-    uvicorn.run("src.main:app", host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
+    ensure_keys(settings.certs_dir)  # once, here: the processes would race to make the key pair
+    uvicorn.run("src.main:app", host=settings.host, port=settings.port, proxy_headers=True, log_level="info",
+                workers=settings.web_processes)
     return 0
 
 

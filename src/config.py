@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Web
     host: str = "127.0.0.1"
     port: int = 8000
+    # Web server processes (uvicorn --workers): unset, one per CPU core, 2 to 8. One process
+    # answers every request of the site in turn; with a job running it also waits for the CPU.
+    web_workers: int | None = None
     jwt_lifetime_seconds: int = 8 * 3600
     cookie_secure: bool = False
     login_max_failures: int = 10
@@ -102,6 +105,13 @@ class Settings(BaseSettings):
     @property
     def storage_path(self) -> Path:
         return self.storage_root or self.var_dir / "storage"
+
+    @property
+    def web_processes(self) -> int:
+        """WEB_WORKERS, or one web process per CPU core (2 to 8)."""
+        import os
+
+        return self.web_workers or max(2, min(8, os.cpu_count() or 1))
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> "Settings":

@@ -1,0 +1,291 @@
+"""Web-tier load: N concurrent users on loopback, p50/p99 per route, idle and during a job.
+
+    python -m bench.load [--users 50] [--seconds 20] [--web-workers N] [--think 0]
+
+Starts its own platform in a temporary directory (embedded PostgreSQL and Redis, `forge web`
+with WEB_WORKERS processes, one `forge worker`), on 127.0.0.1 only; nothing else is reached.
+Ten accounts, each with an uploaded video and a draft; every user is a logged-in browser session
+(five per account) that requests the pages and API a user of the site polls, one request after
+another (`--think` seconds between them, 0: back to back, the harshest case). Two phases of
+`--seconds` each: idle, then while dataset jobs keep the worker's pool busy (three long
+synthetic videos confirmed at once). Bounded: the users stop at the end of each phase, every
+request has a 30 s timeout, the platform is stopped and its directory deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+ACCOUNTS = 10
+PASSWORD = "load-bench-password-7"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+class Platform:
+    """Embedded services + `forge web` + `forge worker`, all on loopback, in a temp directory."""
+
+    def __init__(self, web_workers: int | None):
+        self.root = Path(tempfile.mkdtemp(prefix="forge-load-"))
+        self.port = _free_port()
+        self.web_workers = web_workers
+        self.services: list = []
+        self.children: list[subprocess.Popen] = []
+
+    def start(self) -> str:
+        from src.embedded import EmbeddedPostgres, EmbeddedRedis
+
+        postgres, redis = EmbeddedPostgres(self.root / "postgres"), EmbeddedRedis(self.root / "redis")
+        database_url = postgres.start()
+        self.services.append(postgres)
+        redis_url = redis.start()
+        self.services.append(redis)
+        self.env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "VAR_DIR": str(self.root / "var"),
+                    "CERTS_DIR": str(self.root / "certs"), "HOST": "127.0.0.1", "PORT": str(self.port),
+                    "ENVIRONMENT": "development", "SECRET_KEY": "load-bench-secret-key-0123456789-abcdefghij",
+                    "PYTHONUNBUFFERED": "1"}
+        if self.web_workers:
+            self.env["WEB_WORKERS"] = str(self.web_workers)
+        python = sys.executable
+        subprocess.run([python, "-m", "src.cli", "migrate"], cwd=REPO, env=self.env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for name in ("web", "worker"):
+            log = (self.root / f"{name}.log").open("wb")
+            self.children.append(subprocess.Popen([python, "-m", "src.cli", name], cwd=REPO, env=self.env, stdout=log,
+                                                  stderr=subprocess.STDOUT, start_new_session=True))
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in self.children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for service in reversed(self.services):
+            service.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+async def _wait_up(url: str, platform: Platform, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        while time.monotonic() < deadline:
+            for child in platform.children:
+                if child.poll() is not None:
+                    raise SystemExit(f"a platform process exited; see {platform.root}/*.log")
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise SystemExit("the web server did not answer /health in time")
+
+
+async def _account(url: str, index: int, video: Path) -> dict:
+    """Register, log in (cookie + CSRF), upload the small video, make a draft with a keyframe."""
+    client = httpx.AsyncClient(base_url=url, timeout=60)
+    email = f"load{index}@example.com"
+    response = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    await client.get("/login")
+    token = client.cookies["forge_csrf"]
+    response = await client.post("/auth/login", data={"username": email, "password": PASSWORD},
+                                 headers={"X-CSRF-Token": token})
+    assert response.status_code == 204, response.text
+    client.headers["X-CSRF-Token"] = token
+    with video.open("rb") as f:
+        response = await client.post("/api/v1/videos", files={"file": ("small.mp4", f, "video/mp4")})
+    assert response.status_code == 201, response.text
+    video_id = response.json()["id"]
+    draft = (await client.post("/api/v1/datasets", json={"video_id": video_id, "name": "load", "classes": ["box"]})).json()
+    return {"client": client, "email": email, "dataset": draft["id"], "video": video_id}
+
+
+async def _top_up(env: dict, email: str, cents: int) -> None:
+    from sqlalchemy import select
+
+    from src.auth.models import User
+    from src.billing import service as billing_service
+    from src.database import create_engine, create_sessionmaker, unit_of_work
+
+    engine = create_engine(env["DATABASE_URL"])
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            user = (await session.scalars(select(User).where(User.email == email))).one()
+            await billing_service.top_up(session, user_id=user.id, amount_cents=cents, reason="load bench", admin_id=None)
+    finally:
+        await engine.dispose()
+
+
+def _routes(account: dict) -> list[tuple[str, str]]:
+    did = account["dataset"]
+    return [("GET /datasets (page)", "/datasets"), ("GET /datasets/{id}/overview (page)", f"/datasets/{did}/overview"),
+            ("GET /api/v1/datasets/{id}", f"/api/v1/datasets/{did}"), ("GET /videos (page)", "/videos"),
+            ("GET /api/v1/billing/balance", "/api/v1/billing/balance"), ("GET /health", "/health"),
+            ("GET /static/css/forge.css", "/static/css/forge.css")]
+
+
+async def _user(client: httpx.AsyncClient, routes, stop_at: float, think: float, out: dict, errors: dict) -> None:
+    i = random.randrange(len(routes))
+    while time.monotonic() < stop_at:
+        name, path = routes[i % len(routes)]
+        i += 1
+        started = time.perf_counter()
+        try:
+            response = await client.get(path, timeout=30)
+            ok = response.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        elapsed = time.perf_counter() - started
+        (out if ok else errors).setdefault(name, []).append(elapsed)
+        if think:
+            await asyncio.sleep(random.uniform(0.5 * think, 1.5 * think))
+
+
+async def _phase(url: str, accounts: list[dict], users: int, seconds: float, think: float) -> tuple[dict, dict, float]:
+    """`users` sessions (sharing the accounts' cookies) for `seconds`; latencies per route."""
+    clients = []
+    for n in range(users):
+        account = accounts[n % len(accounts)]
+        client = httpx.AsyncClient(base_url=url, cookies=dict(account["client"].cookies),
+                                   limits=httpx.Limits(max_connections=1))  # one browser tab: one request at a time
+        clients.append((client, _routes(account)))
+    out: dict[str, list[float]] = {}
+    errors: dict[str, list[float]] = {}
+    started = time.monotonic()
+    stop_at = started + seconds
+    await asyncio.gather(*(_user(c, r, stop_at, think, out, errors) for c, r in clients))
+    wall = time.monotonic() - started
+    for client, _ in clients:
+        await client.aclose()
+    return out, errors, wall
+
+
+def _report(title: str, out: dict, errors: dict, wall: float) -> None:
+    everything = [v for values in out.values() for v in values]
+    print(f"\n{title}: {len(everything)} requests in {wall:.1f} s ({len(everything) / wall:.0f}/s), "
+          f"{sum(len(v) for v in errors.values())} errors, load average {os.getloadavg()[0]:.1f}")
+    print(f"  {'route':38s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+    for name in sorted(out):
+        values = out[name]
+        print(f"  {name:38s} {len(values):6d} {1000 * statistics.median(values):8.0f} "
+              f"{1000 * _percentile(values, 0.99):8.0f} {1000 * max(values):8.0f}")
+    if everything:
+        print(f"  {'all routes':38s} {len(everything):6d} {1000 * statistics.median(everything):8.0f} "
+              f"{1000 * _percentile(everything, 0.99):8.0f} {1000 * max(everything):8.0f}")
+    for name, values in sorted(errors.items()):
+        print(f"  errors on {name}: {len(values)}")
+
+
+async def _states(account: dict, ids: list[str]) -> list[str]:
+    return [(await account["client"].get(f"/api/v1/datasets/{i}")).json()["state"] for i in ids]
+
+
+async def _run(args) -> None:
+    from src.vision.synthetic import make_video
+
+    platform = Platform(args.web_workers)
+    try:
+        url = platform.start()
+        small, long = platform.root / "small.mp4", platform.root / "long.mp4"
+        truth_small = make_video(small, width=320, height=240, n_frames=60, n_objects=1, seed=1, object_size=(40, 70))
+        truth_long = make_video(long, width=640, height=360, n_frames=args.job_frames, n_objects=3, seed=2,
+                                object_size=(40, 90), max_speed=1.5)
+        await _wait_up(url, platform)
+        processes = platform.env.get("WEB_WORKERS") or "default"
+        print(f"Data Forge on {url}: WEB_WORKERS={processes}, {os.cpu_count()} CPU cores, "
+              f"load average before {os.getloadavg()[0]:.1f}; {args.users} users, {args.seconds:g} s per phase, "
+              f"think {args.think:g} s", flush=True)
+        accounts = [await _account(url, i, small) for i in range(ACCOUNTS)]
+        box = [round(float(v), 1) for v in truth_small[1][0]]
+        for account in accounts:
+            response = await account["client"].put(f"/api/v1/datasets/{account['dataset']}/keyframes/0",
+                                                   json={"objects": [{"track_id": 1, "class": "box", "box": box}]})
+            assert response.status_code == 200, response.text
+
+        out, errors, wall = await _phase(url, accounts, args.users, args.seconds, args.think)
+        _report("idle", out, errors, wall)
+
+        # the job: long videos, confirmed together, so the worker's pool is busy for the whole phase
+        owner = accounts[0]
+        await _top_up(platform.env, owner["email"], 10_000_000)
+        with long.open("rb") as f:
+            video = (await owner["client"].post("/api/v1/videos", files={"file": ("long.mp4", f, "video/mp4")})).json()
+        seeds = {"objects": [{"track_id": t, "class": "box", "box": [round(float(v), 1) for v in g[0]]}
+                             for t, g in truth_long.items()]}
+        jobs = []
+        for n in range(args.jobs):
+            client = owner["client"]
+            draft = (await client.post("/api/v1/datasets", json={"video_id": video["id"], "name": f"job {n}",
+                                                                 "classes": ["box"]})).json()
+            assert (await client.put(f"/api/v1/datasets/{draft['id']}/keyframes/0", json=seeds)).status_code == 200
+            options = {"sampling": {"mode": "every_n", "every_n": 10}, "formats": ["yolo", "coco"], "review_budget": 0.0}
+            assert (await client.put(f"/api/v1/datasets/{draft['id']}/options", json=options)).status_code == 200
+            response = await client.post(f"/api/v1/datasets/{draft['id']}/confirm")
+            assert response.status_code == 202, response.text
+            jobs.append(draft["id"])
+        deadline = time.monotonic() + 120
+        while "propagating" not in await _states(owner, jobs):
+            if time.monotonic() > deadline:
+                raise SystemExit("the dataset jobs did not start; see the worker log")
+            await asyncio.sleep(0.5)
+        out, errors, wall = await _phase(url, accounts, args.users, args.seconds, args.think)
+        states = await _states(owner, jobs)
+        _report(f"during {args.jobs} dataset jobs ({args.job_frames} frames each; states at the end: {', '.join(states)})",
+                out, errors, wall)
+        if all(s in ("ready", "failed") for s in states):
+            print("  (the jobs ended before the phase did: part of it ran idle; raise --job-frames)")
+        for account in accounts:
+            await account["client"].aclose()
+        served = (platform.root / "web.log").read_text(errors="replace").count("Started server process")
+        print(f"\nweb server processes that served: {served}; load average after {os.getloadavg()[0]:.1f}")
+    finally:
+        platform.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--think", type=float, default=0.0, help="mean seconds between one user's requests")
+    parser.add_argument("--web-workers", type=int, default=None, help="WEB_WORKERS (default: the setting's)")
+    parser.add_argument("--jobs", type=int, default=3)
+    parser.add_argument("--job-frames", type=int, default=2000)
+    args = parser.parse_args(argv)
+    if not (1 <= args.users <= 500 and 1 <= args.seconds <= 300):
+        parser.error("--users 1..500 and --seconds 1..300: the bench is bounded")
+    asyncio.run(_run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
