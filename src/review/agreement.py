@@ -4,6 +4,11 @@ Boxes are `{"class": str, "box": [x1, y1, x2, y2]}` in pixels. On one frame the 
 matched greedily by IoU (highest first, IoU >= 0.5, one-to-one): box agreement is the F1 of
 that matching, 2·matched / (n_a + n_b) (1.0 when both saw nothing). Label agreement is
 Cohen's kappa over the classes of the matched pairs, pooled over frames.
+
+Boxes may carry attribute values (`"attributes": {"action": ["walk"], "colour": "red"}`,
+docs/attributes.md). Attribute agreement is Cohen's kappa per attribute over the matched pairs
+of the same class (a box without the attribute counts as "no value"); a multi-label attribute
+(a list) is one yes/no kappa per value, keyed `"<attribute>:<value>"`.
 """
 
 from __future__ import annotations
@@ -60,19 +65,56 @@ def cohen_kappa(pairs: Iterable[tuple[str, str]]) -> float | None:
     return (observed - expected) / (1 - expected)
 
 
+NO_VALUE = "\u2205"  # a box without a value of the attribute
+
+
+def attribute_kappas(pairs: Iterable[tuple[Box, Box]]) -> dict[str, float | None]:
+    """Cohen's kappa per attribute (multi-label: per value) over matched pairs of boxes of the
+    same class: `{"colour": 0.5, "action:walk": 1.0, ...}`; {} when no box has attributes."""
+    same = [(x.get("attributes") or {}, y.get("attributes") or {}) for x, y in pairs
+            if x.get("class") == y.get("class")]  # a class mix-up is the label kappa's business
+    names = sorted({name for va, vb in same for name in (*va, *vb)})
+    # the values of each multi-label attribute that anyone gave, over all pairs
+    choices = {name: sorted({v for va, vb in same for side in (va, vb) if isinstance(side.get(name), list)
+                             for v in side[name]}, key=str) for name in names}
+    multi = {name for va, vb in same for name in names
+             if isinstance(va.get(name), list) or isinstance(vb.get(name), list)}
+    ratings: dict[str, list[tuple[str, str]]] = {}
+    for va, vb in same:
+        for name in names:
+            p, q = va.get(name), vb.get(name)
+            if name in multi:
+                for value in choices[name]:
+                    ratings.setdefault(f"{name}:{value}", []).append((str(value in (p or [])), str(value in (q or []))))
+            elif p is not None or q is not None:
+                ratings.setdefault(name, []).append((NO_VALUE if p is None else str(p), NO_VALUE if q is None else str(q)))
+    out = {}
+    for key, labels in sorted(ratings.items()):
+        kappa = cohen_kappa(labels)
+        out[key] = None if kappa is None else round(kappa, 4)
+    return out
+
+
 def pair_agreement(a: Mapping[int, Sequence[Box]], b: Mapping[int, Sequence[Box]]) -> dict[str, Any]:
-    """Two annotators over the frames both annotated: mean per-frame box F1, and label kappa."""
+    """Two annotators over the frames both annotated: mean per-frame box F1, label kappa and,
+    when boxes carry attributes, `attribute_kappa` (`attribute_kappas`)."""
     frames = sorted(set(a) & set(b))
-    f1s, labels = [], []
+    f1s, labels, matched = [], [], []
     for f in frames:
         f1s.append(box_f1(a[f], b[f]))
-        labels += [(a[f][i]["class"], b[f][j]["class"]) for i, j, _ in match(a[f], b[f])]
-    return {
+        pairs = match(a[f], b[f])
+        labels += [(a[f][i]["class"], b[f][j]["class"]) for i, j, _ in pairs]
+        matched += [(a[f][i], b[f][j]) for i, j, _ in pairs]
+    row = {
         "frames": len(frames),
         "box_f1": round(sum(f1s) / len(f1s), 4) if f1s else None,
         "matched_boxes": len(labels),
         "label_kappa": None if not labels else round(cohen_kappa(labels), 4),
     }
+    kappas = attribute_kappas(matched)
+    if kappas:
+        row["attribute_kappa"] = kappas
+    return row
 
 
 def by_pair(annotations: Mapping[str, Mapping[int, Sequence[Box]]]) -> list[dict[str, Any]]:

@@ -3,7 +3,11 @@
 The worker calls these functions off the event loop (`call`, with a timeout and a few
 retries). Frames are CVAT task frames (`ReviewFrame.task_frame`); boxes are
 `{"track_id": int | None, "class": str, "box": [x1, y1, x2, y2]}` in pixels, and a box's
-track id travels through CVAT as the shape's group id (0 = none).
+track id travels through CVAT as the shape's group id (0 = none). The dataset's attributes go
+into the labels' specs (`attributes`: CVAT's name / mutable / input_type / default_value /
+values, from src.vision.formats.cvat.cvat_attributes), the pre-annotations carry a box's
+values as `<attribute>` elements, and `job_annotations` answers each box's values by name
+(`"cvat_attributes": {name: text}`).
 """
 
 from __future__ import annotations
@@ -104,7 +108,8 @@ def client(config: CvatConfig) -> Iterator[Client]:
 
 
 def annotations_xml(frames: list[dict[str, Any]]) -> bytes:
-    """CVAT for images 1.1 from [{"name", "width", "height", "boxes": [...]}], one entry per task frame."""
+    """CVAT for images 1.1 from [{"name", "width", "height", "boxes": [...]}], one entry per task frame;
+    a box's `"cvat_attributes": {name: text}` become its `<attribute>` elements."""
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     for number, frame in enumerate(frames):
@@ -112,19 +117,30 @@ def annotations_xml(frames: list[dict[str, Any]]) -> bytes:
                               width=str(frame["width"]), height=str(frame["height"]))
         for o in frame["boxes"]:
             x1, y1, x2, y2 = o["box"]
-            ET.SubElement(image, "box", label=o["class"], source="auto", occluded="0", z_order="0",
-                          xtl=f"{x1:.2f}", ytl=f"{y1:.2f}", xbr=f"{x2:.2f}", ybr=f"{y2:.2f}",
-                          group_id=str(o.get("track_id") or 0))
+            box = ET.SubElement(image, "box", label=o["class"], source="auto", occluded="0", z_order="0",
+                                xtl=f"{x1:.2f}", ytl=f"{y1:.2f}", xbr=f"{x2:.2f}", ybr=f"{y2:.2f}",
+                                group_id=str(o.get("track_id") or 0))
+            for name, text in (o.get("cvat_attributes") or {}).items():
+                ET.SubElement(box, "attribute", name=name).text = text
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def _project(c: Client, *, project_id: int | None, name: str, labels: list[tuple[str, str]]):
+def _label(name: str, color: str, attributes: list[dict[str, Any]]):
+    specs = [models.AttributeRequest(name=a["name"], mutable=bool(a["mutable"]), input_type=models.InputTypeEnum(a["input_type"]),
+                                     default_value=a["default_value"], values=list(a["values"])) for a in attributes]
+    return models.PatchedLabelRequest(name=name, color=color, attributes=specs) if specs else \
+        models.PatchedLabelRequest(name=name, color=color)
+
+
+def _project(c: Client, *, project_id: int | None, name: str, labels: list[tuple[str, str]],
+             attributes: dict[str, list[dict[str, Any]]] | None = None):
     if project_id:
         try:
             return c.projects.retrieve(project_id)
         except api_exceptions.NotFoundException:
             log.warning("CVAT project %s is gone; creating a new one", project_id)
-    spec = models.ProjectWriteRequest(name=name, labels=[models.PatchedLabelRequest(name=n, color=col) for n, col in labels])
+    attributes = attributes or {}
+    spec = models.ProjectWriteRequest(name=name, labels=[_label(n, col, attributes.get(n, [])) for n, col in labels])
     return c.projects.create(spec)
 
 
@@ -143,13 +159,14 @@ def _webhook(c: Client, config: CvatConfig, project_id: int) -> None:
 def create_task(
     config: CvatConfig, *, name: str, labels: list[tuple[str, str]], images: list[Path], annotations: bytes,
     jobs: list[list[str]], project_id: int | None = None, project_name: str | None = None,
+    attributes: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Create (or find, after a crash) the task of `images` in predefined order, split into
     `jobs` (file names per job, consecutive in that order: CVAT's job_file_mapping), with
-    pre-annotations and a project webhook.
+    pre-annotations and a project webhook. `attributes`: label name -> CVAT attribute specs.
     Returns {"project_id", "task_id", "jobs": [{"id", "start_frame", "stop_frame"}]}."""
     with client(config) as c:
-        project = _project(c, project_id=project_id, name=project_name or name, labels=labels)
+        project = _project(c, project_id=project_id, name=project_name or name, labels=labels, attributes=attributes)
         _webhook(c, config, project.id)
         task = None
         for found in get_paginated_collection(c.api_client.tasks_api.list_endpoint, name=name, project_id=project.id):
@@ -216,10 +233,13 @@ def job_state(config: CvatConfig, job_id: int) -> dict[str, Any]:
 
 
 def job_annotations(config: CvatConfig, job_id: int) -> dict[int, list[dict[str, Any]]]:
-    """{task frame: [{"track_id", "class", "box"}]} of the job's rectangles, every frame of the job present."""
+    """{task frame: [{"track_id", "class", "box", "cvat_attributes": {name: text}}]} of the job's
+    rectangles, every frame of the job present."""
     with client(config) as c:
         job = c.jobs.retrieve(job_id)
-        names = {label.id: label.name for label in job.get_labels()}
+        labels = job.get_labels()
+        names = {label.id: label.name for label in labels}
+        specs = {a.id: a.name for label in labels for a in (getattr(label, "attributes", None) or [])}
         out: dict[int, list[dict[str, Any]]] = {f: [] for f in range(job.start_frame, job.stop_frame + 1)}
         for shape in job.get_annotations().shapes:
             if _text(shape.type) != "rectangle" or getattr(shape, "outside", False):
@@ -227,5 +247,7 @@ def job_annotations(config: CvatConfig, job_id: int) -> dict[int, list[dict[str,
             x1, y1, x2, y2 = (float(v) for v in shape.points[:4])
             out.setdefault(shape.frame, []).append({
                 "track_id": shape.group or None, "class": names.get(shape.label_id, "?"),
-                "box": [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]})
+                "box": [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)],
+                "cvat_attributes": {specs[a.spec_id]: a.value for a in (getattr(shape, "attributes", None) or [])
+                                    if a.spec_id in specs}})
         return out

@@ -30,6 +30,8 @@ from src.review import cvat, service
 from src.review.cvat import CvatConfig, CvatUnavailable
 from src.review.models import FrameDecision, JobStage, ReviewBackend, ReviewFrame, ReviewJob, ReviewTask, TaskState
 from src.videos.models import Video
+from src.vision.attributes import AttributeSpec
+from src.vision.formats.cvat import cvat_attributes, cvat_values, from_cvat_values
 
 log = logging.getLogger("forge.review")
 UNREACHABLE = "CVAT is unreachable; retrying every minute."
@@ -82,6 +84,7 @@ async def create_in_cvat(session: AsyncSession, *, task_id: int, config: CvatCon
     dataset = await session.get(Dataset, task.dataset_id)
     video = await session.get(Video, dataset.video_id)
     classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
+    specs = await annotation_service.attribute_specs(session, dataset_id=dataset.id)
     frames = await task_frames(session, task_id=task.id)  # in task-frame order: each job's frames are consecutive
     jobs = await service.jobs_of_task(session, task_id=task.id)
     qc = {j.id for j in jobs if j.qc}
@@ -93,13 +96,16 @@ async def create_in_cvat(session: AsyncSession, *, task_id: int, config: CvatCon
 
     with tempfile.TemporaryDirectory() as tmp:
         images = await render(str(get_storage().local_path(video.storage_key)), [f.video_frame for f in frames], tmp, names)
-        xml = cvat.annotations_xml([{"name": name, "width": video.width, "height": video.height, "boxes": f.proposed}
+        xml = cvat.annotations_xml([{"name": name, "width": video.width, "height": video.height,
+                                     "boxes": [_with_cvat_values(o, specs) for o in f.proposed]}
                                     for f, name in zip(frames, names)])
         try:
             created = await cvat.call(
                 config, cvat.create_task, name=f"forge-review-{task.id}", project_name=f"Data Forge · {dataset.name}",
                 labels=[(c.name, c.color) for c in classes], images=[Path(p) for p in images], annotations=xml,
-                jobs=list(mapping.values()), project_id=task.cvat_project_id)
+                jobs=list(mapping.values()), project_id=task.cvat_project_id,
+                attributes={c.name: [item for a in specs if a.class_name == c.name for item in cvat_attributes(a)]
+                            for c in classes})
         except CvatUnavailable:
             task.message = UNREACHABLE
             return "retry"
@@ -168,6 +174,16 @@ async def pick_reviewer(session: AsyncSession, *, job: ReviewJob) -> User | None
     return people[job.id % len(people)] if people else None
 
 
+def _with_cvat_values(o: dict[str, Any], specs: list[AttributeSpec]) -> dict[str, Any]:
+    """A proposed box with its attribute values as CVAT attributes (`cvat_attributes`)."""
+    own = {a.name: a for a in specs if a.class_name == o["class"]}
+    values = {}
+    for name, value in (o.get("attributes") or {}).items():
+        if name in own:
+            values.update(cvat_values(own[name], value))
+    return {**o, "cvat_attributes": values} if values else o
+
+
 def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
     def key(o):
         return (o.get("track_id") or 0, o["class"])
@@ -177,10 +193,15 @@ def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
     for x, y in zip(sorted(a, key=key), sorted(b, key=key)):
         if key(x) != key(y) or any(abs(p - q) > BOX_TOLERANCE for p, q in zip(x["box"], y["box"])):
             return False
+        if (x.get("attributes") or {}) != (y.get("attributes") or {}):  # an annotator changed a value
+            return False
     return True
 
 
-def _clean(objects: list[dict[str, Any]], *, width: int, height: int, classes: set[str]) -> list[dict[str, Any]]:
+def _clean(objects: list[dict[str, Any]], *, width: int, height: int, classes: set[str],
+           specs: list[AttributeSpec] = ()) -> list[dict[str, Any]]:
+    """CVAT's boxes as corrections: inside the frame, known classes, values read back from the
+    CVAT attributes (src.vision.formats.cvat.from_cvat_values)."""
     out, seen = [], set()
     for o in objects:
         x1, y1, x2, y2 = o["box"]
@@ -189,7 +210,11 @@ def _clean(objects: list[dict[str, Any]], *, width: int, height: int, classes: s
             continue
         track_id = o.get("track_id") if o.get("track_id") not in seen else None  # a copied box is a new object
         seen.add(track_id)
-        out.append({"track_id": track_id, "class": o["class"], "box": box})
+        item = {"track_id": track_id, "class": o["class"], "box": box}
+        values = from_cvat_values(list(specs), o["class"], o.get("cvat_attributes") or {})
+        if values:
+            item["attributes"] = values
+        out.append(item)
     return out
 
 
@@ -199,9 +224,12 @@ async def import_annotations(session: AsyncSession, *, job: ReviewJob, boxes: di
     dataset = await session.get(Dataset, task.dataset_id)
     video = await session.get(Video, dataset.video_id)
     classes = {c.name for c in await annotation_service.list_classes(session, dataset_id=dataset.id)}
+    specs = await annotation_service.attribute_specs(session, dataset_id=dataset.id)
     for frame in await service.frames_of_job(session, job_id=job.id):
-        objects = _clean(boxes.get(frame.task_frame, []), width=video.width, height=video.height, classes=classes)
-        proposed = [{"track_id": o.get("track_id"), "class": o["class"], "box": o["box"]} for o in frame.proposed]
+        objects = _clean(boxes.get(frame.task_frame, []), width=video.width, height=video.height, classes=classes,
+                         specs=specs)
+        proposed = [{"track_id": o.get("track_id"), "class": o["class"], "box": o["box"],
+                     **({"attributes": o["attributes"]} if o.get("attributes") else {})} for o in frame.proposed]
         if _same(objects, proposed):
             frame.decision, frame.corrected = FrameDecision.accepted, None
         else:

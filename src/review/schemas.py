@@ -69,6 +69,9 @@ class AgreementPairRow(BaseModel):
     box_f1: float | None = Field(None, description="mean per-frame F1 of the IoU >= 0.5 matching")
     matched_boxes: int
     label_kappa: float | None = Field(None, description="Cohen's kappa over the matched boxes' classes")
+    attribute_kappa: dict[str, float | None] | None = Field(
+        None, description="Cohen's kappa per attribute over matched boxes of the same class (multi-label: per value, "
+                          "keyed 'attribute:value'); absent when no box has attributes (docs/attributes.md)")
 
 
 class AgreementJobRow(AgreementPairRow):

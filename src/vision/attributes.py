@@ -77,7 +77,7 @@ def clean_spec(class_name: str, name: str, kind: str, values: Iterable[Any] | No
     if name.casefold() in RESERVED:
         raise InvalidAttribute(f"'{name}' is a name the exports already use on every box; choose another.")
     if kind not in KINDS:
-        raise InvalidAttribute(f"Unknown attribute kind {kind!r}; use one of {', '.join(KINDS)}.")
+        raise InvalidAttribute(f"Unknown attribute kind {_show(kind)}; use one of {', '.join(KINDS)}.")
     raw = list(values or [])
     if len(raw) > MAX_VALUES:
         raise InvalidAttribute(f"An attribute has at most {MAX_VALUES} values.")
@@ -111,31 +111,37 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _show(value: Any) -> str:
+    """A value as a message quotes it: at most 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def check_value(spec: AttributeSpec, value: Any) -> Any:
     """The value in its stored form (multi: the choices in schema order), or InvalidAttribute."""
     where = f"attribute '{spec.name}' ({spec.kind})"
     if spec.kind == "select":
         if value not in spec.values:
-            raise InvalidAttribute(f"{where}: {value!r} is not one of {', '.join(spec.values)}.")
+            raise InvalidAttribute(f"{where}: {_show(value)} is not one of {', '.join(spec.values)}.")
         return value
     if spec.kind == "multi":
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or any(v not in spec.values for v in value):
-            raise InvalidAttribute(f"{where}: give a list of values among {', '.join(spec.values)}, got {value!r}.")
+            raise InvalidAttribute(f"{where}: give a list of values among {', '.join(spec.values)}, got {_show(value)}.")
         return [v for v in spec.values if v in value]
     if spec.kind == "checkbox":
         if not isinstance(value, bool):
-            raise InvalidAttribute(f"{where}: the value is true or false, got {value!r}.")
+            raise InvalidAttribute(f"{where}: the value is true or false, got {_show(value)}.")
         return value
     if spec.kind == "number":
         if not _is_number(value):
-            raise InvalidAttribute(f"{where}: the value is a number, got {value!r}.")
+            raise InvalidAttribute(f"{where}: the value is a number, got {_show(value)}.")
         if spec.values and not spec.values[0] <= value <= spec.values[1]:
             raise InvalidAttribute(f"{where}: {value} is outside [{spec.values[0]}, {spec.values[1]}].")
         return value
     if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise InvalidAttribute(f"{where}: the value is a text of at most {MAX_TEXT} characters, got {value!r}.")
+        raise InvalidAttribute(f"{where}: the value is a text of at most {MAX_TEXT} characters, got {_show(value)}.")
     return value
 
 
@@ -150,7 +156,7 @@ def check_values(specs: Iterable[AttributeSpec], class_name: str, values: Mappin
     for name, value in values.items():
         if name not in own:
             known = ", ".join(own) or "none"
-            raise InvalidAttribute(f"The class '{class_name}' has no attribute '{name}' (its attributes: {known}).")
+            raise InvalidAttribute(f"The class '{class_name}' has no attribute {_show(name)} (its attributes: {known}).")
         out[name] = check_value(own[name], value)
     return out
 

@@ -286,8 +286,12 @@ class CvatDouble:
         labels = []
         for label in data.get("labels", []):
             lid = self._next("label")
+            attributes = []
+            for spec in label.get("attributes", []):  # CVAT gives every attribute spec an id
+                attributes.append({"id": self._next("attribute"), **{k: spec[k] for k in (
+                    "name", "mutable", "input_type", "default_value", "values") if k in spec}})
             self.label_ids[lid] = {"id": lid, "name": label["name"], "color": label.get("color", "#ff0000"),
-                                   "attributes": [], "type": "rectangle", "svg": "", "sublabels": [],
+                                   "attributes": attributes, "type": "rectangle", "svg": "", "sublabels": [],
                                    "project_id": pid, "task_id": None, "parent_id": None, "has_parent": False}
             labels.append(lid)
         self.projects[pid] = {"id": pid, "name": data["name"], "labels": labels}
@@ -415,15 +419,24 @@ class CvatDouble:
         for image in ET.fromstring(data).iter("image"):
             frame = frames[image.get("name")]
             for box in image.iter("box"):
+                values = {a.get("name"): a.text or "" for a in box.iter("attribute")}
                 shapes.append(self._shape(frame, labels[box.get("label")],
                                           [float(box.get(k)) for k in ("xtl", "ytl", "xbr", "ybr")],
-                                          int(box.get("group_id") or 0)))
+                                          int(box.get("group_id") or 0), values))
         self.shapes[tid] = shapes
 
-    def _shape(self, frame: int, label_id: int, points: list[float], group: int) -> dict:
+    def _shape(self, frame: int, label_id: int, points: list[float], group: int,
+               values: dict[str, str] | None = None) -> dict:
+        """As CVAT keeps a shape: each attribute of its label by spec id, the default where the
+        import (or the person) gave none; a name the label does not declare is refused."""
+        specs = {a["name"]: a for a in self.label_ids[label_id]["attributes"]}
+        unknown = set(values or {}) - set(specs)
+        assert not unknown, f"attributes {sorted(unknown)} are not declared on label {self.label_ids[label_id]['name']}"
+        attributes = [{"spec_id": a["id"], "value": (values or {}).get(name, a.get("default_value", ""))}
+                      for name, a in specs.items()]
         return {"type": "rectangle", "occluded": False, "outside": False, "z_order": 0, "rotation": 0.0,
                 "points": points, "id": self._next("shape"), "frame": frame, "label_id": label_id,
-                "group": group, "source": "manual", "attributes": [], "elements": []}
+                "group": group, "source": "manual", "attributes": attributes, "elements": []}
 
     def _job(self, j: dict) -> dict:
         task = self.tasks[j["task_id"]]
@@ -478,20 +491,23 @@ class CvatDouble:
     def boxes(self, jid: int) -> dict[int, list[dict]]:
         out: dict[int, list[dict]] = {}
         for s in self._job_annotations(jid)["shapes"]:
+            names = {a["id"]: a["name"] for a in self.label_ids[s["label_id"]]["attributes"]}
             out.setdefault(s["frame"], []).append(
-                {"label": self.label_ids[s["label_id"]]["name"], "points": s["points"], "group": s["group"]})
+                {"label": self.label_ids[s["label_id"]]["name"], "points": s["points"], "group": s["group"],
+                 "attributes": {names[a["spec_id"]]: a["value"] for a in s["attributes"]}})
         return out
 
-    def set_boxes(self, jid: int, frame: int, boxes: list[tuple[str, list[float], int]]) -> None:
-        """Replace the boxes of one (task) frame: [(label, [x1, y1, x2, y2], group)]."""
+    def set_boxes(self, jid: int, frame: int, boxes: list[tuple]) -> None:
+        """Replace the boxes of one (task) frame: [(label, [x1, y1, x2, y2], group)] or
+        [(label, box, group, {attribute name: text})]."""
         with self.lock:
             job = self.jobs[jid]
             assert job["start_frame"] <= frame <= job["stop_frame"]
             task = self.tasks[job["task_id"]]
             labels = {v["name"]: k for k, v in self.label_ids.items() if v["project_id"] == task["project_id"]}
             kept = [s for s in self.shapes[task["id"]] if s["frame"] != frame]
-            self.shapes[task["id"]] = kept + [self._shape(frame, labels[name], list(points), group)
-                                              for name, points, group in boxes]
+            self.shapes[task["id"]] = kept + [self._shape(frame, labels[b[0]], list(b[1]), b[2], *b[3:])
+                                              for b in boxes]
 
     def set_job(self, jid: int, *, stage: str | None = None, state: str | None = None) -> None:
         with self.lock:

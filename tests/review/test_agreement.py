@@ -47,3 +47,41 @@ def test_kappa_edge_cases():
     assert cohen_kappa([]) is None
     assert cohen_kappa([("a", "a"), ("a", "a")]) == 1.0
     assert cohen_kappa([("a", "b"), ("b", "a")]) == pytest.approx(-1.0)
+
+
+def a(x: float, action: list[str], colour: str, cls: str = "person") -> dict:
+    return {**b(cls, x, 0), "attributes": {"action": action, "colour": colour}}
+
+
+def test_attribute_kappa_per_attribute_and_per_value_on_a_hand_made_case():
+    from src.review.agreement import pair_agreement
+
+    anna = {1: [a(0, ["walk"], "red"), a(20, ["walk", "talk"], "red")],
+            2: [a(0, ["stand"], "blue"), a(20, ["stand"], "blue"), a(40, ["sit"], "red", cls="car")]}
+    rob = {1: [a(0, ["walk"], "red"), a(20, ["walk"], "blue")],
+           2: [a(0, ["stand", "talk"], "blue"), a(20, ["walk"], "blue"), a(40, ["sit"], "blue", cls="person")]}
+    row = pair_agreement(anna, rob)
+    assert row["matched_boxes"] == 5
+    # the car/person pair is the label kappa's business: its values are not compared.
+    # colour: (r,r) (r,b) (b,b) (b,b): observed 3/4; anna r2 b2, rob r1 b3 -> expected 8/16; kappa 0.5
+    # walk: (T,T) (T,T) (F,F) (F,T): observed 3/4; anna T2 F2, rob T3 F1 -> expected 8/16; kappa 0.5
+    # talk: (F,F) (T,F) (F,T) (F,F): observed 2/4; anna T1 F3, rob T1 F3 -> expected 10/16; kappa -1/3
+    # stand: (F,F) (F,F) (T,T) (T,F): observed 3/4; anna T2 F2, rob T1 F3 -> expected 8/16; kappa 0.5
+    # sit: only on the skipped pair: no figure
+    assert row["attribute_kappa"] == {"action:stand": 0.5, "action:talk": pytest.approx(-1 / 3, abs=1e-4),
+                                      "action:walk": 0.5, "colour": 0.5}
+
+
+def test_attribute_kappa_counts_a_missing_value_as_a_disagreement_and_gates_auto_accept():
+    from src.review.agreement import attribute_kappas
+    from src.review.service import meets
+
+    x = {"class": "p", "box": [0, 0, 1, 1], "attributes": {"mood": "calm"}}
+    y = {"class": "p", "box": [0, 0, 1, 1]}
+    z = {"class": "p", "box": [0, 0, 1, 1], "attributes": {"mood": "angry"}}
+    assert attribute_kappas([(x, x), (y, y)]) == {"mood": 1.0}
+    assert attribute_kappas([(x, y), (y, x), (z, z)])["mood"] < 0.5
+    assert attribute_kappas([(y, y)]) == {}
+    good = {"box_f1": 0.9, "label_kappa": 1.0}
+    assert meets(good, 0.8) and meets({**good, "attribute_kappa": {"mood": 0.85}}, 0.8)
+    assert not meets({**good, "attribute_kappa": {"mood": 0.85, "action:walk": 0.2}}, 0.8)
