@@ -168,6 +168,8 @@ async def create_admin(user_manager: UserManager, *, email: str, password: str |
         if password is None:
             password = generated = secrets.token_urlsafe(12)
         user = await user_manager.create(UserCreate(email=email, password=password))
+    if user.role != Role.admin or not user.is_active:
+        end_sessions(user)  # promoted or reactivated: sessions from before the change end
     user.role, user.is_active, user.is_verified = Role.admin, True, True
     await user_manager.user_db.session.flush()
     return user, generated
