@@ -65,6 +65,9 @@ class Settings(BaseSettings):
 
     # Worker
     worker_processes: int = 2
+    # Niceness of those processes (0-19): on a machine shared with the web server (forge up), page
+    # requests get the CPU first while a dataset job runs. 0: the same priority.
+    worker_nice: int = 10
     # Folder with the learned tracker's two ONNX files (NanoTrack v2; `forge tracker download`
     # fetches them). Unset or incomplete: the built-in LK+NCC tracker runs, and says so.
     tracker_model_dir: str | None = None

@@ -27,6 +27,14 @@ from src.videos.tasks import import_video, requeue_stale_imports
 __all__ = ["WorkerSettings", "redis_settings", "shutdown", "startup", "task_functions"]
 
 
+def _pool_process(parent_pid: int, nice: int) -> None:
+    """A pool process: ends with the worker, and yields the CPU to the web server and the
+    worker's own event loop (WORKER_NICE) where they share a machine."""
+    die_with_parent(parent_pid)
+    if nice > 0:
+        os.nice(nice)
+
+
 def _cpu_probe() -> int:
     return os.getpid()
 
@@ -57,7 +65,7 @@ async def startup(ctx: JobContext) -> None:
     # spawn, not fork: the worker process holds an event loop, sockets and threads. The pool's
     # processes end with this worker, however it ends (src/supervisor.py, die_with_parent).
     ctx["pool"] = ProcessPoolExecutor(settings.worker_processes, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=die_with_parent, initargs=(os.getpid(),))
+                                      initializer=_pool_process, initargs=(os.getpid(), settings.worker_nice))
     await asyncio.gather(*(run_cpu(ctx, _warm_up) for _ in range(settings.worker_processes)))
     # One thread for short interactive work a user waits on (a model on one frame), so it
     # never queues behind the pool's long jobs; what it loads stays loaded between calls.

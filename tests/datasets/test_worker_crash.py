@@ -28,7 +28,7 @@ from src.datasets.models import Dataset
 from tests.datasets.conftest import top_up
 from tests.videos.conftest import upload
 
-FRAMES = 1800  # 60 s at 30 fps: propagation takes long enough to be caught mid-way
+FRAMES = 1500  # 50 s at 30 fps: propagation takes long enough to be caught mid-way
 EVERY_N = 20
 STALE_SECONDS = 10  # JOB_STALE_SECONDS of the test's workers
 
@@ -48,6 +48,17 @@ def _descendants(pid: int) -> list[int]:
                     found.append(child)
                     todo.append(child)
     return found
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _alive(pid: int) -> bool:
@@ -165,8 +176,17 @@ async def test_a_worker_dies_mid_job_and_the_next_one_finishes_it(app, user_clie
         assert mid["progress"]["percent"] < 60, mid  # still propagating: the kill lands mid-job
         held = await _row(app, did)
         assert held.run_job_id == f"dataset:{did}" and held.run_token
+        # the processes computing the job yield the CPU to the web server (WORKER_NICE, default 10)
+        computing = [p for p in _descendants(first.process.pid) if "resource_tracker" not in _cmdline(p)]
+        base = _nice(first.process.pid)
+        assert base == _nice(os.getpid())  # the worker's event loop itself keeps its priority
+        assert computing and all(_nice(p) == min(19, base + 10) for p in computing), \
+            [(p, _nice(p), _cmdline(p)) for p in computing]
         if how == "SIGKILL":
             first.kill()
+            deadline = time.monotonic() + 10  # SIGKILL lands at the next scheduling of each process
+            while any(_alive(pid) for pid in first.pool) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
             assert not any(_alive(pid) for pid in first.pool), "a pool process outlived the kill"
             # A supervisor restarts a dead worker with a backoff; the heartbeat is stale by then.
             await asyncio.sleep(STALE_SECONDS + 1)
