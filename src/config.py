@@ -8,6 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,21 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     var_dir: Path = ROOT / "var"
     storage_root: Path | None = None  # default: <var_dir>/storage
+    # Object storage (docs/storage.md): STORAGE_URL=s3://bucket/prefix keeps every file in an
+    # S3-compatible store instead of STORAGE_ROOT, so workers on other machines need no shared disk.
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None  # unset: AWS S3; e.g. http://minio:9000
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # The endpoint browsers reach for presigned downloads, when not S3_ENDPOINT_URL.
+    s3_public_endpoint_url: str | None = None
+    # redirect: downloads answer 307 to a presigned URL; stream: the web streams from the store.
+    storage_downloads: Literal["redirect", "stream"] = "redirect"
+    storage_presign_seconds: int = 3600
+    # Read-through cache of stored files on this machine (videos, models) and its size cap.
+    storage_cache_dir: Path | None = None  # default: <var_dir>/cache
+    storage_cache_bytes: int = 20_000_000_000
     certs_dir: Path = ROOT / "certs"
 
     # Web
@@ -108,6 +124,22 @@ class Settings(BaseSettings):
     @property
     def storage_path(self) -> Path:
         return self.storage_root or self.var_dir / "storage"
+
+    @property
+    def web_processes(self) -> int:
+        """WEB_WORKERS, or one web process per CPU core (2 to 8)."""
+        import os
+
+        return self.web_workers or max(2, min(8, os.cpu_count() or 1))
+
+    @property
+    def storage_cache_path(self) -> Path:
+        return (self.storage_cache_dir or self.var_dir / "cache").resolve()
+
+    @property
+    def scratch_path(self) -> Path:
+        """Temp files of this machine's jobs and uploads when the store is remote."""
+        return (self.var_dir / "scratch").resolve()
 
     @property
     def web_processes(self) -> int:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
-from fastapi.responses import FileResponse
 
 from src.auth.dependencies import CurrentUser
 from src.database import SessionDep
@@ -14,6 +14,7 @@ from src.datasets.dependencies import OwnedDataset
 from src.datasets.models import DatasetState
 from src.pagination import LIST_RESPONSES, PageDep, SearchQuery
 from src.pagination import set_headers as set_page_headers
+from src.storage import file_response
 from src.datasets.schemas import ConfirmBody, DatasetOptions, DatasetRead, Format, Quote
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
@@ -58,7 +59,8 @@ async def get_quote(dataset: OwnedDataset, session: SessionDep):
     return await service.quote(session, dataset=dataset)
 
 
-@router.post("/{dataset_id}/confirm", status_code=202, response_model=DatasetRead)
+@router.post("/{dataset_id}/confirm", status_code=202, response_model=DatasetRead,
+             responses={402: {"description": "the balance does not cover the quote"}})
 async def confirm(dataset: OwnedDataset, request: Request, session: SessionDep, body: ConfirmBody | None = None):
     """Check quota and balance, reserve the quote and queue the job. Confirming twice is harmless."""
     body = body or ConfirmBody()
@@ -77,10 +79,10 @@ async def cancel(dataset: OwnedDataset, request: Request, session: SessionDep):
 
 @router.get("/{dataset_id}/download", responses={200: {"content": {"application/zip": {}}}})
 async def download(dataset: OwnedDataset, format: Format):
-    """The export as a zip (streamed from disk)."""
-    path = service.download_path(dataset, format)
+    """The export as a zip: from disk, or a redirect to the object store (docs/storage.md)."""
+    key = await asyncio.to_thread(service.download_key, dataset, format)
     filename = f"{dataset.name}-{format}.zip".replace('"', "")
-    return FileResponse(path, media_type="application/zip", filename=filename)
+    return file_response(key, media_type="application/zip", filename=filename)
 
 
 @router.head("/{dataset_id}/download", responses={200: {"description": "the zip's headers (Content-Length), no body"}})

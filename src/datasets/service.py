@@ -288,7 +288,8 @@ async def to_read(session: AsyncSession, *, dataset: Dataset) -> DatasetRead:
     )
 
 
-def download_path(dataset: Dataset, fmt: str):
+def download_key(dataset: Dataset, fmt: str) -> str:
+    """The stored key of the dataset's zip in `fmt` (the route answers it from the store)."""
     if fmt not in FORMAT_NAMES:
         raise InvalidOptions(f"Unknown format {fmt!r}; choose one of {', '.join(FORMAT_NAMES)}.")
     if dataset.state != DatasetState.ready:
@@ -297,7 +298,7 @@ def download_path(dataset: Dataset, fmt: str):
     key = zip_key(dataset.id, fmt)
     if not storage.exists(key):
         raise DownloadNotFound(f"This dataset was not exported as {FORMAT_NAMES[fmt]}.")
-    return storage.local_path(key)
+    return key
 
 
 def read_artifact(dataset: Dataset, name: str) -> Any | None:

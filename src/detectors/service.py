@@ -330,12 +330,11 @@ async def predict(session: AsyncSession, redis, *, detector: Detector, user: Use
     if body.dataset_id is not None:
         dataset = await annotation_service.get_for_user(session, dataset_id=body.dataset_id, user=user)
         draft_classes = [c.name for c in await annotation_service.list_classes(session, dataset_id=dataset.id)]
-    storage = get_storage()
     timeout = get_settings().predict_timeout_s
     await session.commit()  # nothing written: the connection goes back to the pool while the worker runs
     job = await redis.enqueue_job(
-        "predict_frame", str(storage.local_path(detector.storage_key)), detector.kind.value, detector.classes,
-        detector.imgsz, str(storage.local_path(video.storage_key)), body.frame, body.conf,
+        "predict_frame", detector.storage_key, detector.kind.value, detector.classes,  # keys: the worker
+        detector.imgsz, video.storage_key, body.frame, body.conf,  # reads them from its own cache of the store
         _expires=timeout)  # a click nobody answered in time is not run later
     try:
         answer = await job.result(timeout=timeout, poll_delay=0.1)

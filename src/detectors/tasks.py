@@ -32,8 +32,9 @@ async def validate_detector(ctx: dict, detector_id: str) -> str:
         detector = await session.get(Detector, did)
         if detector is None or detector.state != DetectorState.validating:
             return "skipped"
-        path, kind, classes = str(get_storage().local_path(detector.storage_key)), detector.kind.value, detector.classes
+        key, kind, classes = detector.storage_key, detector.kind.value, detector.classes
     try:
+        path = str(await asyncio.to_thread(get_storage().local_path, key))  # this worker's copy of the store
         info = await run_cpu(ctx, inference.validate, path, kind, classes)
     except (InvalidModel, OfflineDownload) as error:
         message = error.message if isinstance(error, InvalidModel) else str(error)
@@ -50,16 +51,24 @@ async def validate_detector(ctx: dict, detector_id: str) -> str:
     return "ready"
 
 
-async def predict_frame(ctx: dict, model_path: str, kind: str, classes: list[str], imgsz: int | None,
-                        video_path: str, frame: int, conf: float) -> dict[str, Any]:
+def _predict_from_store(model_key: str, kind: str, classes: list[str], imgsz: int | None,
+                        video_key: str, frame: int, conf: float) -> list:
+    storage = get_storage()  # the model and the video from this worker's copy (docs/storage.md)
+    return steps.predict_frame(str(storage.local_path(model_key)), kind, classes, imgsz,
+                               str(storage.local_path(video_key)), frame, conf)
+
+
+async def predict_frame(ctx: dict, model_key: str, kind: str, classes: list[str], imgsz: int | None,
+                        video_key: str, frame: int, conf: float) -> dict[str, Any]:
     """The editor's Suggest boxes: `{"boxes": [...]}` or `{"error": message}`.
 
     Runs on the worker's interactive thread, not in the process pool: a click waits for one
-    frame, never behind a long propagation, and the model stays loaded between clicks."""
+    frame, never behind a long propagation, and the model stays loaded between clicks. The
+    model and the video come as storage keys: the web and the worker may share no disk."""
     loop = asyncio.get_running_loop()
     try:
-        boxes = await loop.run_in_executor(ctx["interactive"], steps.predict_frame, model_path, kind, classes,
-                                           imgsz, video_path, frame, conf)
+        boxes = await loop.run_in_executor(ctx["interactive"], _predict_from_store, model_key, kind, classes,
+                                           imgsz, video_key, frame, conf)
     except InvalidModel as error:
         return {"error": error.message}
     except (OfflineDownload, IndexError) as error:
@@ -105,31 +114,40 @@ async def train_detector(ctx: dict, detector_id: str) -> str:
         if detector is None or detector.state != DetectorState.training:
             return "skipped"
         options = dict(detector.training or {})
-        sources = []
+        source_keys = []
         for dataset_id in options["dataset_ids"]:
             dataset = await session.get(Dataset, uuid.UUID(dataset_id))
             if dataset is None:
                 continue
-            sources.append(master.Source(str(dataset.id), str(dataset.video_id),
-                                         str(storage.local_path(dataset_service.zip_key(dataset.id, "yolo")))))
-        base = options["base"]
+            source_keys.append((str(dataset.id), str(dataset.video_id), dataset_service.zip_key(dataset.id, "yolo")))
+        base, base_key = options["base"], None
         if not training.ARCHITECTURE.match(base):
             base_model = await session.get(Detector, uuid.UUID(base))
-            base = str(storage.local_path(base_model.storage_key)) if base_model and base_model.storage_key else ""
+            base, base_key = "", (base_model.storage_key if base_model and base_model.storage_key else None)
         the_master = await service.new_master(session, owner_id=detector.owner_id, dataset_ids=options["dataset_ids"])
         master_id = the_master.id
         detector.master_id = master_id
-    master_dir = storage.local_path(service.master_key(master_id))
+    the_master_key = service.master_key(master_id)
     run_dir = storage.temp_file(".train")
     run_dir.unlink()
+    build_dir = storage.temp_file(".master")
+    build_dir.unlink()
     try:
+        # Files come from this worker's copy of the store (fetched off the event loop), and the
+        # merged master version goes back into the store as a folder: another worker may train next.
+        sources = [master.Source(d, v, str(await asyncio.to_thread(storage.local_path, key)))
+                   for d, v, key in source_keys]
+        if base_key is not None:
+            base = str(await asyncio.to_thread(storage.local_path, base_key))
         if not base:
             raise InvalidModel("The base model was deleted.")
-        if not (master_dir / "data.yaml").exists():
-            stats = await _poll(ctx, did, steps.merge, sources, str(master_dir), stage="merging", lo=0, hi=5)
+        if not await asyncio.to_thread(storage.exists, f"{the_master_key}/data.yaml"):
+            stats = await _poll(ctx, did, steps.merge, sources, str(build_dir), stage="merging", lo=0, hi=5)
+            await asyncio.to_thread(storage.put_dir, the_master_key, build_dir)
             async with job_session(ctx) as session:
                 row = await session.get(MasterDataset, master_id, with_for_update=True)
                 row.classes, row.stats = stats["classes"], stats
+        master_dir = await asyncio.to_thread(storage.local_dir, the_master_key)
         result = await _poll(ctx, did, training.train, str(master_dir / "data.yaml"), base, str(run_dir),
                              epochs=int(options["epochs"]), imgsz=int(options["imgsz"]), stage="training", lo=5, hi=100)
     except (InvalidModel, OfflineDownload, ValueError, FileNotFoundError) as error:
@@ -155,6 +173,7 @@ async def train_detector(ctx: dict, detector_id: str) -> str:
             await service.evaluate_others(session, ctx["redis"], the_master=row, trained_id=did)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(build_dir, ignore_errors=True)
     return "ready"
 
 
@@ -182,12 +201,13 @@ async def evaluate_detector(ctx: dict, detector_id: str, master_id: str) -> str:
         if not service.common_classes(detector.classes, the_master.classes):
             log.info("model %s: no class in common with master v%s, not evaluated", did, the_master.version)
             return "no common class"
-        args = (str(storage.local_path(detector.storage_key)), detector.kind.value, list(detector.classes),
-                detector.imgsz, str(storage.local_path(service.master_key(mid))), _split_of(the_master))
+        model_key, kind, classes, imgsz = detector.storage_key, detector.kind.value, list(detector.classes), detector.imgsz
         split = _split_of(the_master)
     work_dir = storage.temp_file(".eval")
     work_dir.unlink()
     try:
+        args = (str(await asyncio.to_thread(storage.local_path, model_key)), kind, classes, imgsz,
+                str(await asyncio.to_thread(storage.local_dir, service.master_key(mid))), split)
         metrics = await run_cpu(ctx, steps.evaluate, *args, str(work_dir))
     except (InvalidModel, OfflineDownload, FileNotFoundError, ValueError) as error:
         log.warning("model %s on master %s: evaluation failed: %s", did, mid, error)
@@ -220,21 +240,22 @@ async def _detections(ctx: dict, *, dataset: Dataset, model_id: uuid.UUID, video
 
     storage = get_storage()
     key = detections_key(dataset.id, model_id)
-    if storage.exists(key):
-        return await run_cpu(ctx, steps.load_detections, str(storage.local_path(key)))
+    if await asyncio.to_thread(storage.exists, key):
+        return await run_cpu(ctx, steps.load_detections, str(await asyncio.to_thread(storage.local_path, key)))
     async with job_session(ctx) as session:
         user = await session.get(User, dataset.owner_id)
         try:
             detector = await service.get_ready_for_user(session, detector_id=model_id, user=user)
         except DomainError as error:  # the dataset job reports ValueErrors to the user
             raise ValueError(f"the model chosen for this dataset cannot be used ({error.message})") from error
-        model_path = str(storage.local_path(detector.storage_key))
+        model_key = detector.storage_key
         kind, model_classes, imgsz = detector.kind.value, list(detector.classes), detector.imgsz
+    model_path = str(await asyncio.to_thread(storage.local_path, model_key))
     started = time.monotonic()
     detections = await run_cpu(ctx, steps.run_detections, model_path, kind, model_classes, imgsz, video_path)
     temp = storage.temp_file(".npz")
     await run_cpu(ctx, steps.save_detections, detections, str(temp))
-    storage.put_file(key, temp)
+    await asyncio.to_thread(storage.put_file, key, temp)
     log.info("dataset %s: model %s ran over %d frames in %.1fs", dataset.id, model_id, detections.boxes.shape[0],
              time.monotonic() - started)
     return detections

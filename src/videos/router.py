@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
-from fastapi.responses import FileResponse
 
 from src.auth.dependencies import CurrentUser
 from src.database import SessionDep
 from src.pagination import LIST_RESPONSES, PageDep, SearchQuery
 from src.pagination import set_headers as set_page_headers
-from src.storage import get_storage
+from src.storage import file_response, get_storage
 from src.videos import service
 from src.videos.dependencies import OwnedVideo
 from src.videos.exceptions import VideoNotFound
@@ -70,6 +70,6 @@ async def read_frame(video: OwnedVideo, n: int, width: Annotated[int | None, Que
 async def read_thumbnail(video: OwnedVideo):
     storage = get_storage()
     key = service.thumb_key(video.id)
-    if video.storage_key is None or not storage.exists(key):
+    if video.storage_key is None or not await asyncio.to_thread(storage.exists, key):
         raise VideoNotFound()
-    return FileResponse(storage.local_path(key), media_type="image/jpeg", headers={"Cache-Control": FRAME_CACHE})
+    return file_response(key, media_type="image/jpeg", headers={"Cache-Control": FRAME_CACHE})

@@ -125,8 +125,14 @@ async def store_probed_file(
     video.status, video.ready_at, video.error = VideoStatus.ready, utcnow(), None
     session.add(video)
     await session.flush()
-    storage.put_file(video.storage_key, path)
-    await asyncio.to_thread(_write_thumbnail, storage.local_path(video.storage_key), storage.local_path(thumb_key(video.id)))
+    thumb = storage.temp_file(".jpg")
+    try:
+        await asyncio.to_thread(_write_thumbnail, path, thumb)  # from the local copy, before it moves
+        # Into the store (an upload in parts when it is S3), off the event loop.
+        await asyncio.to_thread(storage.put_file, video.storage_key, path)
+        await asyncio.to_thread(storage.put_file, thumb_key(video.id), thumb)
+    finally:
+        thumb.unlink(missing_ok=True)
     return video
 
 
@@ -193,11 +199,12 @@ async def frame_jpeg(video: Video, *, n: int, width: int | None) -> bytes:
         raise VideoNotFound()
     if width is not None and not 16 <= width <= 8192:
         raise InvalidVideo("width must be between 16 and 8192 pixels.")
-    path = get_storage().local_path(video.storage_key)
+    key = video.storage_key
 
     def work() -> bytes:
         from src.vision.video import read_frame
 
+        path = get_storage().local_path(key)  # a remote store: this machine's cached copy
         return encode_jpeg(read_frame(path, n, width=width if width and width < video.width else None))
 
     try:
