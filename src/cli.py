@@ -8,6 +8,7 @@
     forge create-admin  create (or promote) the admin from FORGE_ADMIN_EMAIL / FORGE_ADMIN_PASSWORD
     forge propagate     run the propagation engine on a video (see `forge propagate --help`)
     forge tracker download [DIR]   fetch the learned tracker's model files, checking their sha256
+    forge tracker push [DIR]       copy them into the store, for TRACKER_MODEL_DIR=store:models/nanotrack-v2
     forge datasets create|confirm|wait|download|list|delete, forge videos upload|list
                         drive the site over HTTP with an API token (src/client.py, docs/api.md)
 """
@@ -165,6 +166,34 @@ def worker() -> int:
     return 0
 
 
+def _local_tracker_dir():
+    setting = get_settings().tracker_model_dir
+    if setting and not setting.startswith("store:"):
+        return setting
+    return get_settings().var_dir / "models" / "nanotrack-v2"
+
+
+TRACKER_PREFIX = "models/nanotrack-v2"
+
+
+def tracker_push(argv: list[str]) -> int:
+    """`forge tracker push [DIR]`: the learned tracker's files into the store (docs/storage.md),
+    so workers on any machine fetch them with TRACKER_MODEL_DIR=store:models/nanotrack-v2."""
+    from src.storage import copy_folder_to_store
+    from src.vision.nanotrack import MODEL_FILES
+
+    source = os.path.abspath(argv[0] if argv else str(_local_tracker_dir()))
+    names = list(MODEL_FILES.values())
+    missing = [name for name in names if not os.path.isfile(os.path.join(source, name))]
+    if missing:
+        print(f"forge tracker push: {source} lacks {', '.join(missing)} (run `forge tracker download` first)",
+              file=sys.stderr)
+        return 2
+    size = copy_folder_to_store(source, TRACKER_PREFIX, names=names)
+    print(f"{size} bytes stored under {TRACKER_PREFIX}; set TRACKER_MODEL_DIR=store:{TRACKER_PREFIX} on every worker")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -176,10 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         from src.vision.cli import main as propagate_main
 
         return propagate_main(argv[1:])
+    if argv[:2] == ["tracker", "push"]:
+        return tracker_push(argv[2:])
     if argv and argv[0] == "tracker":
         from src.vision.cli import tracker_main
 
-        return tracker_main(argv[1:], default_dir=get_settings().tracker_model_dir or get_settings().var_dir / "models" / "nanotrack-v2")
+        return tracker_main(argv[1:], default_dir=_local_tracker_dir())
     parser = argparse.ArgumentParser(prog="forge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("up", "web", "worker", "create-admin"):

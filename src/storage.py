@@ -423,6 +423,36 @@ def get_storage() -> Storage:
     return _storage
 
 
+STORE_PREFIX = "store:"
+
+
+def resolve_model_dir(value: str | None) -> str | None:
+    """A model folder setting (TRACKER_MODEL_DIR) as a folder on this machine: a plain path as it
+    is, `store:<prefix>` (e.g. `store:models/nanotrack-v2`, put there by `forge tracker push`)
+    fetched from the store into this machine's cache, so every worker runs the same files."""
+    if not value or not value.startswith(STORE_PREFIX):
+        return value
+    return str(get_storage().local_dir(value[len(STORE_PREFIX):].strip("/")))
+
+
+def copy_folder_to_store(source: str | Path, prefix: str, *, names: list[str] | None = None) -> int:
+    """Copy a folder on this machine (or only `names` in it) to `prefix` in the store; the
+    source stays. Returns the bytes stored."""
+    storage = get_storage()
+    staging = storage.temp_file(".dir")
+    staging.unlink()
+    try:
+        if names is None:
+            shutil.copytree(source, staging)
+        else:
+            staging.mkdir(parents=True)
+            for name in names:
+                shutil.copyfile(Path(source) / name, staging / name)
+        return storage.put_dir(prefix, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def file_response(key: str, *, media_type: str, filename: str | None = None, headers: dict[str, str] | None = None):
     """The stored file as an HTTP response: served from disk (local store), a redirect to a
     presigned URL, or streamed through this process (STORAGE_DOWNLOADS=stream)."""

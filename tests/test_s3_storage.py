@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from src.config import get_settings
+from tests.conftest import SHARED_DATA
 from tests.datasets.conftest import CROSSING, OPTIONS, make_draft, run_worker, top_up
 from tests.videos.conftest import stored_files, upload
 
@@ -228,3 +229,25 @@ def test_bad_storage_url_is_refused_with_its_reason():
     for bad in ("bucket/x", "s3:///x", "gs://bucket"):
         with pytest.raises(ValueError, match="s3://bucket"):
             parse_storage_url(bad)
+
+
+def test_tracker_files_pushed_to_the_store_reach_a_worker_through_its_cache(s3_settings, tmp_path, capsys):
+    """`forge tracker push DIR` copies the learned tracker's files into the store; a worker with
+    TRACKER_MODEL_DIR=store:models/nanotrack-v2 gets a local folder of the same bytes."""
+    from src.cli import main
+    from src.storage import resolve_model_dir
+    from src.vision.nanotrack import MODEL_FILES
+
+    shared = SHARED_DATA.parent / "models" / "nanotrack-v2"
+    if not all((shared / name).exists() for name in MODEL_FILES.values()):
+        pytest.skip(f"shared model files missing: {shared}")
+    assert main(["tracker", "push", str(tmp_path / "empty")]) == 2
+    assert "lacks" in capsys.readouterr().err
+    assert main(["tracker", "push", str(shared)]) == 0
+    assert "TRACKER_MODEL_DIR=store:models/nanotrack-v2" in capsys.readouterr().out
+    assert sorted(k.rsplit("/", 1)[1] for k in _objects(s3_settings, "forge/models/")) == sorted(MODEL_FILES.values())
+    folder = Path(resolve_model_dir("store:models/nanotrack-v2"))
+    assert folder.is_relative_to(tmp_path / "cache")
+    for name in MODEL_FILES.values():
+        assert hashlib.sha256((folder / name).read_bytes()).digest() == hashlib.sha256((shared / name).read_bytes()).digest()
+    assert resolve_model_dir("/some/local/dir") == "/some/local/dir" and resolve_model_dir(None) is None

@@ -43,7 +43,7 @@ from src.review import service as review_service
 from src.webhooks import service as webhook_service
 from src.webhooks.models import WebhookEvent
 from src.review.models import ReviewBackend
-from src.storage import get_storage
+from src.storage import get_storage, resolve_model_dir
 from src.videos import service as video_service
 from src.videos.models import Video
 from src.vision.attributes import keyframe_values, resolve_tracks
@@ -143,12 +143,15 @@ async def _load(ctx: dict, dataset_id: uuid.UUID) -> dict[str, Any] | None:
         dataset.worker_id, dataset.heartbeat_at = WORKER_ID, utcnow()
         video = await session.get(Video, dataset.video_id)
         classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
-        return {
-            "token": dataset.run_token, "video_path": str(get_storage().local_path(video.storage_key)),
-            "video": video, "dataset": dataset, "classes": classes,
+        job = {
+            "token": dataset.run_token, "video": video, "dataset": dataset, "classes": classes,
             "seeds": await annotation_service.seeds_for_engine(session, dataset_id=dataset.id),
             "attributes": await annotation_service.attribute_specs(session, dataset_id=dataset.id),
         }
+    # This worker's copy of the video (docs/storage.md: fetched from an object store into the
+    # local cache), after the row lock is released and off the event loop.
+    job["video_path"] = str(await asyncio.to_thread(get_storage().local_path, video.storage_key))
+    return job
 
 
 def _spec(job: dict[str, Any], options, reviewed: list[int], seeds: dict | None = None) -> ExportSpec:
@@ -167,12 +170,14 @@ def _spec(job: dict[str, Any], options, reviewed: list[int], seeds: dict | None 
 async def _save_outputs(dataset_id: uuid.UUID, built: dict[str, Any], out_dir: Path, timeline: dict) -> int:
     storage = get_storage()
     size = 0
+    # Off the event loop: into an object store these are multipart uploads (docs/storage.md).
     for fmt, path in built["zips"].items():
-        size += storage.put_file(service.zip_key(dataset_id, fmt), Path(path))
-    size += storage.put_file(service.artifact_key(dataset_id, "manifest.json"), out_dir / "manifest.json")
+        size += await asyncio.to_thread(storage.put_file, service.zip_key(dataset_id, fmt), Path(path))
+    size += await asyncio.to_thread(storage.put_file, service.artifact_key(dataset_id, "manifest.json"),
+                                    out_dir / "manifest.json")
     timeline_path = storage.temp_file(".json")
     timeline_path.write_text(json.dumps(timeline))
-    size += storage.put_file(service.artifact_key(dataset_id, "timeline.json"), timeline_path)
+    size += await asyncio.to_thread(storage.put_file, service.artifact_key(dataset_id, "timeline.json"), timeline_path)
     return size
 
 
@@ -196,7 +201,8 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
     out_dir.unlink()
     try:
         result = await _stage(ctx, did, token, "propagating", pipeline.run_propagation, job["video_path"], seeds,
-                              video_service.stored_probe(job["video"]), get_settings().tracker_model_dir,
+                              video_service.stored_probe(job["video"]),
+                              await asyncio.to_thread(resolve_model_dir, get_settings().tracker_model_dir),
                               state=None if resumed else DatasetState.propagating, timings=timings)
         log.info("dataset %s: tracks made by the %s engine%s", did, result.engine,
                  f" ({result.engine_note})" if result.engine_note else "")
@@ -378,13 +384,15 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str) -> str:
         video = await session.get(Video, dataset.video_id)
         seeds = await annotation_service.seeds_for_engine(session, dataset_id=did)
         budget = service.options_of(dataset).review_budget
-        info, video_path = video_service.stored_probe(video), str(get_storage().local_path(video.storage_key))
+        info, video_key = video_service.stored_probe(video), video.storage_key
     if preview.preview_key(seeds, budget=budget, engine=preview.engine_id()) != key:
         return "superseded"
+    video_path = str(await asyncio.to_thread(get_storage().local_path, video_key))  # this worker's copy
+    model_dir = await asyncio.to_thread(resolve_model_dir, get_settings().tracker_model_dir)
     progress_path = get_storage().temp_file(".preview.json")
     await preview.set_state(redis, did, key=key, state="running", done=0, total=video.frame_count or 0)
     future = asyncio.ensure_future(run_cpu(ctx, pipeline.run_preview, video_path, seeds, info,
-                                           get_settings().tracker_model_dir, budget, str(progress_path)))
+                                           model_dir, budget, str(progress_path)))
     try:
         while True:
             done, _ = await asyncio.wait({future}, timeout=0.5)
@@ -400,7 +408,7 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str) -> str:
             await preview.set_state(redis, did, key=key, state="failed", error=str(error))
             return "failed"
         progress_path.write_text(json.dumps(document, separators=(",", ":")))
-        get_storage().put_file(preview.store_key(did, key), progress_path)
+        await asyncio.to_thread(get_storage().put_file, preview.store_key(did, key), progress_path)
         if await preview.is_current(redis, did, key):
             await preview.set_state(redis, did, key=key, state="ready", done=document["frames"], total=document["frames"])
         log.info("dataset %s: preview %s ready (%s, %d tracks)", did, key, document["engine"], len(document["tracks"]))
