@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         import os
 
         return self.web_workers or max(2, min(8, os.cpu_count() or 1))
+
+    @field_validator("storage_root", "storage_url", "s3_endpoint_url", "s3_region", "s3_access_key_id",
+                     "s3_secret_access_key", "s3_public_endpoint_url", "storage_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        """`STORAGE_ROOT=` as .env-example writes it means unset (not the current folder)."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def storage_cache_path(self) -> Path:

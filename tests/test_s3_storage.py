@@ -251,3 +251,16 @@ def test_tracker_files_pushed_to_the_store_reach_a_worker_through_its_cache(s3_s
     for name in MODEL_FILES.values():
         assert hashlib.sha256((folder / name).read_bytes()).digest() == hashlib.sha256((shared / name).read_bytes()).digest()
     assert resolve_model_dir("/some/local/dir") == "/some/local/dir" and resolve_model_dir(None) is None
+
+
+def test_empty_storage_settings_mean_unset(monkeypatch):
+    """`STORAGE_ROOT=` and `STORAGE_URL=` as .env-example writes them: the default local store
+    under VAR_DIR, not the current folder nor an S3 endpoint named ''."""
+    from src.config import Settings
+
+    for name in ("STORAGE_ROOT", "STORAGE_URL", "S3_ENDPOINT_URL", "STORAGE_CACHE_DIR"):
+        monkeypatch.setenv(name, "")
+    settings = Settings(_env_file=None)
+    assert settings.storage_path == settings.var_dir / "storage"
+    assert settings.storage_url is None and settings.s3_endpoint_url is None
+    assert settings.storage_cache_path == (settings.var_dir / "cache").resolve()

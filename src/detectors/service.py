@@ -113,7 +113,7 @@ async def upload(
         session.add(detector)
         await session.flush()
         detector.storage_key = model_key(detector)
-        storage.put_file(detector.storage_key, temp)
+        await asyncio.to_thread(storage.put_file, detector.storage_key, temp)  # an upload when the store is S3
         await session.flush()
     except BaseException:
         temp.unlink(missing_ok=True)
