@@ -34,7 +34,7 @@ from src.datasets.router import router as datasets_router
 from src.detectors import pages as detector_pages
 from src.detectors.router import router as detectors_router
 from src.exceptions import DomainError
-from src import outages
+from src import api_errors, outages
 from src.review import pages as review_pages
 from src.review.router import admin_router as review_admin_router
 from src.review.router import router as review_router
@@ -167,6 +167,7 @@ def create_app() -> FastAPI:
         return JSONResponse({"status": "ok" if ok else "error", **checks}, status_code=200 if ok else 503)
 
     install_error_handlers(app)
+    api_errors.install(app)  # every operation's error answers in the OpenAPI schema
     return app
 
 

@@ -18,6 +18,7 @@ from src.auth.router import UserManagerDep
 from src.billing import service as billing_service
 from src.billing.schemas import PriceListRead
 from src.database import SessionDep
+from src.pagination import MAX_PAGE
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_role(Role.admin))])
 
@@ -25,9 +26,9 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends
 @router.get("/users", response_model=UserPage)
 async def list_users(
     session: SessionDep,
-    q: str = "",
+    q: str = Query("", max_length=200),
     role: Role | None = None,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     per_page: int = Query(25, ge=1, le=200),
 ):
     items, total = await service.list_users(session, q=q, role=role, page=page, per_page=per_page)
@@ -56,7 +57,8 @@ async def change_balance(session: SessionDep, admin: AdminUser, user_id: uuid.UU
 
 
 @router.get("/users/{user_id}/ledger")
-async def user_ledger(session: SessionDep, user_id: uuid.UUID, page: int = Query(1, ge=1), per_page: int = Query(50, ge=1, le=500)):
+async def user_ledger(session: SessionDep, user_id: uuid.UUID, page: int = Query(1, ge=1, le=MAX_PAGE),
+                      per_page: int = Query(50, ge=1, le=500)):
     await service.get_user_or_raise(session, user_id=user_id)
     items = await billing_service.ledger(session, user_id=user_id, limit=per_page, offset=(page - 1) * per_page)
     return {"items": items, "page": page, "per_page": per_page}
@@ -116,9 +118,9 @@ async def put_defaults(session: SessionDep, admin: AdminUser, body: DefaultsUpda
 async def list_audit(
     session: SessionDep,
     admin_id: uuid.UUID | None = None,
-    action: str | None = None,
+    action: str | None = Query(None, max_length=100),
     target_user_id: uuid.UUID | None = None,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     per_page: int = Query(50, ge=1, le=500),
 ):
     items = await audit.entries(

@@ -25,7 +25,7 @@ class DraftCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
 
     video_id: uuid.UUID
-    name: str
+    name: str = Field(max_length=200)
     classes: list[str] = Field(default_factory=list, max_length=100)
 
 
@@ -83,7 +83,7 @@ class KeyframeList(BaseModel):
 class AttributeCreate(BaseModel):
     """`{"class": "person", "name": "action", "kind": "multi", "values": [...], "mutable": true}`."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     class_name: str = Field(alias="class")
     name: str

@@ -59,11 +59,14 @@ def _logout_route(backend: AuthenticationBackend):
 
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
+LOGIN_ERRORS = {400: {"description": "wrong e-mail or password, or a deactivated account"},
+                429: {"description": "too many failed logins: retry after `Retry-After` seconds"}}
 auth_router.add_api_route("/login", _login_route(cookie_backend), methods=["POST"], status_code=204,
+                          responses={**LOGIN_ERRORS, 403: {"description": "no CSRF token (login CSRF)"}},
                           summary="Log in with a form (username = e-mail); sets the session cookie")
 auth_router.add_api_route("/logout", _logout_route(cookie_backend), methods=["POST"], status_code=204,
                           summary="Log out: clears the session cookie")
-auth_router.add_api_route("/jwt/login", _login_route(bearer_backend), methods=["POST"],
+auth_router.add_api_route("/jwt/login", _login_route(bearer_backend), methods=["POST"], responses=LOGIN_ERRORS,
                           summary="Log in with a form; returns a bearer token for scripts")
 auth_router.add_api_route("/jwt/logout", _logout_route(bearer_backend), methods=["POST"], status_code=204,
                           summary="Log out: ends every session and token of the account")

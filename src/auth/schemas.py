@@ -16,12 +16,14 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
 
 
 MAX_PASSWORD_LENGTH = 128  # argon2 over a huge password is a denial of service
+MIN_PASSWORD_LENGTH = 8
 
 
 class UserCreate(schemas.BaseUserCreate):
     model_config = ConfigDict(extra="forbid")  # unknown fields are a 422 naming them
 
-    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+    # minLength documents the rule that validate_password enforces (a 400 saying why)
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH, json_schema_extra={"minLength": MIN_PASSWORD_LENGTH})
 
 
 class UserUpdate(schemas.BaseUserUpdate):

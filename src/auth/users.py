@@ -145,7 +145,7 @@ class JWTOrApiTokenStrategy(RevocableJWTStrategy):
         return await super().read_token(token, user_manager)
 
 
-def get_jwt_strategy(strategy_class: type[RevocableJWTStrategy] = RevocableJWTStrategy) -> JWTStrategy:
+def _strategy(strategy_class: type[RevocableJWTStrategy]) -> JWTStrategy:
     keys = jwt_keys()
     return strategy_class(
         secret=keys.private_pem,
@@ -153,6 +153,10 @@ def get_jwt_strategy(strategy_class: type[RevocableJWTStrategy] = RevocableJWTSt
         algorithm="RS256",
         lifetime_seconds=get_settings().jwt_lifetime_seconds,
     )
+
+
+def get_jwt_strategy() -> JWTStrategy:
+    return _strategy(RevocableJWTStrategy)
 
 
 cookie_backend = AuthenticationBackend(
@@ -167,7 +171,7 @@ cookie_backend = AuthenticationBackend(
     get_strategy=get_jwt_strategy,
 )
 def get_bearer_strategy() -> JWTStrategy:
-    return get_jwt_strategy(JWTOrApiTokenStrategy)
+    return _strategy(JWTOrApiTokenStrategy)
 
 
 def _bearer_transport() -> BearerTransport:

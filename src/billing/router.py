@@ -8,6 +8,7 @@ from src.auth.dependencies import CurrentUser
 from src.billing import service
 from src.billing.schemas import BalanceRead, LedgerPage, PriceListRead
 from src.database import SessionDep
+from src.pagination import MAX_PAGE
 from src.quotas import service as quota_service
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
@@ -21,7 +22,7 @@ async def balance(session: SessionDep, user: CurrentUser):
 
 @router.get("/ledger", response_model=LedgerPage)
 async def ledger(
-    session: SessionDep, user: CurrentUser, page: int = Query(1, ge=1), per_page: int = Query(50, ge=1, le=500)
+    session: SessionDep, user: CurrentUser, page: int = Query(1, ge=1, le=MAX_PAGE), per_page: int = Query(50, ge=1, le=500)
 ):
     items = await service.ledger(session, user_id=user.id, limit=per_page, offset=(page - 1) * per_page)
     balance_cents = await service.balance_cents(session, user_id=user.id)

@@ -6,7 +6,7 @@ import uuid
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from src.auth.dependencies import AdminUser, CurrentUser, require_role
 from src.auth.models import Role
@@ -18,6 +18,8 @@ from src.review.models import JobStage, ReviewJob, ReviewTask
 from src.review.schemas import AssignIn, FrameDecisionIn, ReviewJobRead, ReviewOverviewRow, ReviewTaskRead, ValidationIn
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"])
+JobId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a review job's id")]  # an int4 column
+Frame = Annotated[int, Path(ge=0, le=2**31 - 1, description="a frame number of the video")]
 admin_router = APIRouter(prefix="/api/v1/admin/review", tags=["admin"], dependencies=[Depends(require_role(Role.admin))])
 
 
@@ -34,13 +36,13 @@ async def my_jobs(request: Request, response: Response, session: SessionDep, use
 
 
 @router.get("/jobs/{job_id}", response_model=ReviewJobRead)
-async def read_job(job_id: int, session: SessionDep, user: CurrentUser):
+async def read_job(job_id: JobId, session: SessionDep, user: CurrentUser):
     job = await service.get_job_for(session, job_id=job_id, user=user)
     return await service.job_view(session, job=job)
 
 
 @router.get("/jobs/{job_id}/frames/{frame}/image", responses={200: {"content": {"image/jpeg": {}}}})
-async def frame_image(job_id: int, frame: int, session: SessionDep, user: CurrentUser,
+async def frame_image(job_id: JobId, frame: Frame, session: SessionDep, user: CurrentUser,
                       width: Annotated[int | None, Query(ge=16, le=8192)] = None):
     """A frame of the job as JPEG, for the people the job is dealt to (its frames only)."""
     from src.videos import service as video_service
@@ -53,7 +55,7 @@ async def frame_image(job_id: int, frame: int, session: SessionDep, user: Curren
 
 
 @router.put("/jobs/{job_id}/frames/{frame}", response_model=ReviewJobRead)
-async def decide_frame(job_id: int, frame: int, body: FrameDecisionIn, session: SessionDep, user: CurrentUser):
+async def decide_frame(job_id: JobId, frame: Frame, body: FrameDecisionIn, session: SessionDep, user: CurrentUser):
     """Accept the proposed boxes, fix them (`objects`), or reject the frame (dropped from the dataset)."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
     await service.decide(session, job=job, user=user, video_frame=frame, decision=body.decision, corrected=body.objects)
@@ -61,7 +63,7 @@ async def decide_frame(job_id: int, frame: int, body: FrameDecisionIn, session: 
 
 
 @router.post("/jobs/{job_id}/complete", response_model=ReviewJobRead)
-async def complete(job_id: int, request: Request, session: SessionDep, user: CurrentUser):
+async def complete(job_id: JobId, request: Request, session: SessionDep, user: CurrentUser):
     """The annotator is done: the job goes to validation by a second person (or, in double
     review, is accepted with its QC pair when they agree enough)."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
@@ -73,7 +75,7 @@ async def complete(job_id: int, request: Request, session: SessionDep, user: Cur
 
 
 @router.post("/jobs/{job_id}/validate", response_model=ReviewJobRead)
-async def validate(job_id: int, body: ValidationIn, request: Request, session: SessionDep, user: CurrentUser):
+async def validate(job_id: JobId, body: ValidationIn, request: Request, session: SessionDep, user: CurrentUser):
     """Accept (the corrections are imported; the last acceptance resumes the dataset) or reject with an issue."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
     finished = await service.validate(session, job=job, user=user, accept=body.accept, issue=body.issue)
@@ -84,7 +86,7 @@ async def validate(job_id: int, body: ValidationIn, request: Request, session: S
 
 
 @router.post("/jobs/{job_id}/assign", response_model=ReviewJobRead)
-async def assign(job_id: int, body: AssignIn, session: SessionDep, admin: AdminUser):
+async def assign(job_id: JobId, body: AssignIn, session: SessionDep, admin: AdminUser):
     """Admin: give the job (in validation: its review) to another person; CVAT jobs are reassigned in CVAT too."""
     from src.review import cvat_sync
     from src.review.cvat import CvatConfig
@@ -139,7 +141,7 @@ async def review_overview(session: SessionDep, admin: AdminUser):
 
 
 @admin_router.post("/qc-jobs/{job_id}/accept", response_model=list[ReviewOverviewRow])
-async def accept_both(job_id: int, request: Request, session: SessionDep, admin: AdminUser):
+async def accept_both(job_id: JobId, request: Request, session: SessionDep, admin: AdminUser):
     """Accept a QC job and the primary job it checks, whatever their agreement (audited)."""
     finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin, redis=request.app.state.redis)
     job = await session.get(ReviewJob, job_id)

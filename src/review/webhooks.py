@@ -41,7 +41,9 @@ def _cvat_id(obj: dict, what: str) -> int:
     return value
 
 
-@router.post("/webhook", status_code=202)
+@router.post("/webhook", status_code=202, responses={
+    400: {"description": "not a CVAT event"}, 401: {"description": "bad or missing signature"},
+    422: {"description": "an id that is not a positive integer"}})
 async def cvat_webhook(request: Request, session: SessionDep):
     body = await request.body()
     if not signature_ok(body, request.headers.get("X-Signature-256")):
