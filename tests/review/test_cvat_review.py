@@ -244,7 +244,9 @@ async def test_open_reassign_and_agreement(app, user_client, admin_client, annot
     cvat_job = int(job["url"].rsplit("/", 1)[1])
     opened = await anna.get(f"/review/jobs/{job['id']}/open")
     assert opened.status_code == 303 and opened.headers["location"] == f"{cvat.url}/tasks/{next(iter(cvat.tasks))}/jobs/{cvat_job}"
-    assert (await user_client.get("/review")).status_code == 403
+    mine = await user_client.get("/review")  # the owner has no job of the team's to see
+    assert mine.status_code == 200 and f"/review/jobs/{job['id']}" not in mine.text
+    assert (await user_client.get(f"/review/jobs/{job['id']}")).status_code == 404
 
     rob_id = (await rob.get("/api/v1/users/me")).json()["id"]
     assert (await anna.post(f"/api/v1/review/jobs/{job['id']}/assign", json={"user_id": rob_id})).status_code == 403
