@@ -239,3 +239,22 @@ async def test_login_csrf_is_refused(make_client):
     ok = await victim.post("/login", data={"email": "attacker@example.com", "password": "correct-horse-9",
                                            "csrf_token": token}, follow_redirects=False)
     assert ok.status_code == 303 and "forge_session" in victim.cookies
+
+
+async def test_the_plain_video_upload_form_works_with_its_first_field_token(user_client):
+    """The no-JavaScript upload form: its csrf_token field comes first, the file streams after it."""
+    from tests.conftest import SHARED_DATA
+
+    page = await user_client.get("/videos", headers={"accept": "text/html"})
+    form = page.text[page.text.index('id="upload-form"'):]
+    assert form.index('name="csrf_token"') < form.index('name="file"') and "?csrf_token" not in page.text
+    token = user_client.headers.pop("X-CSRF-Token")
+    path = SHARED_DATA / "sequences/otb_crossing/video.mp4"
+    with path.open("rb") as f:
+        done = await user_client.post("/videos/upload", data={"csrf_token": token},
+                                      files={"file": ("crossing.mp4", f, "video/mp4")}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/videos"
+    with path.open("rb") as f:
+        refused = await user_client.post("/videos/upload", files={"file": ("crossing.mp4", f, "video/mp4")})
+    assert refused.status_code == 403
+    assert len((await user_client.get("/api/v1/videos")).json()) == 1
