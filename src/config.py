@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     login_max_failures: int = 10
     login_window_seconds: int = 60
+    # Failed logins per client address (all accounts together) per window; unset: 5x the above.
+    login_ip_max_failures: int | None = None
+    # Behind a reverse proxy only: the header it sets to the client address (e.g. X-Forwarded-For,
+    # right-most entry used). Unset: the peer address. Never set it without such a proxy in front.
+    trusted_proxy_header: str | None = None
+    # Request body caps (bytes): JSON and forms; uploads (each user's quota applies below this).
+    max_body_bytes: int = 1 << 20
+    max_upload_bytes: int = 20_000_000_000
 
     # Video import by URL: hosts allowed even though they resolve to private addresses
     # (SSRF protection refuses those otherwise). Comma-separated; for tests and intranets.
@@ -91,14 +99,6 @@ class Settings(BaseSettings):
     # How long the editor's "Suggest boxes" waits for the worker to run the model on a frame.
     predict_timeout_s: float = 60.0
     # Hard frames per review job (one annotator's unit of work).
-    # Failed logins per client address (all accounts together) per window; unset: 5x the above.
-    login_ip_max_failures: int | None = None
-    # Behind a reverse proxy only: the header it sets to the client address (e.g. X-Forwarded-For,
-    # right-most entry used). Unset: the peer address. Never set it without such a proxy in front.
-    trusted_proxy_header: str | None = None
-    # Request body caps (bytes): JSON and forms; uploads (each user's quota applies below this).
-    max_body_bytes: int = 1 << 20
-    max_upload_bytes: int = 20_000_000_000
     review_job_size: int = 20
     # CVAT (optional): with CVAT_URL set, users may send review to CVAT instead of the built-in page.
     cvat_url: str | None = None
