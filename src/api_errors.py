@@ -5,7 +5,8 @@ make, a list of pydantic errors (`loc`, `msg`, `type`, `input`, `ctx`) for a req
 not match its schema. `install(app)` wraps `app.openapi` so that each operation under
 /api, /auth and /health lists what it can answer, by what it is:
 
-- any parameter or body: 422 (either form of `detail`); a body: 413 (the size caps);
+- any parameter or body: 422 (either form of `detail`); a body: 413 (the size caps) and 400
+  (not JSON at all);
 - authenticated (a security requirement): 401 (no or a dead session / token), 403 (role,
   a read-only API token writing, CSRF for cookie sessions);
 - a path parameter, or an authenticated write: 404 (nothing there, or someone else's);
@@ -72,6 +73,8 @@ def expected_errors(path: str, method: str, operation: dict[str, Any]) -> set[in
         codes.add(422)
     if has_body or write:
         codes.add(413)
+    if has_body:
+        codes.add(400)  # a body that is not JSON at all: "There was an error parsing the body"
     if secured:
         codes |= {401, 403}
     if has_path or (secured and write):
