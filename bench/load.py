@@ -6,9 +6,10 @@ Starts its own platform in a temporary directory (embedded PostgreSQL and Redis,
 with WEB_WORKERS processes, one `forge worker`), on 127.0.0.1 only; nothing else is reached.
 Ten accounts, each with an uploaded video and a draft; every user is a logged-in browser session
 (five per account) that requests the pages and API a user of the site polls, one request after
-another (`--think` seconds between them, 0: back to back, the harshest case). Two phases of
+another (`--think` seconds between them on average, 0: back to back, the harshest case; the
+site's pages poll every 2 s). After a 5 s warm-up that is not counted, two phases of
 `--seconds` each: idle, then while dataset jobs keep the worker's pool busy (three long
-synthetic videos confirmed at once). Bounded: the users stop at the end of each phase, every
+synthetic videos confirmed at once, by three accounts). Bounded: the users stop at the end of each phase, every
 request has a 30 s timeout, the platform is stopped and its directory deleted at the end.
 """
 
@@ -39,6 +40,34 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and everything under it (Linux /proc)."""
+    found, todo = [pid], [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            for child in children:
+                if child not in found:
+                    found.append(child)
+                    todo.append(child)
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (exited ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -155,6 +184,8 @@ def _routes(account: dict) -> list[tuple[str, str]]:
 
 async def _user(client: httpx.AsyncClient, routes, stop_at: float, think: float, out: dict, errors: dict) -> None:
     i = random.randrange(len(routes))
+    if think:  # users who pause do not all start in the same instant
+        await asyncio.sleep(random.uniform(0, think))
     while time.monotonic() < stop_at:
         name, path = routes[i % len(routes)]
         i += 1
@@ -170,8 +201,10 @@ async def _user(client: httpx.AsyncClient, routes, stop_at: float, think: float,
             await asyncio.sleep(random.uniform(0.5 * think, 1.5 * think))
 
 
-async def _phase(url: str, accounts: list[dict], users: int, seconds: float, think: float) -> tuple[dict, dict, float]:
-    """`users` sessions (sharing the accounts' cookies) for `seconds`; latencies per route."""
+async def _phase(url: str, accounts: list[dict], users: int, seconds: float, think: float,
+                 platform: Platform) -> tuple[dict, dict, float, dict]:
+    """`users` sessions (sharing the accounts' cookies) for `seconds`; latencies per route, and
+    the CPU seconds the web processes, the worker (with its pool) and this client used."""
     clients = []
     for n in range(users):
         account = accounts[n % len(accounts)]
@@ -180,19 +213,26 @@ async def _phase(url: str, accounts: list[dict], users: int, seconds: float, thi
         clients.append((client, _routes(account)))
     out: dict[str, list[float]] = {}
     errors: dict[str, list[float]] = {}
+    web, worker = (_tree(child.pid) for child in platform.children)
+    before = {"web": _cpu_seconds(web), "worker": _cpu_seconds(worker), "client": time.process_time()}
     started = time.monotonic()
     stop_at = started + seconds
     await asyncio.gather(*(_user(c, r, stop_at, think, out, errors) for c, r in clients))
     wall = time.monotonic() - started
+    cpu = {"web": _cpu_seconds(web) - before["web"], "worker": _cpu_seconds(worker) - before["worker"],
+           "client": time.process_time() - before["client"]}
     for client, _ in clients:
         await client.aclose()
-    return out, errors, wall
+    return out, errors, wall, cpu
 
 
-def _report(title: str, out: dict, errors: dict, wall: float) -> None:
+def _report(title: str, out: dict, errors: dict, wall: float, cpu: dict) -> None:
     everything = [v for values in out.values() for v in values]
     print(f"\n{title}: {len(everything)} requests in {wall:.1f} s ({len(everything) / wall:.0f}/s), "
           f"{sum(len(v) for v in errors.values())} errors, load average {os.getloadavg()[0]:.1f}")
+    print(f"  CPU used: web processes {cpu['web']:.1f} s ({1000 * cpu['web'] / max(1, len(everything)):.1f} ms per "
+          f"request), worker and pool {cpu['worker']:.1f} s, this client {cpu['client']:.1f} s; "
+          f"{(cpu['web'] + cpu['worker'] + cpu['client']) / wall:.2f} of {os.cpu_count()} cores")
     print(f"  {'route':38s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
     for name in sorted(out):
         values = out[name]
@@ -205,8 +245,8 @@ def _report(title: str, out: dict, errors: dict, wall: float) -> None:
         print(f"  errors on {name}: {len(values)}")
 
 
-async def _states(account: dict, ids: list[str]) -> list[str]:
-    return [(await account["client"].get(f"/api/v1/datasets/{i}")).json()["state"] for i in ids]
+async def _states(jobs: list[tuple[dict, str]]) -> list[str]:
+    return [(await account["client"].get(f"/api/v1/datasets/{did}")).json()["state"] for account, did in jobs]
 
 
 async def _run(args) -> None:
@@ -231,36 +271,39 @@ async def _run(args) -> None:
                                                    json={"objects": [{"track_id": 1, "class": "box", "box": box}]})
             assert response.status_code == 200, response.text
 
-        out, errors, wall = await _phase(url, accounts, args.users, args.seconds, args.think)
-        _report("idle", out, errors, wall)
+        # warm-up, not counted: each web process opens its database connections and fills its caches
+        await _phase(url, accounts, args.users, 5, args.think, platform)
+        out, errors, wall, cpu = await _phase(url, accounts, args.users, args.seconds, args.think, platform)
+        _report("idle", out, errors, wall, cpu)
 
-        # the job: long videos, confirmed together, so the worker's pool is busy for the whole phase
-        owner = accounts[0]
-        await _top_up(platform.env, owner["email"], 10_000_000)
-        with long.open("rb") as f:
-            video = (await owner["client"].post("/api/v1/videos", files={"file": ("long.mp4", f, "video/mp4")})).json()
+        # the jobs: long videos, confirmed together by different accounts (a user may run 2 at a
+        # time), so the worker's pool is busy for the whole phase
         seeds = {"objects": [{"track_id": t, "class": "box", "box": [round(float(v), 1) for v in g[0]]}
                              for t, g in truth_long.items()]}
+        options = {"sampling": {"mode": "every_n", "every_n": 10}, "formats": ["yolo", "coco"], "review_budget": 0.0}
         jobs = []
-        for n in range(args.jobs):
-            client = owner["client"]
-            draft = (await client.post("/api/v1/datasets", json={"video_id": video["id"], "name": f"job {n}",
+        for account in accounts[:args.jobs]:
+            client = account["client"]
+            await _top_up(platform.env, account["email"], 10_000_000)
+            with long.open("rb") as f:
+                video = (await client.post("/api/v1/videos", files={"file": ("long.mp4", f, "video/mp4")})).json()
+            draft = (await client.post("/api/v1/datasets", json={"video_id": video["id"], "name": "job",
                                                                  "classes": ["box"]})).json()
             assert (await client.put(f"/api/v1/datasets/{draft['id']}/keyframes/0", json=seeds)).status_code == 200
-            options = {"sampling": {"mode": "every_n", "every_n": 10}, "formats": ["yolo", "coco"], "review_budget": 0.0}
             assert (await client.put(f"/api/v1/datasets/{draft['id']}/options", json=options)).status_code == 200
-            response = await client.post(f"/api/v1/datasets/{draft['id']}/confirm")
+            jobs.append((account, draft["id"]))
+        for account, did in jobs:
+            response = await account["client"].post(f"/api/v1/datasets/{did}/confirm")
             assert response.status_code == 202, response.text
-            jobs.append(draft["id"])
         deadline = time.monotonic() + 120
-        while "propagating" not in await _states(owner, jobs):
+        while "propagating" not in await _states(jobs):
             if time.monotonic() > deadline:
                 raise SystemExit("the dataset jobs did not start; see the worker log")
             await asyncio.sleep(0.5)
-        out, errors, wall = await _phase(url, accounts, args.users, args.seconds, args.think)
-        states = await _states(owner, jobs)
+        out, errors, wall, cpu = await _phase(url, accounts, args.users, args.seconds, args.think, platform)
+        states = await _states(jobs)
         _report(f"during {args.jobs} dataset jobs ({args.job_frames} frames each; states at the end: {', '.join(states)})",
-                out, errors, wall)
+                out, errors, wall, cpu)
         if all(s in ("ready", "failed") for s in states):
             print("  (the jobs ended before the phase did: part of it ran idle; raise --job-frames)")
         for account in accounts:

@@ -30,7 +30,7 @@ from tests.videos.conftest import upload
 
 FRAMES = 1500  # 50 s at 30 fps: propagation takes long enough to be caught mid-way
 EVERY_N = 20
-STALE_SECONDS = 10  # JOB_STALE_SECONDS of the test's workers
+STALE_SECONDS = 10  # JOB_STALE_SECONDS of the test's workers after a SIGKILL (300 after a SIGTERM: see below)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -72,8 +72,8 @@ def _alive(pid: int) -> bool:
 class WorkerProcess:
     """`python -m arq src.worker.WorkerSettings` against the test's PostgreSQL and Redis."""
 
-    def __init__(self, name: str, log_dir: Path):
-        env = {**os.environ, "JOB_STALE_SECONDS": str(STALE_SECONDS), "WORKER_PROCESSES": "1",
+    def __init__(self, name: str, log_dir: Path, stale_seconds: int = STALE_SECONDS):
+        env = {**os.environ, "JOB_STALE_SECONDS": str(stale_seconds), "WORKER_PROCESSES": "1",
                "PYTHONUNBUFFERED": "1"}  # DATABASE_URL, REDIS_URL, VAR_DIR: set by tests/conftest.py
         self.log = log_dir / f"{name}.log"
         with self.log.open("wb") as out:
@@ -144,7 +144,7 @@ async def _wait(client, dataset_id: str, until, timeout: float, what: str, worke
         current = (await client.get(f"/api/v1/datasets/{dataset_id}")).json()
         if until(current):
             return current
-        assert current["state"] not in ("failed", "cancelled"), current
+        assert current["state"] not in ("failed", "cancelled"), (current["state"], current["error"], current["progress"])
         for worker in workers:
             assert worker.process.poll() is None, f"{worker.log.name} exited:\n{worker.text()[-3000:]}"
         await asyncio.sleep(0.2)
@@ -168,7 +168,10 @@ async def _ledger_kinds(app, dataset_id: str) -> list[str]:
 async def test_a_worker_dies_mid_job_and_the_next_one_finishes_it(app, user_client, services, tmp_path, how):
     dataset = await _long_dataset(app, user_client, tmp_path)
     did = dataset["id"]
-    first = WorkerProcess("worker-1", tmp_path)
+    # After a SIGTERM the next worker must take the job over at once, long before the
+    # heartbeat could look stale: a stale threshold it cannot reach in this test.
+    stale = STALE_SECONDS if how == "SIGKILL" else 300
+    first = WorkerProcess("worker-1", tmp_path, stale)
     workers = [first]
     try:
         mid = await _wait(user_client, did, lambda d: d["state"] == "propagating" and d["progress"]["percent"] > 10,
@@ -196,7 +199,7 @@ async def test_a_worker_dies_mid_job_and_the_next_one_finishes_it(app, user_clie
         stopped = (await user_client.get(f"/api/v1/datasets/{did}")).json()
         assert stopped["state"] == "propagating" and stopped["progress"]["percent"] < 60, stopped
 
-        second = WorkerProcess("worker-2", tmp_path)
+        second = WorkerProcess("worker-2", tmp_path, stale)
         workers.append(second)
         done = await _wait(user_client, did, lambda d: d["state"] == "ready", 150, "the dataset to be ready", workers)
     finally:
