@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -227,3 +228,48 @@ async def test_a_worker_dies_mid_job_and_the_next_one_finishes_it(app, user_clie
     assert 0 < done["charged_cents"] <= done["quoted_cents"]
     balance = (await user_client.get("/api/v1/billing/balance")).json()["balance_cents"]
     assert balance == 1_000_000 - done["charged_cents"]
+
+
+async def test_a_run_that_lost_the_dataset_writes_nothing(app, user_client, monkeypatch):
+    """The ownership rules themselves, without a worker: a live holder makes another job skip;
+    once its heartbeat is stale (its arq job still "in progress": a dead or stalled worker) the
+    sweep hands the dataset to a new job id, and from then on the old run's writes, charge and
+    failure are refused while the new job claims it."""
+    from arq.constants import in_progress_key_prefix
+
+    from src.config import get_settings
+    from src.datasets import tasks
+    from tests.datasets.conftest import make_draft
+
+    dataset = await make_draft(user_client)
+    await top_up(app, "user@example.com", 100_000)
+    assert (await user_client.post(f"/api/v1/datasets/{dataset['id']}/confirm")).status_code == 202
+    did = uuid.UUID(dataset["id"])
+    ctx = {"redis": app.state.redis, "sessionmaker": app.state.sessionmaker, "job_id": f"dataset:{did}", "job_try": 1}
+
+    claimed = await tasks._load(ctx, did)
+    token = claimed["token"]
+    await tasks._update(ctx, did, token, progress={"stage": "propagating", "percent": 20})
+    assert await tasks._load({**ctx, "job_id": f"dataset:{did}:retry9"}, did) is None  # the holder is alive
+    assert await tasks.requeue_stale(ctx) == 0  # its heartbeat is fresh
+
+    await app.state.redis.set(in_progress_key_prefix + ctx["job_id"], b"1")  # arq still has it running
+    monkeypatch.setattr(get_settings(), "job_stale_seconds", 0)
+    assert await tasks.requeue_stale(ctx) == 1
+    row = await _row(app, str(did))
+    assert (row.run_job_id, row.run_token, row.attempts) == (f"dataset:{did}:retry1", None, 1)
+
+    with pytest.raises(tasks.Superseded):
+        await tasks._update(ctx, did, token, progress={"stage": "propagating", "percent": 30})
+    with pytest.raises(tasks.Superseded):
+        await tasks._finish(ctx, did, token, {}, 0, reviewed=0)
+    await tasks._fail(ctx, did, token, "the old run's failure")
+    row = await _row(app, str(did))
+    assert row.state.value == "queued" and row.error is None and row.progress["percent"] == 20
+    assert await _ledger_kinds(app, str(did)) == ["reservation"]
+
+    monkeypatch.setattr(get_settings(), "job_stale_seconds", 300)
+    again = await tasks._load({**ctx, "job_id": f"dataset:{did}:retry1"}, did)
+    assert again is not None and again["token"] not in (None, token)
+    assert await tasks._load(ctx, did) is None  # the old job, run again by arq, finds it taken
+    assert await tasks.requeue_stale(ctx) == 0
