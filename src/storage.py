@@ -247,7 +247,8 @@ class S3Storage:
         check_key(key.rstrip("/"))
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _head(self, key: str) -> dict[str, Any] | None:
+    def head(self, key: str) -> dict[str, Any] | None:
+        """The object's metadata (`ETag`, `ContentLength`, ...); None when there is none."""
         from botocore.exceptions import ClientError
 
         try:
@@ -270,7 +271,7 @@ class S3Storage:
         """Upload `source` in parts and take it away (it becomes this machine's cached copy)."""
         size = source.stat().st_size
         self.client.upload_file(str(source), self.bucket, self._object(key), Config=self.transfer)
-        head = self._head(key)
+        head = self.head(key)
         if head is None or size > self.cache.cap:
             source.unlink(missing_ok=True)
         else:
@@ -303,10 +304,10 @@ class S3Storage:
 
     # -- reads ------------------------------------------------------------------------------
     def exists(self, key: str) -> bool:
-        return self._head(key) is not None
+        return self.head(key) is not None
 
     def size(self, key: str) -> int:
-        head = self._head(key)
+        head = self.head(key)
         if head is None:
             raise FileNotFoundError(key)
         return int(head["ContentLength"])
@@ -331,7 +332,7 @@ class S3Storage:
     def local_path(self, key: str) -> Path:
         """A copy on this machine (read-through cache): fetched in parts on a miss or when
         the object changed since it was cached."""
-        head = self._head(key)
+        head = self.head(key)
         if head is None:
             raise FileNotFoundError(key)
         name = Path(key).name
@@ -453,17 +454,29 @@ def copy_folder_to_store(source: str | Path, prefix: str, *, names: list[str] | 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def file_response(key: str, *, media_type: str, filename: str | None = None, headers: dict[str, str] | None = None):
+def file_response(key: str, *, media_type: str, filename: str | None = None, headers: dict[str, str] | None = None,
+                  head: bool = False):
     """The stored file as an HTTP response: served from disk (local store), a redirect to a
-    presigned URL, or streamed through this process (STORAGE_DOWNLOADS=stream)."""
-    from starlette.responses import FileResponse, RedirectResponse, StreamingResponse
+    presigned URL, or streamed through this process (STORAGE_DOWNLOADS=stream). `head`: the
+    headers only (size, type, name, ETag), answered here in every case. Blocking (a HEAD to
+    the store): call it in a thread."""
+    from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
     storage = get_storage()
     if isinstance(storage, LocalStorage):
         return FileResponse(storage.local_path(key), media_type=media_type, filename=filename, headers=headers)
-    if (url := storage.url(key, filename=filename, media_type=media_type)) is not None:
-        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, max-age=60"})
-    extra = {"Content-Length": str(storage.size(key)), **(headers or {})}
+    extra = dict(headers or {})
     if filename:
         extra["Content-Disposition"] = f'attachment; filename="{filename}"'
+    if head:
+        info = storage.head(key)
+        if info is None:
+            raise FileNotFoundError(key)
+        extra.update({"Content-Length": str(info["ContentLength"]), "ETag": info["ETag"]})
+        response = Response(media_type=media_type, headers=extra)
+        response.headers["Content-Length"] = str(info["ContentLength"])  # not the empty body's 0
+        return response
+    if (url := storage.url(key, filename=filename, media_type=media_type)) is not None:
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, max-age=60"})
+    extra["Content-Length"] = str(storage.size(key))
     return StreamingResponse(storage.iter_chunks(key), media_type=media_type, headers=extra)

@@ -146,6 +146,10 @@ async def test_whole_flow_with_s3_storage_writes_nothing_locally(app, user_clien
     async with httpx.AsyncClient() as outside:
         fetched = await outside.get(redirect.headers["location"])
     assert fetched.status_code == 200 and "attachment" in fetched.headers.get("content-disposition", "")
+    headers = await user_client.head(f"/api/v1/datasets/{dataset['id']}/download", params={"format": "yolo"})
+    assert headers.status_code == 200 and headers.content == b""  # from the store: a presigned GET takes no HEAD
+    assert int(headers.headers["content-length"]) == len(fetched.content) == objects[f"forge/datasets/{dataset['id']}/yolo.zip"]
+    assert headers.headers["etag"] and "attachment" in headers.headers["content-disposition"]
     yolo = zipfile.ZipFile(io.BytesIO(fetched.content))
     labels = [n for n in yolo.namelist() if n.startswith("labels/") and n.endswith(".txt")]
     assert len(labels) == done["delivered_frames"] > 0

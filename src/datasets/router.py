@@ -80,15 +80,20 @@ async def cancel(dataset: OwnedDataset, request: Request, session: SessionDep):
 @router.get("/{dataset_id}/download", responses={200: {"content": {"application/zip": {}}}})
 async def download(dataset: OwnedDataset, format: Format):
     """The export as a zip: from disk, or a redirect to the object store (docs/storage.md)."""
+    return await _zip_response(dataset, format, head=False)
+
+
+async def _zip_response(dataset, format: str, *, head: bool):
     key = await asyncio.to_thread(service.download_key, dataset, format)
     filename = f"{dataset.name}-{format}.zip".replace('"', "")
-    return file_response(key, media_type="application/zip", filename=filename)
+    return await asyncio.to_thread(file_response, key, media_type="application/zip", filename=filename, head=head)
 
 
 @router.head("/{dataset_id}/download", responses={200: {"description": "the zip's headers (Content-Length), no body"}})
 async def download_head(dataset: OwnedDataset, format: Format):
-    """The download's headers without its body: size (Content-Length), type, name, ETag."""
-    return await download(dataset, format)
+    """The download's headers without its body: size (Content-Length), type, name, ETag (from
+    the store itself with object storage: a presigned link is signed for GET only)."""
+    return await _zip_response(dataset, format, head=True)
 
 
 @router.post("/{dataset_id}/preview", status_code=202)
