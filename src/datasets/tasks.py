@@ -17,6 +17,7 @@ such a dataset to a fresh job id in the same locked statement, a bounded number 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -84,6 +85,29 @@ async def _update(ctx: dict, dataset_id: uuid.UUID, token: str, **fields: Any) -
             setattr(dataset, name, value)
         dataset.heartbeat_at = utcnow()
         return dataset
+
+
+@contextlib.asynccontextmanager
+async def _heartbeat(ctx: dict, dataset_id: uuid.UUID, token: str, every_s: float = 5.0):
+    """Keep the heartbeat fresh while a step without progress of its own runs, so the sweep
+    does not take this live run for dead (a run that lost the dataset stops at its next write)."""
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await _update(ctx, dataset_id, token)
+            except (Superseded, Cancelled):
+                return
+            except Exception as error:  # an outage: the step's own writes will tell
+                log.warning("dataset %s: heartbeat not written: %s", dataset_id, error)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _stage(
@@ -214,9 +238,10 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         if options.model_id is not None:  # detections fill the tracks' lost frames; disagreement ranks
             from src.detectors.tasks import apply_model
 
-            result, model_scores, filled = await apply_model(
-                ctx, dataset=job["dataset"], video_path=job["video_path"], result=result,
-                classes=[c.name for c in job["classes"]], rank=not resumed)
+            async with _heartbeat(ctx, did, token):  # a detector over the video reports no progress
+                result, model_scores, filled = await apply_model(
+                    ctx, dataset=job["dataset"], video_path=job["video_path"], result=result,
+                    classes=[c.name for c in job["classes"]], rank=not resumed)
         hard = reviewed + dropped if resumed else pipeline.pick_review_frames(ranked, delivered, options.review_budget,
                                                                                keyframes, model_scores)
         if hard and not resumed:
@@ -238,7 +263,8 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         if filled is not None:
             timeline["model_filled_boxes"] = filled
         await _update(ctx, did, token)  # still the holder: only then overwrite the stored files
-        size = await _save_outputs(did, built, out_dir, timeline)
+        async with _heartbeat(ctx, did, token):  # large zips into object storage take a while
+            size = await _save_outputs(did, built, out_dir, timeline)
         await _finish(ctx, did, token, built, size, reviewed=len(reviewed) + len(dropped), qc_reviewed=qc_reviewed)
         return "ready"
     except Cancelled:

@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,28 @@ async def test_a_run_that_lost_the_dataset_writes_nothing(app, user_client, monk
     assert again is not None and again["token"] not in (None, token)
     assert await tasks._load(ctx, did) is None  # the old job, run again by arq, finds it taken
     assert await tasks.requeue_stale(ctx) == 0
+
+
+async def test_steps_without_progress_keep_the_heartbeat(app, user_client):
+    """A detector over the video or a long upload of the zips reports no progress: the job's
+    heartbeat is kept fresh meanwhile, and stops once the run has lost the dataset."""
+    from src.datasets import tasks
+    from tests.datasets.conftest import make_draft
+
+    dataset = await make_draft(user_client)
+    await top_up(app, "user@example.com", 100_000)
+    assert (await user_client.post(f"/api/v1/datasets/{dataset['id']}/confirm")).status_code == 202
+    did = uuid.UUID(dataset["id"])
+    ctx = {"redis": app.state.redis, "sessionmaker": app.state.sessionmaker, "job_id": f"dataset:{did}", "job_try": 1}
+    token = (await tasks._load(ctx, did))["token"]
+    first = (await _row(app, str(did))).heartbeat_at
+    async with tasks._heartbeat(ctx, did, token, every_s=0.2):
+        await asyncio.sleep(1.0)
+        beaten = (await _row(app, str(did))).heartbeat_at
+        assert beaten > first
+        async with app.state.sessionmaker() as session:  # another run takes the dataset
+            row = await session.get(Dataset, did)
+            row.run_token = "someone-else"
+            await session.commit()
+        await asyncio.sleep(1.0)
+        assert (await _row(app, str(did))).heartbeat_at - beaten < timedelta(seconds=0.5)
