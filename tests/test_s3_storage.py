@@ -268,3 +268,39 @@ def test_empty_storage_settings_mean_unset(monkeypatch):
     assert settings.storage_path == settings.var_dir / "storage"
     assert settings.storage_url is None and settings.s3_endpoint_url is None
     assert settings.storage_cache_path == (settings.var_dir / "cache").resolve()
+
+
+_UPLOAD_SCRIPT = """
+import os, resource, sys
+from pathlib import Path
+from src.storage import S3Storage
+endpoint, scratch, size = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+storage = S3Storage(bucket="forge-test", prefix="memory", endpoint_url=endpoint, region="us-east-1",
+                    access_key_id="test-key", secret_access_key="test-secret", public_endpoint_url=None,
+                    downloads="redirect", presign_seconds=60, scratch_dir=scratch, cache_dir=scratch / "cache",
+                    cache_bytes=0, part_bytes=5 << 20)
+source = storage.temp_file()
+with source.open("wb") as f:
+    for _ in range(size >> 20):
+        f.write(os.urandom(1 << 20))
+storage.exists("videos/x/source")  # the client warmed up before measuring
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+storage.put_file(f"videos/{size}/source", source)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+def test_an_upload_holds_a_few_parts_in_memory_not_the_file(s3_settings, s3_endpoint, tmp_path):
+    """put_file streams the file up in 5 MiB parts (4 in flight), never reading it whole: a 96 MiB
+    upload grows the uploading process (measured apart from the server) by far less than the
+    file; reading it into memory first (`put_object(Body=path.read_bytes())`) grows it by more."""
+    import subprocess
+    import sys
+
+    size = 96 << 20
+    out = subprocess.run([sys.executable, "-c", _UPLOAD_SCRIPT, s3_endpoint, str(tmp_path), str(size)],
+                         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    grown = int(out.stdout.split()[-1])
+    assert grown < size / 3, f"the upload grew the process by {grown >> 20} MiB for a {size >> 20} MiB file"
+    assert s3_settings.head_object(Bucket=BUCKET, Key=f"memory/videos/{size}/source")["ContentLength"] == size
