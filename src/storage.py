@@ -135,13 +135,14 @@ class LocalStorage:
 class ReadCache:
     """Files of the store copied to this machine, evicted least recently used past `cap` bytes.
 
-    One folder per key, named by the key's hash: `<root>/<hash>/<basename>` (the name keeps its
-    extension, which some readers go by) beside `<root>/<hash>/.version` (the object's ETag, or
-    a listing's digest for a folder). A hit checks the version against the store (one HEAD), so
-    an overwritten key is fetched again. Use refreshes the folder's mtime, which eviction sorts on.
+    One folder per key, named by the key's hash, holding one folder per version of the object
+    (its ETag, or a listing's digest for a folder of objects), named by the version's hash:
+    `<root>/<key hash>/<version hash>/<basename>` (the name keeps its extension, which some
+    readers go by). A copy once in place is never replaced, so a path handed to a reader stays
+    valid while another process of this machine (the web's, a worker's) admits the same key; a
+    new version goes beside it and the older ones are dropped. Use refreshes the key folder's
+    mtime, which eviction sorts on.
     """
-
-    VERSION = ".version"
 
     def __init__(self, root: Path, cap: int):
         self.root, self.cap = root, cap
@@ -151,33 +152,54 @@ class ReadCache:
     def slot(self, key: str) -> Path:
         return self.root / hashlib.sha256(key.encode()).hexdigest()[:32]
 
+    @staticmethod
+    def _version_dir(slot: Path, version: str) -> Path:
+        return slot / hashlib.sha256(version.encode()).hexdigest()[:16]
+
     def lookup(self, key: str, version: str, name: str) -> Path | None:
         slot = self.slot(key)
+        path = self._version_dir(slot, version) / name
         try:
-            if (slot / self.VERSION).read_text() != version or not (slot / name).exists():
+            if not path.exists():
                 return None
-        except FileNotFoundError:
+            os.utime(slot)
+        except FileNotFoundError:  # evicted by another process just now
             return None
-        os.utime(slot)
-        return slot / name
+        return path
 
     def admit(self, key: str, version: str, name: str, source: Path) -> Path:
-        """Move `source` (a file or folder on this machine) into the cache as `key`."""
+        """Move `source` (a file or folder on this machine) into the cache as `key` at `version`
+        (dropped instead when that version is already there)."""
         slot = self.slot(key)
+        target = self._version_dir(slot, version)
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".in-", dir=self.root))
-        shutil.move(source, staging / name)
-        (staging / self.VERSION).write_text(version)
-        with self._lock:
-            old = None
-            if slot.exists():
-                old = slot.with_name(f".old-{uuid.uuid4().hex}")
-                os.replace(slot, old)
-            os.replace(staging, slot)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+        try:
+            shutil.move(source, staging / name)
+            for _ in range(3):
+                slot.mkdir(exist_ok=True)
+                if (target / name).exists():
+                    break  # another process put the same version there first: keep theirs
+                try:
+                    os.replace(staging, target)
+                    break
+                except FileNotFoundError:  # the slot was evicted meanwhile: make it again
+                    continue
+                except OSError:  # another process's copy landed between the check and the rename
+                    if (target / name).exists():
+                        break
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for other in slot.iterdir() if slot.exists() else ():
+            if other != target:
+                shutil.rmtree(other, ignore_errors=True)  # older versions of the object
+        try:
+            os.utime(slot)
+        except FileNotFoundError:
+            pass
         self.evict(keep=slot)
-        return slot / name
+        return target / name
 
     def forget(self, key: str) -> None:
         shutil.rmtree(self.slot(key), ignore_errors=True)
@@ -296,7 +318,11 @@ class S3Storage:
         for i in range(0, len(keys), 1000):
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]],
                                                                    "Quiet": True})
+        # This machine's copies go too (other machines' are never served again: their ETag check fails).
         self.cache.forget(prefix.rstrip("/"))
+        base = f"{self.prefix}/" if self.prefix else ""
+        for key in keys:
+            self.cache.forget(key[len(base):])
 
     def temp_file(self, suffix: str = "") -> Path:
         """A new empty scratch file on this machine (never in the store)."""

@@ -304,3 +304,25 @@ def test_an_upload_holds_a_few_parts_in_memory_not_the_file(s3_settings, s3_endp
     grown = int(out.stdout.split()[-1])
     assert grown < size / 3, f"the upload grew the process by {grown >> 20} MiB for a {size >> 20} MiB file"
     assert s3_settings.head_object(Bucket=BUCKET, Key=f"memory/videos/{size}/source")["ContentLength"] == size
+
+
+def test_two_processes_filling_one_cache_with_the_same_key_both_get_a_whole_copy(tmp_path):
+    """The web's processes and a worker on one machine share the cache folder: copies of one key
+    admitted at the same time never fail nor leave a torn file (two caches, as two processes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from src.storage import ReadCache
+
+    caches = [ReadCache(tmp_path / "cache", 1 << 30) for _ in range(2)]
+    payload = os.urandom(256 << 10)
+
+    def fill(i: int) -> bytes:
+        source = tmp_path / f"in-{i}"
+        source.write_bytes(payload)
+        return caches[i % 2].admit("videos/v/source", '"etag"', "source", source).read_bytes()
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(copy == payload for copy in pool.map(fill, range(40)))
+    assert caches[0].lookup("videos/v/source", '"etag"', "source").read_bytes() == payload
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")] == [caches[0].slot("videos/v/source").name]
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith((".old-", ".in-"))]
