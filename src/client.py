@@ -148,8 +148,11 @@ class ForgeClient:
         """Stream the export zip to `out_dir/<name>-<format>.zip` (a .part file until complete)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        with self.http.stream("GET", f"/api/v1/datasets/{dataset_id}/download", params={"format": fmt}) as response:
-            if response.status_code >= 400:
+        # With object storage the site answers a redirect to a presigned URL: followed (httpx drops
+        # the Authorization header when the redirect leaves the site's origin).
+        with self.http.stream("GET", f"/api/v1/datasets/{dataset_id}/download", params={"format": fmt},
+                              follow_redirects=True) as response:
+            if response.status_code != 200:
                 response.read()
                 raise ForgeError(response.status_code, _detail(response))
             target = out_dir / _filename(response, f"{dataset_id}-{fmt}.zip")
