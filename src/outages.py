@@ -1,4 +1,5 @@
-"""PostgreSQL or Redis unreachable: a 503 that says so, never a 500 that looks like a bug.
+"""PostgreSQL, Redis or the object store unreachable: a 503 that says so, never a 500 that
+looks like a bug.
 
 `outage_of(error)` says which service an exception shows to be down ("database", "redis") or
 None when it is something else. It looks through the exception, what it wraps (SQLAlchemy's
@@ -9,6 +10,9 @@ None when it is something else. It looks through the exception, what it wraps (S
 - PostgreSQL: SQLAlchemy's `DBAPIError` with `connection_invalidated`; asyncpg's connection
   errors and the server's own refusals (SQLSTATE class 08, 57P01-57P03 shutting down or
   starting, 53300 too many connections); SQLAlchemy's pool timeout.
+- The object store (STORAGE_URL=s3://..., docs/storage.md): botocore's connection and timeout
+  errors, and the store's own 5xx answers (`ServiceUnavailable`, `SlowDown`, `InternalError`);
+  a refusal such as `AccessDenied` (wrong keys) stays a 500.
 - `OSError` (a refused TCP connection, a missing unix socket, a builtin `TimeoutError`) only
   when it was raised inside the database or Redis client, so that a disk error in storage
   stays a 500.
@@ -28,6 +32,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 import asyncpg.exceptions as pg_errors
+import botocore.exceptions as s3_errors
 import redis.exceptions as redis_errors
 import sqlalchemy.exc as sa_errors
 from fastapi import FastAPI, Request
@@ -36,7 +41,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 log = logging.getLogger("forge.outages")
 
 RETRY_AFTER_S = 10
-SERVICE_NAMES = {"database": "the database", "redis": "the job queue (Redis)"}
+SERVICE_NAMES = {"database": "the database", "redis": "the job queue (Redis)", "storage": "the file store"}
 # SQLSTATEs that mean "the server cannot serve you now", not "your query is wrong"
 UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
 PG_CONNECTION_ERRORS = (pg_errors.PostgresConnectionError, pg_errors.CannotConnectNowError,
@@ -45,7 +50,11 @@ PG_CONNECTION_ERRORS = (pg_errors.PostgresConnectionError, pg_errors.CannotConne
 CLIENT_MODULES = {"asyncpg": "database", "sqlalchemy": "database", "redis": "redis", "arq": "redis"}
 # the classes the handlers are registered for (Starlette looks a handler up along the MRO)
 HANDLED = (OSError, redis_errors.ConnectionError, redis_errors.TimeoutError, sa_errors.DBAPIError,
-           sa_errors.TimeoutError, pg_errors.PostgresError, pg_errors.InterfaceError)
+           sa_errors.TimeoutError, pg_errors.PostgresError, pg_errors.InterfaceError,
+           s3_errors.BotoCoreError, s3_errors.ClientError)
+S3_UNREACHABLE = (s3_errors.EndpointConnectionError, s3_errors.ConnectTimeoutError, s3_errors.ReadTimeoutError,
+                  s3_errors.ConnectionClosedError)
+S3_UNAVAILABLE_CODES = {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown"}
 
 
 def message(service: str) -> str:
@@ -81,8 +90,13 @@ def _raised_in_client(error: BaseException) -> str | None:
 
 
 def outage_of(error: BaseException) -> str | None:
-    """"database" or "redis" when `error` shows that service to be unreachable, else None."""
+    """"database", "redis" or "storage" when `error` shows that service to be unreachable, else None."""
     for current in _chain(error):
+        if isinstance(current, S3_UNREACHABLE):
+            return "storage"
+        if isinstance(current, s3_errors.ClientError) and \
+                str(current.response.get("Error", {}).get("Code")) in S3_UNAVAILABLE_CODES:
+            return "storage"
         if isinstance(current, (redis_errors.ConnectionError, redis_errors.TimeoutError)):
             return "redis"
         if isinstance(current, sa_errors.DBAPIError) and current.connection_invalidated:

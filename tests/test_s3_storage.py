@@ -326,3 +326,20 @@ def test_two_processes_filling_one_cache_with_the_same_key_both_get_a_whole_copy
     assert caches[0].lookup("videos/v/source", '"etag"', "source").read_bytes() == payload
     assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")] == [caches[0].slot("videos/v/source").name]
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith((".old-", ".in-"))]
+
+
+async def test_an_unreachable_store_answers_503_and_keeps_nothing(app, user_client, services, s3_settings):
+    """The store down (nothing listens at S3_ENDPOINT_URL): an upload answers 503 naming the file
+    store, not a 500, and no video row is left behind."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    _set(S3_ENDPOINT_URL=dead)
+    response = await upload(user_client, CROSSING / "video.mp4")
+    assert response.status_code == 503, response.text
+    assert "file store" in response.json()["detail"] and response.headers["retry-after"]
+    assert (await user_client.get("/api/v1/videos")).json() == []
+    scratch = get_settings().scratch_path
+    assert not scratch.exists() or [p for p in scratch.rglob("*") if p.is_file()] == []
