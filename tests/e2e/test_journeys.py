@@ -87,7 +87,7 @@ async def login(person: Person, email: str) -> None:
     await page.fill("#email", email)
     await page.fill("#password", PASSWORD)
     await page.click("#login-form button[type=submit]")
-    await page.wait_for_load_state("networkidle")
+    await page.wait_for_url(lambda url: "/login" not in url)  # the HTMX form redirects when it worked
 
 
 def xyxy(frame: int) -> list[float]:
