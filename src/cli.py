@@ -67,9 +67,13 @@ def _admin_from_settings() -> None:
     from fastapi_users.exceptions import InvalidPasswordException
     from pydantic import ValidationError
 
+    from src.auth.emails import problem as email_problem
+
     settings = get_settings()
     email = settings.forge_admin_email or "admin@localhost.localdomain"
     password = settings.forge_admin_password.get_secret_value() if settings.forge_admin_password else None
+    if why := email_problem(email):
+        raise SetupError(f"FORGE_ADMIN_EMAIL {email!r} is not a valid e-mail address: {why}")
     try:
         generated = asyncio.run(create_admin(email, password))
     except InvalidPasswordException as error:
@@ -152,7 +156,7 @@ def web() -> int:
 
     settings = get_settings()
     ensure_keys(settings.certs_dir)  # once, here: the processes would race to make the key pair
-    uvicorn.run("src.main:app", host=settings.host, port=settings.port, proxy_headers=True, log_level="info",
+    uvicorn.run("src.main:app", host=settings.host, port=settings.port, proxy_headers=False, log_level="info",  # addresses: TRUSTED_PROXY_HEADER only
                 workers=settings.web_processes)
     return 0
 

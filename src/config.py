@@ -23,13 +23,27 @@ class Environment(StrEnum):
     production = "production"
 
 
+def default_base_url(host: str, port: int) -> str:
+    """The URL this server answers on when BASE_URL is unset: `http://HOST:PORT`. A wildcard
+    host (0.0.0.0, ::, empty) names no address a person could open, so `localhost` stands in;
+    set BASE_URL whenever people reach the site by another name (a proxy, a domain, https)."""
+    host = host.strip()
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "localhost"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}" if port == 80 else f"http://{host}:{port}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=ROOT / ".env", extra="ignore")
 
     environment: Environment = Environment.development
     # HS256 secret for password-reset / e-mail-verification tokens and CSRF tokens.
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
-    base_url: str = "http://127.0.0.1:8000"
+    # Public URL of the site, used in e-mailed links and CVAT webhooks. Unset: made from HOST
+    # and PORT (see `_base_url_from_host_and_port`).
+    base_url: str = ""
 
     # Services: unset means "start an embedded one under var/".
     database_url: str | None = None
@@ -148,12 +162,10 @@ class Settings(BaseSettings):
         """Temp files of this machine's jobs and uploads when the store is remote."""
         return (self.var_dir / "scratch").resolve()
 
-    @property
-    def web_processes(self) -> int:
-        """WEB_WORKERS, or one web process per CPU core (2 to 8)."""
-        import os
-
-        return self.web_workers or max(2, min(8, os.cpu_count() or 1))
+    @model_validator(mode="after")
+    def _base_url_from_host_and_port(self) -> "Settings":
+        self.base_url = (self.base_url or default_base_url(self.host, self.port)).rstrip("/")
+        return self
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> "Settings":

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from src import api_docs
 from src.admin import pages as admin_pages
 from src.admin.router import router as admin_router
 from src.auth import pages as auth_pages
@@ -121,11 +122,12 @@ async def lifespan(app: FastAPI):
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(title="Data Forge", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Data Forge", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(SecurityMiddleware, session_cookie=SESSION_COOKIE, secure_cookies=settings.cookie_secure,
                        login_paths=LOGIN_PATHS)
     app.add_middleware(BodyGuardMiddleware, limits=body_limits(settings))  # outermost: before anything reads
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    api_docs.install(app)  # /docs and /redoc with local assets
 
     app.include_router(auth_router)
     app.include_router(users_router)

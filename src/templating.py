@@ -8,9 +8,17 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from src.billing.service import money
 from src.config import ROOT
+from src.datasets.wording import describe_dataset
+from src.units import human_bytes, human_duration
 
 templates = Jinja2Blocks(directory=ROOT / "templates")
+# The filters every template may use, registered here once: `{{ n | bytes }}` (decimal
+# units, src/units.py), `{{ s | duration }}`, `{{ cents | money(currency) }}`.
+templates.env.filters.update(bytes=human_bytes, duration=human_duration, money=money)
+# `dataset_status(dataset)`: the dataset's state in words (src/datasets/wording.py).
+templates.env.globals.update(dataset_status=describe_dataset)
 
 
 def is_htmx(request: Request) -> bool:

@@ -15,15 +15,12 @@ from src.auth.dependencies import PageAdmin, page_admin
 from src.auth.models import Role
 from src.auth.router import UserManagerDep
 from src.billing import service as billing_service
-from src.billing.service import money
 from src.database import SessionDep
 from src.exceptions import DomainError, Unprocessable
 from src.quotas import service as quota_service
-from src.quotas.service import human_bytes, human_duration
-from src.templating import is_htmx, redirect, render, templates
+from src.templating import is_htmx, redirect, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False, dependencies=[Depends(page_admin)])
-templates.env.filters.update(money=money, bytes=human_bytes, duration=human_duration)
 
 # Quota form inputs in the units people think in: (field, label, unit, scale to the stored value).
 QUOTA_INPUTS = (
@@ -271,8 +268,13 @@ async def audit_page(
         page=page, per_page=50,
     )
     admins, _ = await service.list_users(session, role=Role.admin, per_page=200)
+    currency = (await billing_service.current_price_list(session)).currency
+    for entry in entries:
+        entry["changes"] = audit.changes(entry["before"], entry["after"], currency=currency)
+        entry["action_label"] = audit.action_label(entry["action"])
     context = {
-        "entries": entries, "actions": await audit.actions(session), "admins": admins, "page": page,
+        "entries": entries, "actions": await audit.actions(session), "action_label": audit.action_label,
+        "admins": admins, "page": page,
         "filters": {"admin_id": admin_id, "action": action, "target_user_id": target_user_id},
     }
     return render(request, "admin/audit.html", context, block="entries")

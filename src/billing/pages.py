@@ -6,14 +6,11 @@ from fastapi import APIRouter, Request
 
 from src.auth.dependencies import PageUser
 from src.billing import service
-from src.billing.service import money
 from src.database import SessionDep
 from src.quotas import service as quota_service
-from src.quotas.service import human_bytes, human_duration
-from src.templating import render, templates
+from src.templating import render
 
 router = APIRouter(include_in_schema=False)
-templates.env.filters.update(money=money, bytes=human_bytes, duration=human_duration)
 PER_PAGE = 50
 
 

@@ -14,7 +14,7 @@ from src.auth.dependencies import PageUser
 from src.database import SessionDep
 from src.datasets import service as dataset_service
 from src.datasets.models import DatasetState
-from src.detectors import service
+from src.detectors import extras, service
 from src.detectors.models import DetectorState
 from src.detectors.schemas import TrainRequest
 from src.exceptions import DomainError
@@ -30,7 +30,12 @@ async def _list_context(session, user) -> dict:
     datasets = [d for d in await dataset_service.list_for_owner(session, user=user) if d.state == DatasetState.ready]
     no_common = {(d.id, m.id) for d in detectors for m in masters if not service.common_classes(d.classes, m.classes)}
     return {"detectors": detectors, "masters": masters, "evaluations": evaluations, "datasets": datasets,
-            "no_common": no_common, "polling": any(d.state in ACTIVE for d in detectors)}
+            "no_common": no_common, "polling": any(d.state in ACTIVE for d in detectors), **_extras()}
+
+
+def _extras() -> dict:
+    """Without torch + ultralytics the pages say how to get them and offer no upload, Train or Evaluate."""
+    return {"ml_missing": extras.missing(), "ml_hint": extras.INSTALL_HINT}
 
 
 @router.get("/models")
@@ -44,7 +49,7 @@ async def model_page(model_id: uuid.UUID, request: Request, session: SessionDep,
     masters, evaluations = await service.evaluations(session, user=user)
     rows = [(m, evaluations[(detector.id, m.id)]) for m in masters if (detector.id, m.id) in evaluations]
     return render(request, "detectors/detail.html", {
-        "detector": detector, "rows": rows, "polling": detector.state in ACTIVE,
+        "detector": detector, "rows": rows, "polling": detector.state in ACTIVE, **_extras(),
     }, block="status")
 
 

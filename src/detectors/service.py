@@ -21,6 +21,7 @@ from src.config import get_settings
 from src.database import on_commit, utcnow
 from src.datasets import service as dataset_service
 from src.datasets.models import Dataset, DatasetState
+from src.detectors import extras
 from src.detectors.exceptions import (DetectorNotFound, InvalidModel, InvalidTraining, ModelNotReady,
                                       WorkerUnavailable)
 from src.detectors.master import common_classes
@@ -30,8 +31,9 @@ from src.detectors.training import ARCHITECTURE
 from src.exceptions import Forbidden, PayloadTooLarge
 from src.pagination import PageParams
 from src.storage import get_storage
+from src.units import human_bytes
 
-MAX_MODEL_BYTES = 512 * 1024 * 1024
+MAX_MODEL_BYTES = 512_000_000  # 512 MB (decimal, as every size in Data Forge: src/units.py)
 MAX_CLASSES = 1000
 
 
@@ -60,10 +62,10 @@ def parse_classes(raw: str | None) -> list[str]:
     names = [v.strip() for v in values]
     if any(not n or len(n) > 100 for n in names):
         raise InvalidModel("classes: every class name must be 1 to 100 characters.")
-    if len(set(names)) != len(names):
-        raise InvalidModel("classes: class names must be unique.")
     if any("\x00" in n for n in names):
         raise InvalidModel("classes: class names must not contain NUL characters.")
+    if len(set(names)) != len(names):
+        raise InvalidModel("classes: class names must be unique.")
     if len(names) > MAX_CLASSES:
         raise InvalidModel(f"classes: at most {MAX_CLASSES} classes.")
     return names
@@ -89,13 +91,14 @@ async def upload(
     session: AsyncSession, redis, *, user: User, file: UploadFile, name: str, classes: str | None, shared: bool = False,
 ) -> Detector:
     """Store the file as a `validating` model and enqueue its validation (job `validate-model:<id>`)."""
+    extras.require()
     if shared and user.role != Role.admin:
         raise Forbidden("Only administrators can share a model with everyone.")
+    if "\x00" in (name or "") + (file.filename or ""):  # multipart fields skip the middleware's check
+        raise InvalidModel("The model name must not contain NUL characters.")
     name = (name or "").strip()[:200] or (file.filename or "model")
     names = parse_classes(classes)
     head = await file.read(16)
-    if "\x00" in (name or "") + (file.filename or ""):  # multipart fields skip the middleware's check
-        raise InvalidModel("The model name must not contain NUL characters.")
     kind = kind_of(file.filename, head)
     await file.seek(0)
     storage = get_storage()
@@ -106,7 +109,7 @@ async def upload(
             while chunk := await file.read(1 << 20):
                 size += len(chunk)
                 if size > MAX_MODEL_BYTES:
-                    raise PayloadTooLarge(f"Model files are limited to {MAX_MODEL_BYTES >> 20} MB.")
+                    raise PayloadTooLarge(f"Model files are limited to {human_bytes(MAX_MODEL_BYTES)}.")
                 out.write(chunk)
         detector = Detector(owner_id=user.id, name=name, kind=kind, classes=names, shared=shared,
                             state=DetectorState.validating, progress={})
@@ -180,6 +183,7 @@ def delete_files(prefix: str) -> None:
 
 async def request_training(session: AsyncSession, redis, *, user: User, body: TrainRequest) -> Detector:
     """Check the datasets and base, create a `training` model and enqueue `train:<id>`."""
+    extras.require()
     if body.imgsz % 32:
         raise InvalidTraining("imgsz must be a multiple of 32 (e.g. 320, 640).")
     datasets = []
@@ -267,6 +271,7 @@ async def request_evaluation(session: AsyncSession, redis, *, detector: Detector
                              master_id: uuid.UUID | None = None) -> MasterDataset:
     """Check the model can be measured on a master version of the user's (the latest when none
     is given) and enqueue `evaluate_detector` (job `evaluate:<model>:<master>`)."""
+    extras.require()
     if detector.state != DetectorState.ready or detector.storage_key is None:
         raise ModelNotReady()
     if master_id is not None:
@@ -320,6 +325,7 @@ async def predict(session: AsyncSession, redis, *, detector: Detector, user: Use
 
     The worker runs the model (where the GPU is and the model stays loaded); this waits for it
     up to `predict_timeout_s` and says so when no worker answered."""
+    extras.require()
     from src.annotation import service as annotation_service
     from src.videos import service as video_service
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from src.datasets.models import ACTIVE_STATES, Dataset, DatasetState
 from src.quotas.exceptions import QuotaExceeded
 from src.quotas.models import QUOTA_FIELDS, QuotaDefault, UserQuota
+from src.units import human_bytes, human_duration  # noqa: F401 - the quota messages' words, re-exported
 from src.videos.models import Video, VideoStatus
 
 ASK_ADMIN = "ask an administrator for more"
@@ -195,24 +196,3 @@ async def check_dataset_confirm(session: AsyncSession, *, user_id: uuid.UUID, fr
             f"delete videos or datasets or {ASK_ADMIN}.",
             quota="max_storage_bytes",
         )
-
-
-# --- words -------------------------------------------------------------------------------
-
-def human_bytes(n: int | float) -> str:
-    """Decimal units, as disks are sold: 1_900_000_000 -> "1.9 GB"."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1000
-    return f"{n:.3g} TB"
-
-
-def human_duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    if minutes:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    return f"{secs} s"

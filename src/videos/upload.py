@@ -27,17 +27,9 @@ class ReceivedFile:
     size: int
 
 
-def _human(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def too_large_message(limit: int) -> str:
     return (
-        f"The file is larger than your upload limit of {_human(limit)} (the smaller of your "
+        f"The file is larger than your upload limit of {human_bytes(limit)} (the smaller of your "
         "video size quota and the storage you have left). Delete videos or ask an administrator for more."
     )
 

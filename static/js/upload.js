@@ -1,4 +1,15 @@
 // Upload with a progress bar: posts the file to the JSON API, then reloads the list.
+
+// Decimal units with three significant digits, as the pages write sizes (src/units.py).
+function humanBytes(n) {
+  if (n < 1000) return `${Math.round(n)} B`;
+  for (const unit of ["KB", "MB", "GB", "TB"]) {
+    n /= 1000;
+    const text = Number(n.toPrecision(3));
+    if (text < 1000 || unit === "TB") return `${text} ${unit}`;
+  }
+  return `${n} PB`;
+}
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("upload-form");
   if (!form) return;
@@ -13,7 +24,7 @@ document.addEventListener("DOMContentLoaded", () => {
     error.hidden = true;
     const limit = Number(form.dataset.limit || 0);
     if (limit && file.size > limit) {
-      error.textContent = `The file is ${(file.size / 1048576).toFixed(1)} MB; your limit is ${(limit / 1048576).toFixed(1)} MB.`;
+      error.textContent = `The file is ${humanBytes(file.size)}; your limit is ${humanBytes(limit)}.`;
       error.hidden = false;
       return;
     }
