@@ -150,14 +150,13 @@ MOTION_CONTEXT = 3  # frames either side of a hard frame a reviewer may see, to 
 async def frame_of_job(session: AsyncSession, *, job: ReviewJob, video_frame: int) -> tuple[uuid.UUID, int]:
     """(video id, frame) when `video_frame` is one of the job's frames or within MOTION_CONTEXT
     of one: what its reviewers may see of the owner's video, and nothing else."""
-    frame = await session.scalar(select(ReviewFrame.video_frame).where(
+    near = await session.scalar(select(ReviewFrame.id).where(
         ReviewFrame.job_id == job.id, func.abs(ReviewFrame.video_frame - video_frame) <= MOTION_CONTEXT).limit(1))
-    if frame is None:
+    if near is None:
         raise ReviewJobNotFound()
-    frame = video_frame
     task = await session.get(ReviewTask, job.task_id)
     dataset = await session.get(Dataset, task.dataset_id)
-    return dataset.video_id, frame
+    return dataset.video_id, video_frame
 
 
 def self_reviewed(job: ReviewJob, dataset: Dataset) -> bool:
