@@ -178,7 +178,9 @@ async def test_a_worker_dies_mid_job_and_the_next_one_finishes_it(app, user_clie
     try:
         mid = await _wait(user_client, did, lambda d: d["state"] == "propagating" and d["progress"]["percent"] > 10,
                           120, "the job to pass 10%", workers)
-        assert mid["progress"]["percent"] < 60, mid  # still propagating: the kill lands mid-job
+        # the kill lands mid-job: in propagation, or in sampling right after it (a fast host can
+        # finish propagating between two progress writes); either way before anything is built
+        assert mid["progress"]["stage"] in ("propagating", "sampling"), mid
         held = await _row(app, did)
         assert held.run_job_id == f"dataset:{did}" and held.run_token
         # the processes computing the job yield the CPU to the web server (WORKER_NICE, default 10)
@@ -199,7 +201,7 @@ async def test_a_worker_dies_mid_job_and_the_next_one_finishes_it(app, user_clie
             first.terminate()
         workers.remove(first)
         stopped = (await user_client.get(f"/api/v1/datasets/{did}")).json()
-        assert stopped["state"] == "propagating" and stopped["progress"]["percent"] < 60, stopped
+        assert stopped["state"] == "propagating" and stopped["progress"]["stage"] in ("propagating", "sampling"), stopped
 
         second = WorkerProcess("worker-2", tmp_path, stale)
         workers.append(second)
