@@ -103,8 +103,8 @@ def _vote(track: Track, confident: np.ndarray, detections: Detections, same: np.
 def _fuse_one(track: Track, index: int, confident: np.ndarray, detections: Detections, det_class: np.ndarray,
               usable: np.ndarray, taken: np.ndarray, used: np.ndarray, n: int, params: FusionParams) -> Track:
     boxes, conf = track.boxes.copy(), track.confidence.copy()
-    source, lost = track.source.copy(), track.lost.copy()
-    out = Track(track.track_id, track.class_name, boxes, conf, source, lost)
+    source, lost, left = track.source.copy(), track.lost.copy(), track.left.copy()
+    out = Track(track.track_id, track.class_name, boxes, conf, source, lost, left)
     same = usable & (det_class == track.class_name)
     others = np.delete(taken, index, axis=2).any(axis=2) if taken.shape[2] > 1 else np.zeros(usable.shape, bool)
     same = same & ~others
@@ -115,8 +115,11 @@ def _fuse_one(track: Track, index: int, confident: np.ndarray, detections: Detec
             reference = boxes[f]
             continue
         hesitant = source[f] == SOURCE_PROPAGATED  # (confidence under `weak`)
-        if not (hesitant or (source[f] == SOURCE_ABSENT and lost[f])):
-            continue  # gone, out of the picture, or before the object appears: nothing to fill
+        # lost, or judged to have left the picture (a drifting box at the edge looks the same:
+        # a detection continuing the object says it did not)
+        missing = source[f] == SOURCE_ABSENT and (lost[f] or left[f])
+        if not (hesitant or missing):
+            continue  # gone, or before the object appears: nothing to fill
         cols = np.flatnonzero(same[f] & ~used[f])
         if not len(cols):
             continue
@@ -135,7 +138,7 @@ def _fuse_one(track: Track, index: int, confident: np.ndarray, detections: Detec
         used[f, pick] = True
         boxes[f] = detections.boxes[f, pick]
         conf[f] = min(float(detections.scores[f, pick]), params.cap)
-        source[f], lost[f] = SOURCE_DETECTOR, False
+        source[f], lost[f], left[f] = SOURCE_DETECTOR, False, False
         reference = boxes[f]
     return out
 

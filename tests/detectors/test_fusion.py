@@ -97,3 +97,15 @@ def test_a_detection_on_another_tracks_box_is_left_to_it():
     first, second = fuse([_person(), other], _detections(per_frame), CLASS_MAP)
     assert all(first.source[f] == SOURCE_ABSENT for f in LOST)
     assert np.array_equal(second.boxes, other.boxes)
+
+
+def test_a_false_exit_keeps_its_flag_and_a_detection_that_continues_the_object_fills_it():
+    # the tracker judged the person gone on frames 4..8 (a drifting box at the edge looks the same)
+    track = _person()
+    track.lost[:] = False
+    track.left[list(LOST)] = True
+    per_frame = {f: [([v + 2 for v in _box(f)], 0.8, 0, 7)] for f in range(N) if f not in (6, 7, 8)}
+    (fused,) = fuse([track], _detections(per_frame), CLASS_MAP)
+    assert all(fused.source[f] == SOURCE_DETECTOR and not fused.left[f] for f in (4, 5))  # it had not left
+    assert all(fused.source[f] == SOURCE_ABSENT and fused.left[f] for f in (6, 7, 8))  # no evidence: still gone
+    assert track.left[4]  # input untouched
