@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from src.annotation import service as annotation_service
 from src.auth.dependencies import PageUser
 from src.billing import service as billing_service
 from src.database import SessionDep
@@ -40,6 +41,8 @@ def options_from_form(form: dict[str, Any]) -> DatasetOptions:
         "keep_empty": form.get("keep_empty") == "on",
         "model_id": form.get("model_id") or None,
         "ava_rate": form.get("ava_rate") or 1.0,
+        "ava_action_attribute": form.get("ava_action_attribute") or None,
+        "review_attribute_share": float(form.get("review_attribute_share") or 0) / 100,
     })
 
 
@@ -57,16 +60,15 @@ async def _cabinet_context(session, user) -> dict:
         "quota": await quota_service.effective_quota(session, user_id=user.id),
         "usage": await quota_service.usage(session, user_id=user.id),
         "ledger": await billing_service.ledger(session, user_id=user.id, limit=10),
-        "money": billing_service.money,
     }
 
 
-@router.get("/datasets")
+@router.get("/datasets", name="datasets_cabinet")
 async def cabinet(request: Request, session: SessionDep, user: PageUser):
     return render(request, "datasets/cabinet.html", await _cabinet_context(session, user), block="dataset_list")
 
 
-@router.get("/datasets/{dataset_id}/create")
+@router.get("/datasets/{dataset_id}/create", name="dataset_create_page")
 async def create_page(request: Request, dataset: PageDataset, session: SessionDep, user: PageUser):
     if dataset.state != DatasetState.draft:
         return redirect(request, f"/datasets/{dataset.id}/overview")
@@ -85,25 +87,32 @@ async def _create_context(session, dataset, user, *, options: DatasetOptions | N
     the review backends this instance offers, and `errors` (each a sentence for the user)."""
     quote = await service.quote(session, dataset=dataset, options=options) if options is not None else None
     balance = await billing_service.balance_cents(session, user_id=user.id)
+    specs = await annotation_service.attribute_specs(session, dataset_id=dataset.id)
     return {
+        "list_attributes": [s for s in specs if s.kind in ("select", "multi")],
+        "mutable_attributes": any(s.mutable for s in specs),
         "dataset": dataset, "options": options or service.options_of(dataset), "quote": quote,
-        "money": billing_service.money, "errors": list(errors), "balance": balance,
+        "errors": list(errors), "balance": balance,
         "missing": max(0, quote.total_cents - balance) if quote else 0,
         "backends": service.review_backends(), "warnings": await service.quote_warnings(session, dataset=dataset),
     }
 
 
-@router.post("/datasets/{dataset_id}/quote")
+@router.post("/datasets/{dataset_id}/quote", name="dataset_quote_fragment")
 async def quote_fragment(request: Request, dataset: PageDataset, session: SessionDep, user: PageUser):
     form = await request.form()
     try:
-        context = await _create_context(session, dataset, user, options=options_from_form(form))
+        options = options_from_form(form)
+        await service.check_action_attribute(session, dataset=dataset, options=options)
+        context = await _create_context(session, dataset, user, options=options)
     except ValidationError as error:
         context = await _create_context(session, dataset, user, options=None, errors=_errors(error))
+    except DomainError as error:
+        context = await _create_context(session, dataset, user, options=None, errors=[error.message])
     return render(request, "datasets/create.html", context, block="quote")
 
 
-@router.post("/datasets/{dataset_id}/confirm")
+@router.post("/datasets/{dataset_id}/confirm", name="dataset_confirm_submit")
 async def confirm_submit(request: Request, dataset: PageDataset, session: SessionDep, user: PageUser):
     """Confirm; any refusal (balance, quota, price changed, state, bad input) is shown in the
     quote block with the quote for what the user chose, and nothing is changed."""
@@ -144,6 +153,10 @@ def _gallery(manifest: dict | None, *, class_id: int | None, source: str | None,
             "pages": max(1, -(-len(frames) // GALLERY_PAGE))}
 
 
+# the engine names the dataset records (src.vision.propagate.Engine), as the page says them
+ENGINE_WORDS = {"nanotrack-v2": "the learned tracker (NanoTrack v2)", "lk-ncc": "the built-in tracker (LK + NCC)"}
+
+
 def _timeline_points(timeline: dict | None, width: int = 1000, height: int = 80) -> dict | None:
     if not timeline or not timeline.get("confidence"):
         return None
@@ -156,12 +169,13 @@ def _timeline_points(timeline: dict | None, width: int = 1000, height: int = 80)
         return round(frame * width / max(n - 1, 1), 1)
 
     return {"points": points, "width": width, "height": height, "n": n,
+            "engine": ENGINE_WORDS.get(timeline.get("engine"), timeline.get("engine")),
             "hard": [x(f) for f in timeline.get("hard_frames", [])],
             "reviewed": [x(f) for f in timeline.get("reviewed_frames", [])],
             "keyframes": [x(f) for f in timeline.get("keyframes", [])]}
 
 
-@router.get("/datasets/{dataset_id}/overview")
+@router.get("/datasets/{dataset_id}/overview", name="dataset_overview")
 async def overview(
     request: Request, dataset: PageDataset, session: SessionDep, user: PageUser,
     class_id: str = "", source: str | None = None, low: bool = False, page: int = 0,
@@ -176,7 +190,7 @@ async def overview(
     context = {
         "own_jobs": own_jobs,
         "review_message": task.message if task is not None else None,
-        "dataset": dataset, "view": await service.to_read(session, dataset=dataset), "money": billing_service.money,
+        "dataset": dataset, "view": await service.to_read(session, dataset=dataset),
         "video": await session.get(Video, dataset.video_id),
         "active": dataset.state in ACTIVE_STATES,
         "gallery": _gallery(manifest, class_id=class_id, source=source, low=low, page=max(page, 0)),
@@ -210,7 +224,7 @@ def _first_frame(class_id, source, low, manifest) -> int | None:
     return gallery[0]["frame"] if gallery else None
 
 
-@router.post("/datasets/{dataset_id}/cancel")
+@router.post("/datasets/{dataset_id}/cancel", name="dataset_cancel_submit")
 async def cancel_submit(request: Request, dataset: PageDataset, session: SessionDep):
     try:
         await service.cancel(session, request.app.state.redis, dataset_id=dataset.id)

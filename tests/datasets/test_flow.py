@@ -136,6 +136,7 @@ async def test_cabinet_and_dataset_page_show_downloads(app, user_client, service
     assert "format=cvat" not in cabinet.text
     page = await user_client.get(f"/datasets/{done['id']}/overview")
     assert 'id="downloads"' in page.text and 'id="timeline"' in page.text and 'class="thumb"' in page.text
+    assert "Tracks made by the built-in tracker (LK + NCC)" in page.text  # no TRACKER_MODEL_DIR in the tests
     assert (await user_client.get(f"/api/v1/datasets/{done['id']}/download", params={"format": "cvat"})).status_code == 404
     low = await user_client.get(f"/datasets/{done['id']}/overview", params={"low": "true"})
     assert low.status_code == 200
