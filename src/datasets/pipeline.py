@@ -11,11 +11,15 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from src.vision.attribute_checks import attribute_check_count, select_attribute_frames
+from src.vision.attributes import AttributeSpec
 from src.vision.formats.build import build_exports
 from src.vision.formats.model import ExportSpec, labeled_frames, split_by_blocks
 from src.vision.hard_frames import select_hard_frames
@@ -77,24 +81,50 @@ def run_sampling(video_path: str, sampling: dict[str, Any], progress_path: str |
     )
 
 
+@dataclass(frozen=True)
+class ReviewPick:
+    """The review frames: `box_checks` by the hard-frame pick, `attribute_checks` at AVA
+    timestamps by attribute risk (a share of the same budget); disjoint, each sorted."""
+
+    box_checks: list[int]
+    attribute_checks: list[int] = field(default_factory=list)
+
+    @property
+    def frames(self) -> list[int]:
+        return sorted({*self.box_checks, *self.attribute_checks})
+
+
 def pick_review_frames(
     result: PropagationResult, delivered: list[int], budget: float, keyframes: list[int],
-    model_scores: list[float] | None = None,
-) -> list[int]:
-    """Up to ceil(budget x delivered) hard frames, chosen among the delivered frames only.
-    `model_scores` (per frame, from src.detectors.disagreement) add the detector's disagreement
-    with the tracks to the tracker's expected error; None keeps the tracker's ranking alone."""
+    model_scores: list[float] | None = None, *, attribute_share: float = 0.0,
+    attributes: Sequence[AttributeSpec] = (), keyframe_attributes: dict | None = None, ava_rate: float = 1.0,
+) -> ReviewPick:
+    """Up to floor(budget x delivered) review frames, chosen among the delivered frames only.
+
+    `attribute_share` of them (rounded) are attribute checks: AVA frames picked by attribute
+    risk (src.vision.attribute_checks, from `attributes` and the values the keyframes set,
+    `keyframe_attributes`); what that pick leaves (no mutable attribute, no risk, no AVA frame
+    delivered) goes back to the box checks: hard frames by the tracker's expected error, plus
+    the detector's disagreement with the tracks (`model_scores`, per frame, from
+    src.detectors.disagreement) when given."""
     count = math.floor(budget * len(delivered) + 1e-9)
     if count <= 0:
-        return []
+        return ReviewPick([])
     delivered_set = set(delivered)
-    exclude = set(keyframes) | {f for f in range(result.video.frames) if f not in delivered_set}
+    attribute_checks = []
+    if attribute_share > 0 and attributes:
+        attribute_checks = select_attribute_frames(
+            attributes, result.tracks, keyframe_attributes or {}, fps=result.video.fps, n_frames=result.video.frames,
+            count=attribute_check_count(count, attribute_share), ava_rate=ava_rate,
+            allowed=delivered_set - set(keyframes))
+    exclude = set(keyframes) | set(attribute_checks) | {f for f in range(result.video.frames) if f not in delivered_set}
     tracks = result.tracks
     if model_scores is not None:
         from src.detectors.disagreement import as_error_tracks
 
         tracks = [*tracks, *as_error_tracks(np.asarray(model_scores[: result.video.frames]))]
-    return select_hard_frames(tracks, result.video.frames, count, exclude=exclude)
+    box_checks = select_hard_frames(tracks, result.video.frames, count - len(attribute_checks), exclude=exclude)
+    return ReviewPick(box_checks, attribute_checks)
 
 
 def run_build(

@@ -50,6 +50,10 @@ class DatasetOptions(BaseModel):
     split: SplitOptions = SplitOptions()
     formats: list[Format] = Field(default_factory=lambda: ["yolo", "coco", "cvat", "ava"], min_length=1)
     review_budget: float = Field(0.05, ge=0, le=0.5, description="share of delivered frames a human may check")
+    review_attribute_share: float = Field(0, ge=0, le=1, description=(
+        "share of the review frames given to attribute checks: AVA timestamps where a mutable attribute value is "
+        "at risk (it changes nearby, or was set long ago), instead of the hardest frames for the boxes; "
+        "see docs/attributes.md"))
     review_backend: Literal["builtin", "cvat"] = "builtin"
     review_by: Literal["team", "me"] = Field(
         "team", description="who reviews the hard frames: the annotator team, or me (the owner, on the built-in page)")
@@ -60,6 +64,9 @@ class DatasetOptions(BaseModel):
     ava_rate: float = Field(1.0, gt=0, le=30, description=(
         "AVA CSV rows per second of video: 1 (AVA's rate) or less, e.g. 0.5 for a row every 2 s; "
         "AVA timestamps are whole seconds, so a rate above 1 still gives 1 row per second"))
+    ava_action_attribute: str | None = Field(None, min_length=1, max_length=64, description=(
+        "the attribute (one of / several of) whose values are the AVA export's actions; unset: the first such "
+        "attribute of the class person, else of any class"))
     model_id: uuid.UUID | None = Field(None, description="a ready detector whose disagreement with the tracks ranks hard frames")
 
     @field_validator("formats")
@@ -86,6 +93,7 @@ class Quote(BaseModel):
     object_frames: int
     review_frames: int
     qc_frames: int = 0  # of those, reviewed again by a second person (double review)
+    attribute_frames: int = 0  # of those, at most this many attribute checks (the rest, and any they leave, box checks)
     from_preview: bool = False  # object-frames counted from the preview's tracks (else: every object on every frame)
     price_list_version: int
     currency: str

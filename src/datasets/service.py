@@ -28,6 +28,7 @@ from src.quotas import service as quota_service
 from src.review.service import qc_frames
 from src.storage import get_storage
 from src.videos.models import Video
+from src.vision.attribute_checks import attribute_check_count
 from src.webhooks import service as webhook_service
 from src.webhooks.models import WebhookEvent
 
@@ -100,6 +101,7 @@ def options_of(dataset: Dataset) -> DatasetOptions:
 
 async def set_options(session: AsyncSession, *, dataset: Dataset, options: DatasetOptions) -> Dataset:
     annotation_service.ensure_draft(dataset)
+    await check_action_attribute(session, dataset=dataset, options=options)
     dataset.options = options.model_dump()
     await session.flush()
     return dataset
@@ -123,13 +125,16 @@ async def quote(session: AsyncSession, *, dataset: Dataset, options: DatasetOpti
     objects = len({o["track_id"] for objs in seeds.values() for o in objs if not o.get("gone")})
     review = review_count(options.review_budget, frames)
     qc = len(qc_frames(range(review), options.double_review_share))  # at most: QC needs two reviewers
+    attribute_frames = attribute_check_count(review, options.review_attribute_share) if any(
+        s.mutable for s in await annotation_service.attribute_specs(session, dataset_id=dataset.id)) else 0
     previewed = _previewed_object_frames(dataset, seeds, options, video)
     object_frames = objects * frames if previewed is None else min(previewed, objects * frames)
     price_list = await billing_service.current_price_list(session)
     priced = billing_service.price(price_list, frames=frames, object_frames=object_frames, review_frames=review,
                                    qc_frames=qc)
     return Quote(frames=frames, frames_exact=exact, objects=objects, object_frames=object_frames,
-                 review_frames=review, qc_frames=qc, from_preview=previewed is not None, **priced)
+                 review_frames=review, qc_frames=qc, attribute_frames=attribute_frames, from_preview=previewed is not None,
+                 **priced)
 
 
 def _previewed_object_frames(dataset: Dataset, seeds: dict, options: DatasetOptions, video: Video) -> int | None:
@@ -168,6 +173,7 @@ async def confirm(
         locked.options = options.model_dump()
     await annotation_service.check_ready_to_create(session, dataset=locked)
     check_backend(options_of(locked))
+    await check_action_attribute(session, dataset=locked, options=options_of(locked))
     priced = await quote(session, dataset=locked)
     if expected_total_cents is not None and expected_total_cents != priced.total_cents:
         raise PriceChanged("The price changed since the quote you saw; review the new quote and confirm again.")
@@ -183,6 +189,25 @@ async def confirm(
     await session.flush()
     enqueue(session, redis, locked)
     return locked
+
+
+async def check_action_attribute(session: AsyncSession, *, dataset: Dataset, options: DatasetOptions) -> None:
+    """`ava_action_attribute`, when set, names a one-of or several-of attribute of the draft
+    (its values become the AVA actions); InvalidOptions says what is wrong otherwise."""
+    name = options.ava_action_attribute
+    if name is None:
+        return
+    specs = await annotation_service.attribute_specs(session, dataset_id=dataset.id)
+    lists = [s for s in specs if s.kind in ("select", "multi")]
+    if not any(s.name == name for s in lists):
+        other = next((s for s in specs if s.name == name), None)
+        known = ", ".join(f"{s.name} ({s.class_name})" for s in lists) or "none yet"
+        if other is not None:
+            raise InvalidOptions(
+                f"The AVA action attribute must be a one-of or several-of list; '{name}' of {other.class_name} is a "
+                f"{other.kind} attribute (list attributes: {known}).")
+        raise InvalidOptions(f"The AVA action attribute '{name}' is not an attribute of this draft's classes "
+                             f"(list attributes: {known}).")
 
 
 def review_backends() -> list[str]:

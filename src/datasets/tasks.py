@@ -188,6 +188,7 @@ def _spec(job: dict[str, Any], options, reviewed: list[int], seeds: dict | None 
         colors=[c.color for c in job["classes"]], formats=tuple(options.formats), ava_rate=options.ava_rate,
         sampling=options.sampling.model_dump(), split=options.split.model_dump(), reviewed_frames=frozenset(reviewed),
         attributes=tuple(job.get("attributes", ())), keyframe_attributes=keyframe_values(seeds or job["seeds"]),
+        ava_action=options.ava_action_attribute,
     )
 
 
@@ -242,12 +243,19 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
                 result, model_scores, filled = await apply_model(
                     ctx, dataset=job["dataset"], video_path=job["video_path"], result=result,
                     classes=[c.name for c in job["classes"]], rank=not resumed)
-        hard = reviewed + dropped if resumed else pipeline.pick_review_frames(ranked, delivered, options.review_budget,
-                                                                               keyframes, model_scores)
+        if resumed:
+            hard = reviewed + dropped
+        else:
+            pick = pipeline.pick_review_frames(
+                ranked, delivered, options.review_budget, keyframes, model_scores,
+                attribute_share=options.review_attribute_share, attributes=job["attributes"],
+                keyframe_attributes=keyframe_values(seeds), ava_rate=options.ava_rate)
+            hard = pick.frames
         if hard and not resumed:
             values = resolve_tracks(job["attributes"], {int(t.track_id): t.class_name for t in result.tracks},
                                     keyframe_values(seeds))
-            await _open_review(ctx, did, token, result, hard, options, values=values)
+            await _open_review(ctx, did, token, result, hard, options, values=values,
+                               attribute_checks=pick.attribute_checks)
             return "in_review"
         spec = _spec(job, options, reviewed, seeds)
         built = await _stage(ctx, did, token, "building", pipeline.run_build, job["video_path"], result, spec, delivered,
@@ -307,9 +315,10 @@ def _proposed(result, frames: list[int]) -> dict[int, list[dict[str, Any]]]:
 
 
 async def _open_review(ctx: dict, dataset_id: uuid.UUID, token: str, result, hard: list[int], options,
-                       values: dict | None = None) -> None:
+                       values: dict | None = None, attribute_checks: list[int] = ()) -> None:
     """Open the review and let go of the dataset: the job that resumes it after the review
-    (review.service.resume_on_commit) claims it afresh."""
+    (review.service.resume_on_commit) claims it afresh. `attribute_checks`: the frames of
+    `hard` picked to check the attribute values (pipeline.ReviewPick)."""
     backend = ReviewBackend(options.review_backend)
     async with job_session(ctx) as session:
         dataset = _check_owner(await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True), token)
@@ -317,6 +326,7 @@ async def _open_review(ctx: dict, dataset_id: uuid.UUID, token: str, result, har
             session, dataset=dataset, proposed=proposed_boxes(result, hard, values), backend=backend,
             job_size=get_settings().review_job_size, double_review_share=options.double_review_share,
             auto_accept_agreement=options.auto_accept_agreement, by_owner=options.review_by == "me",
+            attribute_checks=set(attribute_checks),
         )
         dataset.state = DatasetState.in_review
         dataset.progress = {"stage": "in_review", "percent": 60, "frames_total": len(hard)}

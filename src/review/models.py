@@ -79,8 +79,9 @@ class ReviewJob(CreatedAtMixin, Base):
 
 
 class ReviewFrame(Base):
-    """One hard frame in a job. `proposed` / `corrected` are lists of
-    `{"track_id": int, "class": str, "box": [x1, y1, x2, y2]}` in full-resolution pixels."""
+    """One review frame in a job: a hard frame, or an attribute check (`attribute_check`).
+    `proposed` / `corrected` are lists of `{"track_id": int, "class": str, "box": [x1, y1, x2, y2]}`
+    in full-resolution pixels."""
 
     __tablename__ = "review_frame"
     __table_args__ = (UniqueConstraint("job_id", "video_frame", name="uq_review_frame_job_id_video_frame"),)
@@ -92,3 +93,6 @@ class ReviewFrame(Base):
     proposed: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     corrected: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     decision: Mapped[FrameDecision] = mapped_column(_enum(FrameDecision, "review_frame_decision"), default=FrameDecision.pending)
+    # picked to check the attribute values at an AVA timestamp rather than the boxes (a share of
+    # the review budget, DatasetOptions.review_attribute_share); reviewed like any other frame
+    attribute_check: Mapped[bool] = mapped_column(default=False, server_default=false())

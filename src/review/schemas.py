@@ -15,6 +15,8 @@ class ReviewFrameRead(BaseModel):
     proposed: list[dict[str, Any]]
     corrected: list[dict[str, Any]] | None
     decision: FrameDecision
+    attribute_check: bool = Field(False, description=(
+        "picked to check the attribute values at an AVA timestamp (review_attribute_share) rather than the boxes"))
 
 
 class ReviewJobRead(BaseModel):

@@ -9,7 +9,7 @@ re-propagates with the reviewed frames as extra keyframes (`corrections`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -43,9 +43,10 @@ async def get_task(session: AsyncSession, *, dataset_id: uuid.UUID) -> ReviewTas
 async def open_review(
     session: AsyncSession, *, dataset: Dataset, proposed: dict[int, list[dict[str, Any]]],
     backend: ReviewBackend, job_size: int = DEFAULT_JOB_SIZE, double_review_share: float = 0.0,
-    auto_accept_agreement: float | None = None, by_owner: bool = False,
+    auto_accept_agreement: float | None = None, by_owner: bool = False, attribute_checks: Collection[int] = frozenset(),
 ) -> ReviewTask:
     """Create the review task for `proposed` ({hard frame: boxes}); idempotent per dataset.
+    `attribute_checks`: the frames of `proposed` picked to check attribute values (marked so).
 
     With `double_review_share` > 0 (at least two reviewers) that share of the hard frames is
     also put in QC jobs for a second annotator (`_add_qc_jobs`; on CVAT, jobs of their own in
@@ -67,10 +68,11 @@ async def open_review(
         await session.flush()
         primaries.append((job, frames[start : start + job_size]))
         for offset, frame in enumerate(frames[start : start + job_size]):
-            session.add(ReviewFrame(job_id=job.id, video_frame=frame, task_frame=start + offset, proposed=proposed[frame]))
+            session.add(ReviewFrame(job_id=job.id, video_frame=frame, task_frame=start + offset, proposed=proposed[frame],
+                                    attribute_check=frame in attribute_checks))
     if double_review_share > 0 and len(people) >= 2:
         await _add_qc_jobs(session, task=task, primaries=primaries, proposed=proposed, people=people,
-                           picked=set(qc_frames(frames, double_review_share)))
+                           picked=set(qc_frames(frames, double_review_share)), attribute_checks=attribute_checks)
     await session.flush()
     return task
 
@@ -85,7 +87,7 @@ def qc_frames(frames: Sequence[int], share: float) -> list[int]:
 
 async def _add_qc_jobs(
     session: AsyncSession, *, task: ReviewTask, primaries: list[tuple[ReviewJob, list[int]]],
-    proposed: dict[int, list[dict[str, Any]]], people: list[User], picked: set[int],
+    proposed: dict[int, list[dict[str, Any]]], people: list[User], picked: set[int], attribute_checks: Collection[int],
 ) -> None:
     """One QC job per primary job with picked frames, for the reviewer after that job's annotator
     (so never the same person). QC frames are numbered after the primary ones."""
@@ -100,7 +102,8 @@ async def _add_qc_jobs(
         session.add(job)
         await session.flush()
         for frame in shared:
-            session.add(ReviewFrame(job_id=job.id, video_frame=frame, task_frame=task_frame, proposed=proposed[frame]))
+            session.add(ReviewFrame(job_id=job.id, video_frame=frame, task_frame=task_frame, proposed=proposed[frame],
+                                    attribute_check=frame in attribute_checks))
             task_frame += 1
 
 
@@ -414,7 +417,8 @@ async def job_view(session: AsyncSession, *, job: ReviewJob):
         id=job.id, dataset_id=dataset.id, dataset_name=dataset.name, video_id=dataset.video_id,
         backend=task.backend.value, stage=job.stage, issue=job.issue, assignee_id=job.assignee_id, qc=job.qc,
         frames=[ReviewFrameRead(video_frame=f.video_frame, task_frame=f.task_frame, proposed=f.proposed,
-                                corrected=f.corrected, decision=f.decision) for f in frames],
+                                corrected=f.corrected, decision=f.decision, attribute_check=f.attribute_check)
+                for f in frames],
         classes=[{"id": c.id, "name": c.name, "color": c.color} for c in classes], url=job_url(job, task),
     )
 

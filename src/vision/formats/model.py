@@ -74,10 +74,14 @@ class ExportSpec:
     ava_action: str | None = None
 
     def action_attribute(self) -> AttributeSpec | None:
-        """The attribute the AVA export writes as actions, or None (AVA writes the class)."""
+        """The attribute the AVA export writes as actions, or None (AVA writes the class).
+        `ava_action` names it (the dataset option `ava_action_attribute`; the class person's when
+        several classes have an attribute of that name)."""
         candidates = [a for a in self.attributes if a.kind in ("multi", "select")]
         if self.ava_action is not None:
-            return next((a for a in candidates if a.name == self.ava_action), None)
+            candidates = [a for a in candidates if a.name == self.ava_action]
+            if not candidates:
+                return None
         return next((a for a in candidates if a.class_name == "person"), candidates[0] if candidates else None)
 
     def track_values(self, result: PropagationResult) -> dict[int, TrackValues]:
