@@ -15,6 +15,11 @@ lowest frame it may still read (``FrameReader.hold``). The decoder writes frame 
 once every mark has passed ``i - slots``, i.e. it waits for the slowest reader instead of
 overwriting a frame someone still needs. With ``slots`` = the number of frames (the default)
 nothing waits and no marks are needed.
+
+A store may start at a later frame (``first``: a segment re-propagated after a keyframe
+changed, see src.vision.segments): the decoder seeks there and frames keep their numbers in
+the video. ``FrameStore.cancel()`` stops the decoder and makes every reader's ``get`` and
+``cancelled()`` say so, so passes in other processes stop within a frame.
 """
 
 from __future__ import annotations
@@ -29,14 +34,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from src.vision.video import open_capture
+from src.vision.video import open_capture, seek_to
 
 LEVELS = 3
 Pyramid = tuple[np.ndarray, ...]  # one grey frame: (h, w), (h // 2, w // 2), (h // 4, w // 4) uint8
 _POLL_S = 0.001
 
-# state file: [frames decoded, 1 when decoding failed]
-_DECODED, _FAILED = 0, 1
+# state file: [frames decoded (the next frame's number), 1 when decoding failed, 1 when cancelled]
+_DECODED, _FAILED, _CANCELLED = 0, 1, 2
+_STATE_LEN = 3
 # Camera motion: LK of a MOTION_GRID lattice of points on the coarsest pyramid level from each
 # frame to the next, then a RANSAC similarity (rotation, scale, shift): objects move on their
 # own and are outvoted by the background. Stored per frame (2x3, level-0 px).
@@ -76,6 +82,7 @@ class FrameSpec:
     scale: float  # working resolution / full resolution
     slots: int  # frames the ring holds
     marks: int  # readers' marks (FrameReader.hold)
+    first: int = 0  # the first frame stored (frames keep their numbers in the video)
 
 
 def level_shapes(h: int, w: int) -> tuple[tuple[int, int], ...]:
@@ -126,7 +133,7 @@ class FrameReader:
             np.asarray(np.memmap(d / f"grey{lv}.u8", np.uint8, "r", shape=(spec.slots, *shape)))
             for lv, shape in enumerate(spec.shapes)
         ]
-        self._state = np.memmap(d / "state.i64", np.int64, "r", shape=(2,))
+        self._state = np.memmap(d / "state.i64", np.int64, "r", shape=(_STATE_LEN,))
         self._marks = np.memmap(d / "marks.i64", np.int64, "r+", shape=(max(spec.marks, 1),))
         self._motion = np.memmap(d / "motion.f64", np.float64, "r", shape=(spec.n_frames, 2, 3))
 
@@ -140,6 +147,10 @@ class FrameReader:
             m = np.linalg.inv(m)
         return m[:2]
 
+    def cancelled(self) -> bool:
+        """Whether the store was cancelled (``FrameStore.cancel``): a pass should stop."""
+        return bool(self._state[_CANCELLED])
+
     def ready(self, i: int) -> bool:
         """Whether frame ``i`` is decoded (``get(i)`` would not wait)."""
         return bool(self._state[_DECODED] > i)
@@ -152,6 +163,8 @@ class FrameReader:
     def get(self, i: int) -> Pyramid:
         """Frame ``i`` as ``(level0, level1, level2)``, waiting for the decoder if needed;
         RuntimeError when decoding failed or the store was closed before frame ``i``."""
+        if not self.spec.first <= i < self.spec.n_frames:
+            raise RuntimeError(f"frame {i} is outside this store (frames {self.spec.first}-{self.spec.n_frames - 1})")
         while self._state[_DECODED] <= i:
             if self._state[_FAILED]:
                 raise RuntimeError(_error(self.spec))
@@ -174,15 +187,21 @@ class FrameStore:
         scale: float,
         slots: int | None = None,
         marks: list[int] | None = None,
+        first: int = 0,
     ):
-        """``slots``: frames the ring holds (default: all); ``marks``: the readers' first
-        marks, the lowest frame each will read (required when ``slots`` < ``n_frames``)."""
-        self.slots = max(1, min(slots or n_frames, n_frames))
+        """Frames ``first`` .. ``n_frames - 1`` of the video. ``slots``: frames the ring holds
+        (default: all); ``marks``: the readers' first marks, the lowest frame each will read
+        (required when ``slots`` < the frames stored)."""
+        if not 0 <= first < n_frames:
+            raise ValueError(f"first frame {first} outside 0-{n_frames - 1}")
+        count = n_frames - first
+        self.slots = max(1, min(slots or count, count))
         marks = list(marks or [])
-        if self.slots < n_frames and not marks:
+        if self.slots < count and not marks:
             raise ValueError("a ring smaller than the video needs the readers' marks")
         self.path = str(video_path)
         self.n_frames = n_frames
+        self.first = first
         self.scale = scale
         self.full_wh = (width, height)
         self.w = max(16, round(width * scale))
@@ -190,7 +209,7 @@ class FrameStore:
         self._tmp = tempfile.TemporaryDirectory(prefix="forge-frames-")
         d = Path(self._tmp.name)
         shapes = level_shapes(self.h, self.w)
-        self.spec = FrameSpec(str(d), n_frames, shapes, scale, self.slots, len(marks))
+        self.spec = FrameSpec(str(d), n_frames, shapes, scale, self.slots, len(marks), first)
         # Written with pwrite, read through memory maps: writing through a mapping page-faults
         # on every new page (5x slower, on the decoder thread that every pass waits for).
         self._files = []
@@ -198,7 +217,8 @@ class FrameStore:
             f = open(d / f"grey{lv}.u8", "w+b")  # noqa: SIM115 - closed in close()
             f.truncate(self.slots * h * w)
             self._files.append((f.fileno(), h * w, f))
-        self._state = np.memmap(d / "state.i64", np.int64, "w+", shape=(2,))
+        self._state = np.memmap(d / "state.i64", np.int64, "w+", shape=(_STATE_LEN,))
+        self._state[_DECODED] = first
         self._marks = np.memmap(d / "marks.i64", np.int64, "w+", shape=(max(len(marks), 1),))
         self._marks[:] = marks or [n_frames]
         self._motion = np.memmap(d / "motion.f64", np.float64, "w+", shape=(n_frames, 2, 3))
@@ -220,12 +240,12 @@ class FrameStore:
         t0 = time.perf_counter()
         cap, first = self._open()
         try:
-            for i in range(self.n_frames):
-                if i >= self.slots:
+            for i in range(self.first, self.n_frames):
+                if i - self.first >= self.slots:
                     self._wait_for_slot(i)
                 if self._stop.is_set():
                     raise RuntimeError(f"{self.path}: propagation stopped at frame {i}")
-                ok, frame = (True, first) if i == 0 and first is not None else cap.read()
+                ok, frame = (True, first) if i == self.first and first is not None else cap.read()
                 if not ok:
                     self.broken_at = i
                     raise RuntimeError(f"{self.path}: decoding stopped at frame {i} of {self.n_frames}")
@@ -234,12 +254,12 @@ class FrameStore:
                 levels = pyramid(shrink(frame, self.w, self.h))
                 for (fd, size, _), img in zip(self._files, levels):
                     os.pwrite(fd, np.ascontiguousarray(img), (i % self.slots) * size)
-                if i > 0:
+                if i > self.first:
                     self._motion[i] = camera_motion(coarse, levels[-1], 1.0 / (1 << (len(levels) - 1)))
                 coarse = levels[-1]
                 self._state[_DECODED] = i + 1
                 if progress is not None:
-                    progress(i + 1)
+                    progress(i + 1 - self.first)
         except BaseException as exc:  # handed to the readers
             (Path(self.spec.dir) / "error.txt").write_text(str(exc))
             self._state[_FAILED] = 1
@@ -257,24 +277,42 @@ class FrameStore:
         self.waited_seconds += time.perf_counter() - t0
 
     def _open(self) -> tuple[cv2.VideoCapture, np.ndarray | None]:
-        """The capture and, when it can hand out the decoder's luma plane directly, its first
-        frame. Luma skips two colour conversions (YUV -> BGR -> grey): about 20% of the
-        decode time at 720p, 30% at 1080p. Anything unusual (not 8-bit, or not the upright
-        size the probe reported) falls back to BGR frames."""
+        """The capture, at frame ``first``, and, when it can hand out the decoder's luma plane
+        directly, that frame. Luma skips two colour conversions (YUV -> BGR -> grey): about
+        20% of the decode time at 720p, 30% at 1080p. Anything unusual (not 8-bit, or not the
+        upright size the probe reported) falls back to BGR frames."""
         cap = open_capture(self.path)
         cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
         ok, frame = cap.read()
         w, h = self.full_wh
         if ok and frame.ndim == 2 and frame.dtype == np.uint8 and frame.shape == (h, w):
-            return cap, frame
+            if self.first == 0:
+                return cap, frame
+            seek_to(cap, self.path, self.first)
+            ok, frame = cap.read()
+            if ok and frame.ndim == 2 and frame.shape == (h, w):
+                return cap, frame
         cap.release()
-        return open_capture(self.path), None
+        cap = open_capture(self.path)
+        seek_to(cap, self.path, self.first)
+        return cap, None
 
     def join(self) -> None:
         if self._thread is not None:
             self._thread.join()
         if self._state[_FAILED]:
             raise RuntimeError(_error(self.spec))
+
+    def cancel(self) -> None:
+        """Stop the decoder and tell every reader (``FrameReader.cancelled``, ``get``)."""
+        self._state[_CANCELLED] = 1
+        (Path(self.spec.dir) / "error.txt").write_text(f"{self.path}: propagation cancelled")
+        self._state[_FAILED] = 1
+        self._stop.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self._state[_CANCELLED])
 
     def stop(self) -> None:
         """Stop the decoder and wait until it has."""

@@ -13,6 +13,10 @@ spends half its time in Python between OpenCV calls, and threads would share one
 ring holds the longest backward pass (it reads its segment from the far end) plus
 STORE_AHEAD frames; the decoder waits for the slowest pass, so memory and disk do not grow
 with the video's length.
+
+Re-propagation: given the ``Reusable`` of an earlier call on the same video (``reuse=``),
+only the passes inside the spans that the keyframe changes touch run again, and their
+frames are spliced into the earlier tracks (src.vision.segments).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -37,6 +42,7 @@ from src.vision.confidence import fused_confidence
 from src.vision.frames import FrameReader, FrameSpec, FrameStore
 from src.vision.hard_frames import select_hard_frames
 from src.vision.metrics import iou
+from src.vision.segments import Reusable, Span, changed_spans
 from src.vision.tracker import ObjectTracker
 from src.vision.types import (
     SOURCE_KEYFRAME,
@@ -63,12 +69,19 @@ PROCESS_MIN_WORK = 1000  # object-frames from which passes run in processes rath
 STRIDE_CONF = 0.8
 STRIDE_SPEED = 0.08
 LK_ENGINE = "lk-ncc"  # the built-in tracker's name in results and datasets
+CANCEL_POLL_S = 0.1  # how often a running propagation asks whether it is still wanted
+CANCEL_GRACE_S = 1.0  # how long a cancelled one waits for its passes to stop before it returns
 FUSE_MIN_IOU = 0.3
 COLLAPSE_IOU = 0.75  # two same-class boxes overlapping this much are one object (exclude_collapsed)  # forward and backward boxes overlapping at least this much are averaged, else one is chosen
 
 
 class SeedError(ValueError):
     """The keyframes do not fit the video; ``str(err)`` is a human message."""
+
+
+class PropagationCancelled(RuntimeError):
+    """``propagate(cancelled=)`` said stop: its caller no longer wants the result."""
+
 
 
 def validate_keyframes(keyframes: dict[int, list[SeedObject]], info: VideoInfo) -> dict[int, list[SeedObject]]:
@@ -282,6 +295,8 @@ def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[tuple]:
     todo = [_Pass(*p) for p in passes]
     active = [p for p in todo if not p.done]
     while active:
+        if store.cancelled():
+            raise PropagationCancelled("propagation cancelled")
         moved = False
         ready = [p for p in active if store.ready(p.needs)]
         # learned-tracker steps of this round share one model call (one batch per round)
@@ -304,10 +319,13 @@ def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[tuple]:
     return [p.result() for p in todo]
 
 
-def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool, progress) -> list[tuple]:
+def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool, progress,
+             cancelled: Callable[[], bool] | None = None) -> list[tuple]:
     """Decode into ``store`` while the passes ``jobs`` run in ``workers`` balanced groups (in
-    the shared process pool, or in threads); each pass's ``_Pass.result()``, in order."""
-    n = store.n_frames
+    the shared process pool, or in threads); each pass's ``_Pass.result()``, in order.
+    ``cancelled()`` is asked every CANCEL_POLL_S: when it says so, the decoder and the passes
+    stop (within a frame each) and PropagationCancelled is raised."""
+    n = store.n_frames - store.first
     # Parallelism comes from the passes; OpenCV's own threads on the small per-object
     # crops only add scheduling cost (measured: ~20% less CPU for the same passes).
     cv_threads = cv2.getNumThreads()
@@ -319,6 +337,18 @@ def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool
         results: list = [None] * len(jobs)
         try:
             futures = [pool.submit(_run_passes, store.spec, [jobs[i] for i in g]) for g in groups]
+            while cancelled is not None:
+                finished, running = wait_futures(futures, timeout=CANCEL_POLL_S, return_when=FIRST_EXCEPTION)
+                if not running or any(f.exception() for f in finished):
+                    break
+                if cancelled():
+                    # running passes stop within a frame; ones still waiting for a process
+                    # (a cold pool starts in seconds) are dropped, or fail on the closed store
+                    store.cancel()
+                    for f in futures:
+                        f.cancel()
+                    wait_futures(futures, timeout=CANCEL_GRACE_S)
+                    raise PropagationCancelled("propagation cancelled")
             for g, fut in zip(groups, futures):
                 for i, res in zip(g, fut.result()):
                     results[i] = res
@@ -328,6 +358,8 @@ def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool
             raise RuntimeError("a tracking process died (out of memory?)") from exc
         except RuntimeError as exc:
             store.stop()
+            if store.cancelled:
+                raise PropagationCancelled("propagation cancelled") from exc
             if store.broken_at is not None:  # bad input (damaged, or replaced since its probe), not our failure
                 raise VideoProbeError(
                     f"the video stops decoding at frame {store.broken_at} of {n} (damaged, or changed since it was checked)"
@@ -436,6 +468,9 @@ def propagate(
     info: VideoInfo | None = None,
     processes: bool | None = None,
     tracker_model: str | Path | None = None,
+    reuse: Reusable | None = None,
+    keep: bool = False,
+    cancelled: Callable[[], bool] | None = None,
 ) -> PropagationResult:
     """Propagate ``keyframes`` ({frame: [SeedObject]}, boxes full-res xyxy) through the video.
 
@@ -443,10 +478,17 @@ def propagate(
     it is None or unusable the built-in LK+NCC tracker runs, and the result says which engine
     ran and why (``engine``, ``engine_note``).
 
-    ``progress(done, total)`` is called from the decode thread as frames arrive. ``budget``
-    picks the hard frames (share < 1 or count >= 1). ``workers`` passes run at once (default:
-    one per core), in processes when ``processes`` (default: when the job has at least
-    PROCESS_MIN_WORK object-frames), else in threads. Raises VideoProbeError / SeedError.
+    ``reuse``: an earlier result's ``reusable`` for the same video: only the spans of the
+    tracks whose keyframes changed are propagated again (``result.spans``); when the engine
+    or the working scale differ from that run, everything is. ``keep``: put this run's
+    ``Reusable`` on the result. ``cancelled()``: asked every CANCEL_POLL_S while the passes
+    run; True stops them and raises PropagationCancelled.
+
+    ``progress(done, total)`` is called from the decode thread as frames arrive (``total``:
+    the frames decoded, the spans' extent on a re-propagation). ``budget`` picks the hard
+    frames (share < 1 or count >= 1). ``workers`` passes run at once (default: one per core),
+    in processes when ``processes`` (default: when the job has at least PROCESS_MIN_WORK
+    object-frames), else in threads. Raises VideoProbeError / SeedError.
     """
     t0 = time.perf_counter()
     info = info or probe(video_path)
@@ -460,31 +502,51 @@ def propagate(
 
     engine = resolve_engine(tracker_model)
     keys, jobs = _pass_jobs(per_object, n)  # (track id, kind, keyframe index), (start, box, stop, step, open_end)
+    # the scale of a full run, also on a re-propagation: the same passes give the same boxes
+    scale = working_scale(info, keyframes, store_slots(n, jobs))
+    spans = _spans_to_rerun(reuse, keyframes, n, scale, engine)
+    first, last, work = 0, n - 1, len(per_object) * n
+    if spans is not None:
+        inside = [i for i, ((tid, _, _), job) in enumerate(zip(keys, jobs))
+                  if tid in spans and spans[tid].start <= min(job[0], job[2]) and max(job[0], job[2]) <= spans[tid].stop]
+        keys, jobs = [keys[i] for i in inside], [jobs[i] for i in inside]
+        first = min((sp.start for sp in spans.values()), default=0)
+        last = max((sp.stop for sp in spans.values()), default=-1)
+        work = sum(len(sp) for sp in spans.values())
     workers = workers or max(1, os.cpu_count() or 1)
     if processes is None:
-        processes = workers > 1 and len(per_object) * n >= PROCESS_MIN_WORK
-    slots = store_slots(n, jobs)
-    store = FrameStore(
-        video_path, n, info.width, info.height, working_scale(info, keyframes, slots), slots,
-        marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs],
-    )
-    # One call at a time uses the shared process pool: a call's decoder waits for all of its
-    # passes, so its groups must not queue behind another call's.
-    with _pool_user if processes else contextlib.nullcontext():
-        try:
-            runs = [(*job[:4], mark, job[4], engine.model_dir) for mark, job in enumerate(jobs)]
-            results = _run_all(store, runs, workers, processes, progress)
-        finally:
-            store.close()
+        processes = workers > 1 and work >= PROCESS_MIN_WORK
+    results = []
+    if jobs:
+        store = FrameStore(
+            video_path, last + 1, info.width, info.height, scale, store_slots(last + 1 - first, jobs),
+            marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first,
+        )
+        # One call at a time uses the shared process pool: a call's decoder waits for all of its
+        # passes, so its groups must not queue behind another call's.
+        with _pool_user if processes else contextlib.nullcontext():
+            try:
+                runs = [(*job[:4], mark, job[4], engine.model_dir) for mark, job in enumerate(jobs)]
+                results = _run_all(store, runs, workers, processes, progress, cancelled)
+            finally:
+                store.close()
     passes = dict(zip(keys, results))
 
+    earlier = {t.track_id: t for t in reuse.tracks} if spans is not None else {}
     tracks = []
     for tid, kfs in per_object.items():
         name = next(o.class_name for _, o in kfs if not o.gone)
-        tr = Track.empty(tid, name, n)
+        span = Span(tid, 0, n - 1) if spans is None else spans.get(tid)
+        if span is None:  # nothing of it changed (its class may have)
+            tracks.append(_copy_track(earlier[tid], name))
+            continue
+        tr = _copy_track(earlier[tid], name) if tid in earlier else Track.empty(tid, name, n)
+        _clear(tr, span.start, span.stop)
         # boundaries: virtual "gone" before the start and after the end
         bounds = [(-1, None)] + kfs + [(n, None)]
         for (a, oa), (b, ob) in zip(bounds[:-1], bounds[1:]):
+            if a + 1 < span.start or b - 1 > span.stop:
+                continue  # frames outside the span: as before
             ja = kfs.index((a, oa)) if oa is not None else None
             jb = kfs.index((b, ob)) if ob is not None else None
             fwd = passes.get((tid, "fwd", ja)) if oa is not None and not oa.gone else None
@@ -508,9 +570,35 @@ def propagate(
         _clip(tr, info)
         tracks.append(tr)
     tracks.sort(key=lambda t: t.track_id)
+    reusable = Reusable(n, keyframes, [_copy_track(t) for t in tracks], scale, _engine_key(engine)) if keep else None
     exclude_collapsed(tracks)
     hard = select_hard_frames(tracks, n, budget, exclude=keyframes.keys())
-    return PropagationResult(info, tracks, hard, time.perf_counter() - t0, engine=engine.name, engine_note=engine.note)
+    return PropagationResult(info, tracks, hard, time.perf_counter() - t0, engine=engine.name, engine_note=engine.note,
+                             reusable=reusable, spans=None if spans is None else sorted(spans.values(), key=lambda s: s.track_id))
+
+
+def _spans_to_rerun(reuse: Reusable | None, keyframes: dict[int, list[SeedObject]], n: int, scale: float,
+                    engine: Engine) -> dict[int, Span] | None:
+    """The spans to propagate again on top of ``reuse``; None: the whole video (no earlier
+    run, or one that ran another engine, at another scale, on another length)."""
+    if reuse is None or reuse.frames != n or reuse.engine != _engine_key(engine) or abs(reuse.scale - scale) > 1e-9:
+        return None
+    return changed_spans(reuse.keyframes, keyframes, n, known={t.track_id for t in reuse.tracks})
+
+
+def _engine_key(engine: Engine) -> str:
+    return f"{engine.name}:{engine.model_dir or ''}"
+
+
+def _copy_track(t: Track, class_name: str | None = None) -> Track:
+    return Track(t.track_id, class_name or t.class_name, t.boxes.copy(), t.confidence.copy(), t.source.copy(),
+                 t.lost.copy(), t.left.copy())
+
+
+def _clear(t: Track, start: int, stop: int) -> None:
+    """Frames ``start`` .. ``stop`` of ``t`` absent, as before anything was propagated."""
+    sl = slice(start, stop + 1)
+    t.boxes[sl], t.confidence[sl], t.source[sl], t.lost[sl], t.left[sl] = np.nan, 0.0, 0, False, False
 
 
 @dataclass(frozen=True)

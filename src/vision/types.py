@@ -7,8 +7,12 @@ Conventions: a box is ``(4,)`` float32 ``[x1, y1, x2, y2]`` in full-resolution p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from src.vision.segments import Reusable, Span
 
 SOURCE_ABSENT = 0
 SOURCE_KEYFRAME = 1
@@ -92,6 +96,8 @@ class PropagationResult:
     seconds: float = 0.0
     engine: str = "lk-ncc"  # which tracker made the tracks (src.vision.propagate.Engine)
     engine_note: str = ""  # why the built-in tracker ran when a learned one was asked for
+    reusable: Reusable | None = None  # for a later re-propagation (propagate(keep=True))
+    spans: list[Span] | None = None  # what a re-propagation ran again (None: the whole video)
 
     def frame_confidence(self) -> np.ndarray:
         """``(n_frames,)`` float32: the lowest confidence of any object present on the frame

@@ -312,6 +312,30 @@ def read_frame(path: str | Path, n: int, width: int | None = None) -> np.ndarray
     return _resize(frame, width, None)
 
 
+def seek_to(cap: cv2.VideoCapture, path: str | Path, n: int) -> None:
+    """Put ``cap`` where its next ``read()`` gives frame ``n`` (0-based decode order).
+
+    OpenCV's CAP_PROP_POS_FRAMES seek turns ``n`` into a time through the average fps: exact
+    when the container's timestamps are evenly spaced (constant frame rate), frames away
+    otherwise. So it seeks only then; on variable-frame-rate video (or without timestamps)
+    it decodes forward from where ``cap`` is, which is slower but never lands elsewhere."""
+    at = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+    if n == at:
+        return
+    pts = frame_timestamps(path)
+    if pts is not None and n < len(pts) and len(pts) > 2:
+        steps = np.diff(pts)
+        if steps.min() > 0 and steps.max() - steps.min() <= max(1, 0.02 * float(np.median(steps))):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, n)
+            return
+    if n < at:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        at = 0
+    for _ in range(n - at):
+        if not cap.grab():
+            return
+
+
 def iter_frames(
     path: str | Path, *, scale: float = 1.0, grey: bool = False, start: int = 0
 ) -> Iterator[np.ndarray]:

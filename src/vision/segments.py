@@ -1,0 +1,131 @@
+"""Re-propagate only what a keyframe change touches.
+
+A track's boxes between two of its keyframes come from the two passes that start there
+(src.vision.propagate): forward from the earlier, backward from the later. Change, add or
+remove a keyframe of a track and only the frames between the track's nearest *unchanged*
+keyframes before and after it (or the video's ends) can change: a ``Span``. Everything
+else of that track, and every other track, is what the previous propagation said.
+
+So a propagation can hand on a ``Reusable`` (its validated keyframes, its tracks before the
+cross-track exclusion, its working scale and engine) and the next one, given it, runs the
+engine only on the spans (``propagate(..., reuse=)``), splices them into copies of the
+previous tracks, and redoes the whole-video steps that are cheap (exclusion of collapsed
+boxes, hard frames). With the same working scale and engine the passes are the same, so
+the result equals a full propagation (tests/vision/test_segments.py).
+
+The editor's preview uses it after a fix in place; the post-review dataset run can use it
+the same way, with the reviewed frames as the changed keyframes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from src.vision.types import SeedObject, Track
+
+
+@dataclass(frozen=True)
+class Span:
+    """Frames ``start`` .. ``stop`` (inclusive) of track ``track_id`` to run again: each end
+    is an unchanged keyframe of the track or an end of the video."""
+
+    track_id: int
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start + 1
+
+
+@dataclass
+class Reusable:
+    """What a later propagation of the same video needs to re-run only the changed spans.
+
+    keyframes: the validated keyframes ({frame: [SeedObject]}, boxes clipped to the frame);
+    tracks: the tracks before ``exclude_collapsed`` (which drops boxes of one track where it
+    overlaps another: those must come back when the other track moves); scale: the working
+    resolution the passes ran at; engine: the tracker's name and model folder."""
+
+    frames: int
+    keyframes: dict[int, list[SeedObject]]
+    tracks: list[Track]
+    scale: float
+    engine: str
+
+    def to_bytes(self) -> bytes:
+        """An ``.npz`` with the arrays of every track and the rest as JSON."""
+        meta = {
+            "frames": self.frames, "scale": self.scale, "engine": self.engine,
+            "tracks": [[int(t.track_id), t.class_name] for t in self.tracks],
+            "keyframes": {str(f): [_seed_json(o) for o in objs] for f, objs in self.keyframes.items()},
+        }
+        arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+        for k, t in enumerate(self.tracks):
+            arrays |= {f"boxes{k}": t.boxes, f"confidence{k}": t.confidence, f"source{k}": t.source,
+                       f"lost{k}": t.lost, f"left{k}": t.left}
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Reusable:
+        with np.load(io.BytesIO(data)) as z:
+            meta = json.loads(z["meta"].tobytes())
+            tracks = [Track(tid, name, z[f"boxes{k}"], z[f"confidence{k}"], z[f"source{k}"], z[f"lost{k}"], z[f"left{k}"])
+                      for k, (tid, name) in enumerate(meta["tracks"])]
+        keyframes = {int(f): [_seed(o) for o in objs] for f, objs in meta["keyframes"].items()}
+        return cls(int(meta["frames"]), keyframes, tracks, float(meta["scale"]), meta["engine"])
+
+
+def _seed_json(o: SeedObject) -> dict:
+    box = None if o.box is None else [float(v) for v in o.box]
+    return {"track_id": int(o.track_id), "class": o.class_name, "box": box, "gone": bool(o.gone)}
+
+
+def _seed(d: dict) -> SeedObject:
+    box = None if d["box"] is None else np.asarray(d["box"], np.float32)
+    return SeedObject(int(d["track_id"]), d["class"], box, gone=bool(d["gone"]))
+
+
+def _per_track(keyframes: dict[int, list[SeedObject]]) -> dict[int, dict[int, SeedObject]]:
+    out: dict[int, dict[int, SeedObject]] = {}
+    for f in sorted(keyframes):
+        for o in keyframes[f]:
+            out.setdefault(o.track_id, {})[f] = o
+    return out
+
+
+def _same(a: SeedObject, b: SeedObject) -> bool:
+    """The same seed for the passes (the class is not: it does not move a box)."""
+    if a.gone or b.gone:
+        return a.gone == b.gone
+    return bool(np.array_equal(np.asarray(a.box, np.float32), np.asarray(b.box, np.float32)))
+
+
+def changed_spans(before: dict[int, list[SeedObject]], after: dict[int, list[SeedObject]], n: int,
+                  known: set[int] | None = None) -> dict[int, Span]:
+    """The span of every track of ``after`` whose keyframes differ from ``before`` (a box
+    moved, a keyframe or gone mark added or removed): from its last unchanged keyframe before
+    the first change (or frame 0) to its first unchanged keyframe after the last change (or
+    the last frame). A track not in ``known`` (default: the tracks of ``before``)
+    is new: its whole length. Tracks whose keyframes are all the same are not in the answer."""
+    old, new = _per_track(before), _per_track(after)
+    known = set(old) if known is None else known
+    spans: dict[int, Span] = {}
+    for tid, kfs in new.items():
+        if tid not in known or tid not in old:
+            spans[tid] = Span(tid, 0, n - 1)
+            continue
+        was = old[tid]
+        changed = sorted(f for f in set(kfs) | set(was) if f not in kfs or f not in was or not _same(kfs[f], was[f]))
+        if not changed:
+            continue
+        steady = [f for f in kfs if f in was and _same(kfs[f], was[f])]
+        start = max((f for f in steady if f < changed[0]), default=0)
+        stop = min((f for f in steady if f > changed[-1]), default=n - 1)
+        spans[tid] = Span(tid, start, stop)
+    return spans

@@ -1,0 +1,151 @@
+"""Re-propagating only the spans a keyframe change touches (src.vision.segments) gives what a
+full propagation of the new keyframes gives; a store that starts mid-video holds the same
+frames as one that decodes from the start; a cancelled propagation stops promptly."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from src.vision.frames import FrameStore
+from src.vision.propagate import PropagationCancelled, propagate
+from src.vision.segments import Reusable, Span, changed_spans
+from src.vision.synthetic import make_video
+from src.vision.types import SeedObject
+from src.vision.video import probe
+from tests.vision.conftest import decoded_store, sequence
+
+
+def _seed(tid: int, box, cls: str = "object") -> SeedObject:
+    return SeedObject(tid, cls, np.asarray(box, np.float32))
+
+
+def test_changed_spans_run_from_the_unchanged_keyframe_before_to_the_one_after():
+    before = {0: [_seed(1, [0, 0, 10, 10]), _seed(2, [50, 50, 60, 60])], 100: [_seed(1, [5, 5, 15, 15])],
+              200: [_seed(1, [9, 9, 19, 19])]}
+    moved = {**before, 100: [_seed(1, [6, 5, 16, 15])]}
+    assert changed_spans(before, moved, 300) == {1: Span(1, 0, 200)}
+    added = {**before, 150: [_seed(1, [7, 7, 17, 17])]}
+    assert changed_spans(before, added, 300) == {1: Span(1, 100, 200)}
+    after_last = {**before, 250: [SeedObject(1, "object", None, gone=True)]}
+    assert changed_spans(before, after_last, 300) == {1: Span(1, 200, 299)}
+    removed = {f: objs for f, objs in before.items() if f != 200}
+    assert changed_spans(before, removed, 300) == {1: Span(1, 100, 299)}
+    new_track = {**before, 0: [*before[0], _seed(3, [80, 80, 90, 90])]}
+    assert changed_spans(before, new_track, 300) == {3: Span(3, 0, 299)}
+    relabelled = {f: [SeedObject(o.track_id, "car", o.box) for o in objs] for f, objs in before.items()}
+    assert changed_spans(before, relabelled, 300) == {}  # a class does not move a box
+
+
+@pytest.fixture(scope="module")
+def h264_objects(tmp_path_factory):
+    """A 640x360 H.264 video of 160 frames, 3 objects, with its ground truth."""
+    path = tmp_path_factory.mktemp("segments") / "objects.mp4"
+    gt = make_video(path, width=640, height=360, n_frames=160, n_objects=3, seed=4, object_size=(50, 90), codec="h264")
+    return path, gt
+
+
+def _keyframes(gt, frames) -> dict[int, list[SeedObject]]:
+    return {f: [_seed(t, g[f]) for t, g in gt.items()] for f in frames}
+
+
+def _assert_same(got, want):
+    assert [t.track_id for t in got.tracks] == [t.track_id for t in want.tracks]
+    for a, b in zip(got.tracks, want.tracks):
+        np.testing.assert_array_equal(a.source, b.source, err_msg=f"track {a.track_id}")
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3, err_msg=f"track {a.track_id}")
+        np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-4)
+        np.testing.assert_array_equal(a.lost, b.lost)
+        np.testing.assert_array_equal(a.left, b.left)
+        assert a.class_name == b.class_name
+    assert got.hard_frames == want.hard_frames
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_fix_in_place_re_propagates_its_segments_to_what_a_full_run_gives(h264_objects, processes):
+    path, gt = h264_objects
+    info = probe(path)
+    first = propagate(path, _keyframes(gt, [0, 120]), info=info, keep=True, processes=processes, workers=2)
+    assert first.spans is None and first.reusable is not None
+    # track 2 gets a keyframe at frame 60, 3 px off the truth, as a person would drag it
+    fixed = _keyframes(gt, [0, 120])
+    fixed[60] = [_seed(2, gt[2][60] + np.array([3, 0, 3, 0], np.float32))]
+    reuse = Reusable.from_bytes(first.reusable.to_bytes())  # as the preview stores it
+    started = time.perf_counter()
+    spliced = propagate(path, fixed, info=info, reuse=reuse, keep=True, processes=processes, workers=2)
+    seconds = time.perf_counter() - started
+    assert spliced.spans == [Span(2, 0, 120)]
+    full = propagate(path, fixed, info=info, processes=processes, workers=2)
+    _assert_same(spliced, full)
+    assert not np.array_equal(np.nan_to_num(spliced.tracks[1].boxes), np.nan_to_num(first.tracks[1].boxes))
+    print(f"spliced re-propagation of 121 frames: {seconds:.2f} s")
+
+    # then a later move of that keyframe: only 0..120 of track 2 again; a class change: nothing
+    moved = {**fixed, 60: [_seed(2, gt[2][60], "car")], 0: [_seed(t, gt[t][0], "car" if t == 2 else "object") for t in gt],
+             120: [_seed(t, gt[t][120], "car" if t == 2 else "object") for t in gt]}
+    again = propagate(path, moved, info=info, reuse=spliced.reusable, processes=processes, workers=2)
+    assert again.spans == [Span(2, 0, 120)]
+    _assert_same(again, propagate(path, moved, info=info, processes=processes, workers=2))
+    relabelled = {f: [SeedObject(o.track_id, "truck", o.box) for o in objs] for f, objs in fixed.items()}
+    same = propagate(path, relabelled, info=info, reuse=spliced.reusable)
+    assert same.spans == [] and {t.class_name for t in same.tracks} == {"truck"}
+
+
+def test_a_segment_after_the_last_keyframe_runs_to_the_end(h264_objects):
+    path, gt = h264_objects
+    info = probe(path)
+    first = propagate(path, _keyframes(gt, [0]), info=info, keep=True, processes=False)
+    fixed = {**_keyframes(gt, [0]), 90: [_seed(1, gt[1][90])]}
+    spliced = propagate(path, fixed, info=info, reuse=first.reusable, processes=False)
+    assert spliced.spans == [Span(1, 0, info.frames - 1)]
+    _assert_same(spliced, propagate(path, fixed, info=info, processes=False))
+    later = {**fixed, 130: [SeedObject(1, "object", None, gone=True)]}
+    redo = propagate(path, later, info=info, reuse=propagate(path, fixed, info=info, keep=True, processes=False).reusable,
+                     processes=False)
+    assert redo.spans == [Span(1, 90, info.frames - 1)]
+    _assert_same(redo, propagate(path, later, info=info, processes=False))
+    assert not redo.tracks[0].present[131:].any()
+
+
+@pytest.mark.parametrize("name", ["otb_crossing", "uav123_car14"])
+def test_a_store_starting_mid_video_holds_the_frames_of_a_full_decode(name):
+    path, info, _ = sequence(name)
+    first = info.frames // 2 + 7
+    with decoded_store(path, 0.5) as (whole, _):
+        store = FrameStore(path, info.frames, info.width, info.height, 0.5, first=first)
+        store.start()
+        try:
+            store.join()
+            reader = store.reader()
+            for i in (first, first + 1, first + 30, info.frames - 1):
+                for got, want in zip(reader.get(i), whole.get(i)):
+                    np.testing.assert_array_equal(got, want, err_msg=f"frame {i}")
+            np.testing.assert_allclose(reader.camera(first, info.frames - 1), whole.camera(first, info.frames - 1))
+            with pytest.raises(RuntimeError, match="outside this store"):
+                reader.get(first - 1)
+        finally:
+            store.close()
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_cancelled_propagation_stops_promptly(h264_objects, processes):
+    path, gt = h264_objects
+    info = probe(path)
+    asked = threading.Event()
+    started = time.perf_counter()
+
+    def cancelled() -> bool:
+        asked.set()
+        return time.perf_counter() - started > 0.05
+
+    with pytest.raises(PropagationCancelled):
+        propagate(path, _keyframes(gt, [0]), info=info, processes=processes, workers=2, cancelled=cancelled)
+    seconds = time.perf_counter() - started
+    assert asked.is_set()
+    full = time.perf_counter()
+    propagate(path, _keyframes(gt, [0]), info=info, processes=processes, workers=2)
+    full = time.perf_counter() - full
+    assert seconds < full, (seconds, full)
