@@ -148,11 +148,25 @@ def run_build(
 
 def run_preview(
     video_path: str, seeds: dict[int, list[dict]], info: VideoInfo | None, tracker_model: str | None,
-    budget: float, progress_path: str,
+    budget: float, progress_path: str, *, reuse_path: str | None = None, keep_path: str | None = None,
+    stop_path: str | None = None,
 ) -> dict[str, Any]:
     """The editor's preview (src/datasets/preview.py): the engine on the draft's keyframes, as
-    the stored JSON document (tracks, confidence, the hard frames at `budget`)."""
-    from src.datasets.preview import document
+    the stored JSON document (tracks, confidence, the hard frames at `budget`).
 
-    result = run_propagation(video_path, seeds, info, tracker_model, progress_path)
-    return document(result, budget=budget, keyframes=[int(f) for f in seeds])
+    `reuse_path`: an earlier preview's Reusable (src.vision.segments): only the spans around
+    the keyframes that changed since are propagated again. `keep_path`: where this one's
+    Reusable goes. `stop_path`: a file whose appearance cancels the run (PropagationCancelled)."""
+    from src.datasets.preview import document
+    from src.vision.segments import Reusable
+
+    reuse = Reusable.from_bytes(Path(reuse_path).read_bytes()) if reuse_path else None
+    stop = Path(stop_path) if stop_path else None
+    result = propagate(video_path, seed_objects(seeds), budget=0, info=info, progress=ProgressFile(Path(progress_path)),
+                       tracker_model=tracker_model, reuse=reuse, keep=keep_path is not None,
+                       cancelled=stop.exists if stop is not None else None)
+    if keep_path is not None:
+        Path(keep_path).write_bytes(result.reusable.to_bytes())
+    doc = document(result, budget=budget, keyframes=[int(f) for f in seeds])
+    doc["spans"] = None if result.spans is None else [[s.track_id, s.start, s.stop] for s in result.spans]
+    return doc

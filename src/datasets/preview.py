@@ -4,12 +4,18 @@ The editor (and a script, through `POST/GET /api/v1/datasets/{id}/preview`) asks
 preview of the current keyframes; the worker runs the engine (job `preview_dataset`) and
 stores the tracks as `datasets/<id>/preview/<key>.json`, where `key` hashes the keyframes,
 the engine and the review budget. So a preview is computed once per keyframe set and engine
-and reused from the store; keyframes that change make a new key, and a queued preview
-whose key is no longer the draft's current one is skipped (`is_current`). One that is
-already running finishes into the cache (it is the right answer for its keyframes).
+and reused from the store; keyframes that change make a new key, and a preview whose key is
+no longer the draft's current one (`is_current`) is skipped when queued and stopped when
+running (the job checks four times a second; the engine stops within a frame).
+
+A preview job starts from the one it replaces (`base`: the last ready key): next to each
+document the store keeps the engine's `Reusable` (`<key>.reuse.npz`, src.vision.segments),
+and only the spans of the tracks whose keyframes changed, from the unchanged keyframe
+before the change to the one after it, are propagated again and spliced in. A fix in place
+costs its neighbouring segments, not the video.
 
 The state of the draft's current preview lives in Redis (`forge:preview:<dataset id>`):
-`{"key", "state": queued|running|ready|failed|empty, "done", "total", "error"}`.
+`{"key", "state": queued|running|ready|failed|empty, "done", "total", "error", "base"}`.
 Light on purpose: the web imports this, so no OpenCV here.
 """
 
@@ -38,6 +44,11 @@ def redis_key(dataset_id: uuid.UUID) -> str:
 
 def store_key(dataset_id: uuid.UUID, key: str) -> str:
     return f"datasets/{dataset_id}/preview/{key}.json"
+
+
+def reuse_key(dataset_id: uuid.UUID, key: str) -> str:
+    """The engine's Reusable of preview `key`: what a later preview re-propagates on top of."""
+    return f"datasets/{dataset_id}/preview/{key}.reuse.npz"
 
 
 def engine_id() -> str:
@@ -81,9 +92,10 @@ async def request(session: AsyncSession, redis, *, dataset: Dataset) -> dict[str
         return {"key": key, "state": "ready"}
     if state.get("key") == key and state.get("state") in ("queued", "running"):
         return state
-    await set_state(redis, dataset.id, key=key, state="queued", done=0, total=0)
-    await redis.enqueue_job("preview_dataset", str(dataset.id), key, _job_id=f"preview:{dataset.id}:{key}")
-    return {"key": key, "state": "queued", "done": 0, "total": 0}
+    base = state.get("key") if state.get("state") == "ready" else state.get("base")  # the last ready preview
+    await set_state(redis, dataset.id, key=key, state="queued", done=0, total=0, base=base)
+    await redis.enqueue_job("preview_dataset", str(dataset.id), key, base, _job_id=f"preview:{dataset.id}:{key}")
+    return {"key": key, "state": "queued", "done": 0, "total": 0, "base": base}
 
 
 async def read(redis, *, dataset: Dataset, start: int = 0, stop: int | None = None) -> dict[str, Any]:
@@ -102,7 +114,7 @@ async def read(redis, *, dataset: Dataset, start: int = 0, stop: int | None = No
         raise Unprocessable("The frame range needs 0 <= start <= stop.")
     stop = min(stop, n, start + MAX_RANGE)
     out |= {"frames": n, "fps": doc.get("fps"), "engine": doc.get("engine"), "start": start, "stop": stop,
-            "hard_frames": doc.get("hard_frames", []), "keyframes": doc.get("keyframes", []),
+            "hard_frames": doc.get("hard_frames", []), "keyframes": doc.get("keyframes", []), "spans": doc.get("spans"),
             "tracks": [{"track_id": t["track_id"], "class": t["class"], "boxes": t["boxes"][start:stop],
                         "confidence": t["confidence"][start:stop], "present": t.get("present")} for t in doc["tracks"]]}
     return out

@@ -405,12 +405,16 @@ async def requeue_stale(ctx: dict) -> int:
     return requeued
 
 
-async def preview_dataset(ctx: dict, dataset_id: str, key: str) -> str:
+async def preview_dataset(ctx: dict, dataset_id: str, key: str, base: str | None = None) -> str:
     """Propagate a draft's keyframes for the editor's preview (src/datasets/preview.py): skipped
-    when the keyframes changed since it was asked for; progress and state in Redis."""
+    when the keyframes changed since it was asked for, and stopped ("cancelled") when they
+    change while it runs; progress and state in Redis. `base`: the key of the preview it
+    replaces: when that one's Reusable is stored, only the spans around the changed keyframes
+    are propagated again."""
     from src.datasets import preview
+    from src.vision.propagate import PropagationCancelled
 
-    did, redis = uuid.UUID(dataset_id), ctx["redis"]
+    did, redis, storage = uuid.UUID(dataset_id), ctx["redis"], get_storage()
     if not await preview.is_current(redis, did, key):
         return "superseded"
     async with job_session(ctx) as session:
@@ -423,31 +427,46 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str) -> str:
         info, video_key = video_service.stored_probe(video), video.storage_key
     if preview.preview_key(seeds, budget=budget, engine=preview.engine_id()) != key:
         return "superseded"
-    video_path = str(await asyncio.to_thread(get_storage().local_path, video_key))  # this worker's copy
+    video_path = str(await asyncio.to_thread(storage.local_path, video_key))  # this worker's copy
     model_dir = await asyncio.to_thread(resolve_model_dir, get_settings().tracker_model_dir)
-    progress_path = get_storage().temp_file(".preview.json")
-    await preview.set_state(redis, did, key=key, state="running", done=0, total=video.frame_count or 0)
-    future = asyncio.ensure_future(run_cpu(ctx, pipeline.run_preview, video_path, seeds, info,
-                                           model_dir, budget, str(progress_path)))
+    reuse_path = None
+    if base and base != key and await asyncio.to_thread(storage.exists, preview.reuse_key(did, base)):
+        reuse_path = str(await asyncio.to_thread(storage.local_path, preview.reuse_key(did, base)))
+    progress_path = storage.temp_file(".preview.json")
+    keep_path = storage.temp_file(".reuse.npz")
+    stop_path = progress_path.with_suffix(".stop")  # appears when the keyframes change: the run stops
+    await preview.set_state(redis, did, key=key, state="running", done=0, total=video.frame_count or 0, base=base)
+    future = asyncio.ensure_future(run_cpu(ctx, pipeline.run_preview, video_path, seeds, info, model_dir, budget,
+                                           str(progress_path), reuse_path=reuse_path, keep_path=str(keep_path),
+                                           stop_path=str(stop_path)))
     try:
         while True:
-            done, _ = await asyncio.wait({future}, timeout=0.5)
+            done, _ = await asyncio.wait({future}, timeout=0.25)
             if done:
                 break
             report = ProgressFile.read(progress_path) or {}
             if await preview.is_current(redis, did, key):
                 await preview.set_state(redis, did, key=key, state="running", done=report.get("done", 0),
-                                        total=report.get("total", 0))
+                                        total=report.get("total", 0), base=base)
+            else:
+                stop_path.touch()
         try:
             document = future.result()
+        except PropagationCancelled:
+            log.info("dataset %s: preview %s cancelled, the keyframes changed", did, key)
+            return "cancelled"
         except (SeedError, VideoProbeError) as error:
             await preview.set_state(redis, did, key=key, state="failed", error=str(error))
             return "failed"
+        await asyncio.to_thread(storage.put_file, preview.reuse_key(did, key), keep_path)
         progress_path.write_text(json.dumps(document, separators=(",", ":")))
-        await asyncio.to_thread(get_storage().put_file, preview.store_key(did, key), progress_path)
+        await asyncio.to_thread(storage.put_file, preview.store_key(did, key), progress_path)
         if await preview.is_current(redis, did, key):
             await preview.set_state(redis, did, key=key, state="ready", done=document["frames"], total=document["frames"])
-        log.info("dataset %s: preview %s ready (%s, %d tracks)", did, key, document["engine"], len(document["tracks"]))
+        spans = document.get("spans")
+        log.info("dataset %s: preview %s ready (%s, %d tracks, %s)", did, key, document["engine"], len(document["tracks"]),
+                 "whole video" if spans is None else f"spans {spans} on top of {base}")
         return "ready"
     finally:
-        progress_path.unlink(missing_ok=True)
+        for path in (progress_path, keep_path, stop_path):
+            path.unlink(missing_ok=True)

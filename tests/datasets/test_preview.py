@@ -84,3 +84,94 @@ async def test_the_quote_counts_object_frames_from_the_preview(app, user_client,
     after = (await user_client.get(f"{url}/quote")).json()
     assert after["from_preview"] and after["object_frames"] <= 90 < before["object_frames"]
     assert after["total_cents"] <= before["total_cents"]
+
+
+async def test_a_fix_in_place_re_propagates_only_the_neighbouring_segments(app, user_client, services):
+    """Keyframes on 0 and 100, then a box moved on 50: the job runs the engine on frames
+    0-100 of that track only (the span between its unchanged keyframes) on top of the stored
+    preview, and the tracks equal a preview made from scratch with the same keyframes."""
+    truth = load_otb(CROSSING / "groundtruth_rect.txt")
+    dataset = await make_draft(user_client)
+    url = f"/api/v1/datasets/{dataset['id']}"
+    person = lambda f, dx=0.0: {"objects": [{"track_id": 1, "class": "person",  # noqa: E731
+                                             "box": [float(truth[f][0]) + dx, *map(float, truth[f][1:])]}]}
+    await user_client.put(f"{url}/keyframes/100", json=person(100))
+    first = (await user_client.post(f"{url}/preview")).json()
+    await run_worker(services[1])
+    assert (await user_client.get(f"{url}/preview", params={"stop": 0})).json()["spans"] is None  # the whole video
+
+    await user_client.put(f"{url}/keyframes/50", json=person(50, dx=4.0))
+    fixed = (await user_client.post(f"{url}/preview")).json()
+    assert fixed["base"] == first["key"]
+    await run_worker(services[1])
+    spliced = (await user_client.get(f"{url}/preview")).json()
+    assert spliced["state"] == "ready" and spliced["spans"] == [[1, 0, 100]]
+    assert spliced["tracks"][0]["boxes"][50] == [round(float(truth[50][0]) + 4, 1), *(round(float(v), 1) for v in truth[50][1:])]
+
+    video = (await user_client.get(f"/api/v1/videos/{dataset['video_id']}")).json()
+    scratch = await make_draft(user_client, name="from scratch", video=video)
+    other = f"/api/v1/datasets/{scratch['id']}"
+    await user_client.put(f"{other}/keyframes/100", json=person(100))
+    await user_client.put(f"{other}/keyframes/50", json=person(50, dx=4.0))
+    assert (await user_client.post(f"{other}/preview")).json()["base"] is None
+    await run_worker(services[1])
+    whole = (await user_client.get(f"{other}/preview")).json()
+    assert whole["spans"] is None
+    assert whole["tracks"] == spliced["tracks"] and whole["hard_frames"] == spliced["hard_frames"]
+
+
+async def test_changing_the_keyframes_stops_a_running_preview(app, user_client, services, tmp_path):
+    """A long preview is running when a keyframe moves: that job stops within seconds
+    (result "cancelled", nothing stored for its keys), and the preview of the new keyframes
+    finishes."""
+    import asyncio
+    import time
+
+    from arq.jobs import Job
+
+    from src.datasets.preview import store_key
+    from src.storage import get_storage
+    from src.vision.synthetic import make_video
+    from tests.datasets.conftest import upload
+    from tests.test_worker import burst_worker
+
+    path = tmp_path / "long.mp4"
+    truth = await asyncio.to_thread(make_video, path, width=640, height=360, n_frames=1500, n_objects=2, seed=3,
+                                    codec="h264")
+    video = (await upload(user_client, path)).json()
+    draft = (await user_client.post("/api/v1/datasets", json={"video_id": video["id"], "name": "long",
+                                                              "classes": ["person"]})).json()
+    url = f"/api/v1/datasets/{draft['id']}"
+    objects = lambda dx: {"objects": [{"track_id": t, "class": "person",  # noqa: E731
+                                       "box": [float(g[0][0]) + dx, *map(float, g[0][1:])]} for t, g in truth.items()]}
+    await user_client.put(f"{url}/keyframes/0", json=objects(0.0))
+    first = (await user_client.post(f"{url}/preview")).json()
+
+    worker = burst_worker(services[1])
+    running = asyncio.ensure_future(worker.main())
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            state = (await user_client.get(f"{url}/preview", params={"stop": 0})).json()
+            if state["state"] == "running" and state["done"] > 0:
+                break
+            assert state["state"] in ("queued", "running") and time.monotonic() < deadline, state
+            await asyncio.sleep(0.1)
+        await user_client.put(f"{url}/keyframes/0", json=objects(3.0))
+        changed_at = time.time()
+        second = (await user_client.post(f"{url}/preview")).json()
+        assert second["key"] != first["key"] and second["state"] == "queued"
+        await asyncio.wait_for(running, 180)
+    finally:
+        await worker.close()
+    redis = app.state.redis
+    stopped = await Job(f"preview:{draft['id']}:{first['key']}", redis).result_info()
+    finished = await Job(f"preview:{draft['id']}:{second['key']}", redis).result_info()
+    assert stopped.result == "cancelled" and finished.result == "ready"
+    took = stopped.finish_time.timestamp() - changed_at
+    whole = (finished.finish_time - finished.start_time).total_seconds()
+    print(f"stopped {took:.1f} s after the change; a whole run: {whole:.1f} s")
+    assert took < 5.0 and took < whole / 2, (took, whole)  # it stopped, it did not run to the end
+    assert not get_storage().exists(store_key(draft["id"], first["key"]))
+    ready = (await user_client.get(f"{url}/preview", params={"stop": 1})).json()
+    assert ready["state"] == "ready" and ready["key"] == second["key"]
