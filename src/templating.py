@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jinja2
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
@@ -19,6 +20,18 @@ templates = Jinja2Blocks(directory=ROOT / "templates")
 templates.env.filters.update(bytes=human_bytes, duration=human_duration, money=money)
 # `dataset_status(dataset)`: the dataset's state in words (src/datasets/wording.py).
 templates.env.globals.update(dataset_status=describe_dataset)
+
+
+@jinja2.pass_context
+def url_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
+    """`{{ url_for('video_page', video_id=v.id) }}`: the path of a named route (with the app's
+    root path), not Starlette's absolute URL, so a page behind a proxy or on another host name
+    links to itself, and the HTML reads as the hard-coded paths once did (`href="/videos/…"`).
+    Page routes carry unique explicit names (tests/test_templates.py)."""
+    return context["request"].url_for(name, **path_params).path
+
+
+templates.env.globals["url_for"] = url_for
 
 
 def is_htmx(request: Request) -> bool:

@@ -70,12 +70,12 @@ def _quota_changes(form: dict[str, str], *, blank_is_default: bool) -> dict[str,
 
 # --- users -------------------------------------------------------------------------------------
 
-@router.get("")
+@router.get("", name="admin_home")
 async def admin_home(request: Request):
     return redirect(request, "/admin/users")
 
 
-@router.get("/users")
+@router.get("/users", name="admin_users_page")
 async def users_page(
     request: Request, session: SessionDep, admin: PageAdmin, q: str = "", role: str = "", page: int = 1,
 ):
@@ -100,7 +100,7 @@ async def _user_page(request: Request, session: AsyncSession, user_id: uuid.UUID
     return render(request, "admin/user.html", context, block=block, status_code=status_code)
 
 
-@router.get("/users/{user_id}")
+@router.get("/users/{user_id}", name="admin_user_page")
 async def user_page(request: Request, session: SessionDep, admin: PageAdmin, user_id: uuid.UUID):
     return await _user_page(request, session, user_id)
 
@@ -116,7 +116,7 @@ async def _user_post(request, session, user_id, block: str, action) -> Any:
     return redirect(request, f"/admin/users/{user_id}")
 
 
-@router.post("/users/{user_id}/account")
+@router.post("/users/{user_id}/account", name="admin_user_account_submit")
 async def user_account_submit(
     request: Request, session: SessionDep, admin: PageAdmin, user_id: uuid.UUID,
     role: Annotated[Role, Form()], is_active: Annotated[bool, Form()], cvat_username: Annotated[str, Form()] = "",
@@ -126,7 +126,7 @@ async def user_account_submit(
     return await _user_post(request, session, user_id, "account", action)
 
 
-@router.post("/users/{user_id}/quotas")
+@router.post("/users/{user_id}/quotas", name="admin_user_quotas_submit")
 async def user_quotas_submit(request: Request, session: SessionDep, admin: PageAdmin, user_id: uuid.UUID):
     form = {key: str(value) for key, value in (await request.form()).items()}
 
@@ -137,7 +137,7 @@ async def user_quotas_submit(request: Request, session: SessionDep, admin: PageA
     return await _user_post(request, session, user_id, "quotas", action())
 
 
-@router.post("/users/{user_id}/balance")
+@router.post("/users/{user_id}/balance", name="admin_user_balance_submit")
 async def user_balance_submit(
     request: Request, session: SessionDep, admin: PageAdmin, user_id: uuid.UUID,
     amount_cents: Annotated[int, Form()], reason: Annotated[str, Form()] = "",
@@ -146,7 +146,7 @@ async def user_balance_submit(
     return await _user_post(request, session, user_id, "balance", action)
 
 
-@router.post("/users/{user_id}/reset-password")
+@router.post("/users/{user_id}/reset-password", name="admin_user_reset_password_submit")
 async def user_reset_password_submit(
     request: Request, session: SessionDep, admin: PageAdmin, user_manager: UserManagerDep, user_id: uuid.UUID,
 ):
@@ -163,12 +163,12 @@ async def _jobs_page(request: Request, session: AsyncSession, *, status_code=200
     return render(request, "admin/jobs.html", context, block="queue", status_code=status_code)
 
 
-@router.get("/jobs")
+@router.get("/jobs", name="admin_jobs_page")
 async def jobs_page(request: Request, session: SessionDep, admin: PageAdmin):
     return await _jobs_page(request, session)
 
 
-@router.post("/jobs/{dataset_id}/{verb}")
+@router.post("/jobs/{dataset_id}/{verb}", name="admin_job_action_submit")
 async def job_action_submit(request: Request, session: SessionDep, admin: PageAdmin, dataset_id: uuid.UUID, verb: str):
     act = {"retry": jobs.retry, "cancel": jobs.cancel}.get(verb)
     if act is None:
@@ -192,12 +192,12 @@ async def _prices_page(request: Request, session: AsyncSession, *, status_code=2
     return render(request, "admin/prices.html", context, block="prices", status_code=status_code)
 
 
-@router.get("/prices")
+@router.get("/prices", name="admin_prices_page")
 async def prices_page(request: Request, session: SessionDep, admin: PageAdmin):
     return await _prices_page(request, session)
 
 
-@router.post("/prices")
+@router.post("/prices", name="admin_prices_submit")
 async def prices_submit(request: Request, session: SessionDep, admin: PageAdmin):
     form = await request.form()
 
@@ -224,12 +224,12 @@ async def _defaults_page(request: Request, session: AsyncSession, *, status_code
     return render(request, "admin/defaults.html", context, block="defaults", status_code=status_code)
 
 
-@router.get("/defaults")
+@router.get("/defaults", name="admin_defaults_page")
 async def defaults_page(request: Request, session: SessionDep, admin: PageAdmin):
     return await _defaults_page(request, session)
 
 
-@router.post("/defaults")
+@router.post("/defaults", name="admin_defaults_submit")
 async def defaults_submit(request: Request, session: SessionDep, admin: PageAdmin):
     form = {key: str(value) for key, value in (await request.form()).items()}
 
@@ -251,7 +251,7 @@ async def defaults_submit(request: Request, session: SessionDep, admin: PageAdmi
 
 # --- audit -----------------------------------------------------------------------------------------
 
-@router.get("/audit")
+@router.get("/audit", name="admin_audit_page")
 async def audit_page(
     request: Request, session: SessionDep, admin: PageAdmin,
     admin_id: str = "", action: str = "", target_user_id: str = "", page: int = 1,

@@ -27,13 +27,13 @@ def _classes_list(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-@router.get("/videos/{video_id}/new-dataset")
+@router.get("/videos/{video_id}/new-dataset", name="new_dataset_form")
 async def new_dataset_form(request: Request, video_id: uuid.UUID, session: SessionDep, user: PageUser):
     video = await video_service.get_for_user(session, video_id=video_id, user=user)
     return render(request, "annotation/new_dataset.html", {"video": video, "name": video.display_name, "classes": ""})
 
 
-@router.post("/videos/{video_id}/new-dataset")
+@router.post("/videos/{video_id}/new-dataset", name="new_dataset_submit")
 async def new_dataset_submit(
     request: Request,
     video_id: uuid.UUID,

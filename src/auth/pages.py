@@ -38,19 +38,19 @@ async def _logged_in_redirect(request: Request, strategy: Strategy, user, url: s
     return response
 
 
-@router.get("/")
+@router.get("/", name="home")
 async def home(request: Request, user: OptionalUser):
     if user is None:
         return redirect(request, "/login")
     return redirect(request, "/videos")
 
 
-@router.get("/login")
+@router.get("/login", name="login_page")
 async def login_page(request: Request, next: str | None = None):
     return render(request, "auth/login.html", {"next": _safe_next(next)})
 
 
-@router.post("/login")
+@router.post("/login", name="login_submit")
 async def login_submit(
     request: Request,
     user_manager: UserManagerDep,
@@ -70,12 +70,12 @@ async def login_submit(
     return await _logged_in_redirect(request, strategy, user, _safe_next(next))
 
 
-@router.get("/register")
+@router.get("/register", name="register_page")
 async def register_page(request: Request):
     return render(request, "auth/register.html", {"errors": {}})
 
 
-@router.post("/register")
+@router.post("/register", name="register_submit")
 async def register_submit(
     request: Request,
     user_manager: UserManagerDep,
@@ -102,7 +102,7 @@ async def register_submit(
     return await _logged_in_redirect(request, strategy, user, "/profile")
 
 
-@router.post("/logout")
+@router.post("/logout", name="logout_submit")
 async def logout(request: Request, session: SessionDep, user: OptionalUser):
     if user is not None:
         service.end_sessions(user)  # this cookie, and every other session and token of the account
@@ -111,12 +111,12 @@ async def logout(request: Request, session: SessionDep, user: OptionalUser):
     return response
 
 
-@router.get("/forgot-password")
+@router.get("/forgot-password", name="forgot_password_page")
 async def forgot_password_page(request: Request):
     return render(request, "auth/forgot_password.html")
 
 
-@router.post("/forgot-password")
+@router.post("/forgot-password", name="forgot_password_submit")
 async def forgot_password_submit(request: Request, user_manager: UserManagerDep, email: Annotated[str, Form()] = ""):
     try:
         user = await user_manager.get_by_email(email.strip())
@@ -126,12 +126,12 @@ async def forgot_password_submit(request: Request, user_manager: UserManagerDep,
     return render(request, "auth/forgot_password.html", {"sent": True}, block="form")
 
 
-@router.get("/reset-password")
+@router.get("/reset-password", name="reset_password_page")
 async def reset_password_page(request: Request, token: str = ""):
     return render(request, "auth/reset_password.html", {"token": token})
 
 
-@router.post("/reset-password")
+@router.post("/reset-password", name="reset_password_submit")
 async def reset_password_submit(
     request: Request,
     user_manager: UserManagerDep,
@@ -149,7 +149,7 @@ async def reset_password_submit(
     return render(request, "auth/reset_password.html", context, block="form", status_code=400 if error else 200)
 
 
-@router.get("/verify")
+@router.get("/verify", name="verify_page")
 async def verify_page(request: Request, user_manager: UserManagerDep, token: str = ""):
     try:
         await user_manager.verify(token, request)
@@ -161,7 +161,7 @@ async def verify_page(request: Request, user_manager: UserManagerDep, token: str
     return render(request, "auth/message.html", {"title": "E-mail confirmation", "message": message})
 
 
-@router.get("/profile")
+@router.get("/profile", name="profile_page")
 async def profile_page(request: Request, user: PageUser, session: SessionDep):
     return render(request, "auth/profile.html", {"profile": user, "tokens": await tokens.list_for_user(session, user=user)})
 
@@ -171,7 +171,7 @@ async def _tokens_block(request: Request, session, user, status_code: int = 200,
     return render(request, "auth/profile.html", context, block="tokens", status_code=status_code)
 
 
-@router.post("/profile/tokens")
+@router.post("/profile/tokens", name="create_token_page")
 async def create_token_page(
     request: Request, user: PageUser, session: SessionDep,
     name: Annotated[str, Form(max_length=100)] = "", scope: Annotated[str, Form()] = "read",
@@ -193,14 +193,14 @@ async def create_token_page(
     return await _tokens_block(request, session, user, new_token=made.token, new_token_name=made.row.name)
 
 
-@router.post("/profile/tokens/{token_id}/revoke")
+@router.post("/profile/tokens/{token_id}/revoke", name="revoke_token_page")
 async def revoke_token_page(request: Request, token_id: uuid.UUID, user: PageUser, session: SessionDep):
     tokens.refuse_personal_token(request)
     await tokens.revoke(session, user=user, token_id=token_id)
     return await _tokens_block(request, session, user, token_revoked=True)
 
 
-@router.post("/profile/password")
+@router.post("/profile/password", name="change_password")
 async def change_password(
     request: Request,
     user: PageUser,
@@ -228,7 +228,7 @@ async def change_password(
     return response
 
 
-@router.post("/profile/request-verify")
+@router.post("/profile/request-verify", name="request_verify")
 async def request_verify(request: Request, user: PageUser, user_manager: UserManagerDep):
     if not user.is_verified:
         await user_manager.request_verify(user, request)

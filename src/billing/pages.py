@@ -14,7 +14,7 @@ router = APIRouter(include_in_schema=False)
 PER_PAGE = 50
 
 
-@router.get("/billing")
+@router.get("/billing", name="billing_page")
 async def billing_page(request: Request, session: SessionDep, user: PageUser, page: int = 1):
     page = max(page, 1)
     prices = await service.current_price_list(session)

@@ -38,12 +38,12 @@ def _extras() -> dict:
     return {"ml_missing": extras.missing(), "ml_hint": extras.INSTALL_HINT}
 
 
-@router.get("/models")
+@router.get("/models", name="models_page")
 async def models_page(request: Request, session: SessionDep, user: PageUser):
     return render(request, "detectors/list.html", await _list_context(session, user), block="model_list")
 
 
-@router.get("/models/{model_id}")
+@router.get("/models/{model_id}", name="model_page")
 async def model_page(model_id: uuid.UUID, request: Request, session: SessionDep, user: PageUser):
     detector = await service.get_for_user(session, detector_id=model_id, user=user)
     masters, evaluations = await service.evaluations(session, user=user)
@@ -58,7 +58,7 @@ async def _list_with_error(request: Request, session, user, **errors):
     return render(request, "detectors/list.html", context, status_code=422)
 
 
-@router.post("/models/upload")
+@router.post("/models/upload", name="model_upload_submit")
 async def upload_submit(
     request: Request, session: SessionDep, user: PageUser, file: Annotated[UploadFile, File()],
     name: Annotated[str, Form()] = "", classes: Annotated[str, Form()] = "",
@@ -71,7 +71,7 @@ async def upload_submit(
     return redirect(request, "/models")
 
 
-@router.post("/models/train")
+@router.post("/models/train", name="model_train_submit")
 async def train_submit(request: Request, session: SessionDep, user: PageUser):
     form = await request.form()
     try:
@@ -87,7 +87,7 @@ async def train_submit(request: Request, session: SessionDep, user: PageUser):
     return redirect(request, f"/models/{detector.id}")
 
 
-@router.post("/models/{model_id}/evaluate")
+@router.post("/models/{model_id}/evaluate", name="model_evaluate_submit")
 async def evaluate_submit(model_id: uuid.UUID, request: Request, session: SessionDep, user: PageUser):
     """The "Evaluate on the latest version" button of /models."""
     detector = await service.get_for_user(session, detector_id=model_id, user=user)

@@ -27,7 +27,7 @@ router = APIRouter(include_in_schema=False)
 admin_router = APIRouter(prefix="/admin/review", include_in_schema=False, dependencies=[Depends(page_admin)])
 
 
-@router.get("/review")
+@router.get("/review", name="my_review_jobs")
 async def my_review_jobs(request: Request, session: SessionDep, user: PageUser):
     rows = [{"job": job, "task": task, "dataset": dataset, "frames": n,
              "to_do": "validate" if job.stage == JobStage.validation else "annotate"}
@@ -35,14 +35,14 @@ async def my_review_jobs(request: Request, session: SessionDep, user: PageUser):
     return render(request, "review/jobs.html", {"rows": rows})
 
 
-@router.get("/review/jobs/{job_id}/open")
+@router.get("/review/jobs/{job_id}/open", name="open_job")
 async def open_job(job_id: int, session: SessionDep, user: PageUser):
     job = await service.get_job_for(session, job_id=job_id, user=user)
     task = await session.get(ReviewTask, job.task_id)
     return RedirectResponse(service.job_url(job, task), status_code=303)
 
 
-@router.get("/review/jobs/{job_id}")
+@router.get("/review/jobs/{job_id}", name="review_page")
 async def review_page(request: Request, job_id: int, session: SessionDep, user: PageUser, frame: int | None = None,
                       error: str = "", ask_complete: bool = False):
     job = await service.get_job_for(session, job_id=job_id, user=user)
@@ -78,7 +78,7 @@ async def review_page(request: Request, job_id: int, session: SessionDep, user: 
     return render(request, "review/job.html", context)
 
 
-@router.post("/review/jobs/{job_id}/frames/{frame}/decision")
+@router.post("/review/jobs/{job_id}/frames/{frame}/decision", name="review_decide_submit")
 async def decide_submit(request: Request, job_id: int, frame: int, session: SessionDep, user: PageUser,
                         decision: Annotated[FrameDecision, Form()]):
     job = await service.get_job_for(session, job_id=job_id, user=user)
@@ -115,7 +115,7 @@ def _job_url(job_id: int, **query) -> str:
     return f"/review/jobs/{job_id}?{urlencode({k: v for k, v in query.items() if v not in (None, '')})}"
 
 
-@router.post("/review/jobs/{job_id}/complete")
+@router.post("/review/jobs/{job_id}/complete", name="review_complete_submit")
 async def complete_submit(request: Request, job_id: int, session: SessionDep, user: PageUser,
                           pending_ok: Annotated[bool, Form()] = False):
     """Complete the job; with frames still pending, ask first (they would count as accepted)."""
@@ -134,7 +134,7 @@ async def complete_submit(request: Request, job_id: int, session: SessionDep, us
     return redirect(request, "/review")
 
 
-@router.post("/review/jobs/{job_id}/validate")
+@router.post("/review/jobs/{job_id}/validate", name="review_validate_submit")
 async def validate_submit(request: Request, job_id: int, session: SessionDep, user: PageUser,
                           accept: Annotated[bool, Form()] = False, issue: Annotated[str, Form()] = ""):
     job = await service.get_job_for(session, job_id=job_id, user=user)
@@ -153,12 +153,12 @@ async def _admin_page(request: Request, session, *, status_code: int = 200, **ex
     return render(request, "admin/review.html", context, block="review", status_code=status_code)
 
 
-@admin_router.get("")
+@admin_router.get("", name="admin_review_page")
 async def admin_review_page(request: Request, session: SessionDep, admin: PageAdmin):
     return await _admin_page(request, session)
 
 
-@admin_router.post("/qc-jobs/{job_id}/accept")
+@admin_router.post("/qc-jobs/{job_id}/accept", name="accept_both_submit")
 async def accept_both_submit(request: Request, job_id: int, session: SessionDep, admin: PageAdmin):
     try:
         finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin, redis=request.app.state.redis)

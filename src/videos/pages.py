@@ -22,14 +22,14 @@ async def _list_context(session, user) -> dict:
     }
 
 
-@router.get("/videos")
+@router.get("/videos", name="videos_page")
 async def videos_page(request: Request, session: SessionDep, user: PageUser):
     context = await _list_context(session, user)
     polling = any(v.status == "importing" for v in context["videos"])
     return render(request, "videos/list.html", {**context, "polling": polling}, block="video_list")
 
 
-@router.post("/videos/import")
+@router.post("/videos/import", name="video_import_submit")
 async def import_submit(request: Request, session: SessionDep, user: PageUser, url: str = Form(""), name: str = Form("")):
     try:
         from src.videos.schemas import VideoImport
@@ -45,7 +45,7 @@ async def import_submit(request: Request, session: SessionDep, user: PageUser, u
     return redirect(request, "/videos")
 
 
-@router.get("/videos/{video_id}")
+@router.get("/videos/{video_id}", name="video_page")
 async def video_page(request: Request, video: PageVideo, user: PageUser, session: SessionDep):
     from sqlalchemy import select
 
@@ -55,14 +55,14 @@ async def video_page(request: Request, video: PageVideo, user: PageUser, session
     return render(request, "videos/detail.html", {"video": video, "datasets": datasets})
 
 
-@router.post("/videos/{video_id}/delete")
+@router.post("/videos/{video_id}/delete", name="video_delete_submit")
 async def delete_submit(request: Request, video: PageVideo, session: SessionDep, background: BackgroundTasks):
     prefixes = await service.delete(session, video=video)
     background.add_task(service.delete_files, prefixes)
     return redirect(request, "/videos")
 
 
-@router.post("/videos/upload")
+@router.post("/videos/upload", name="video_upload_submit")
 async def upload_submit(request: Request, session: SessionDep, user: PageUser):
     """Plain-form fallback of the upload (the page's script posts to the API with a progress bar)."""
     try:
