@@ -71,7 +71,7 @@ async def test_a_share_of_the_review_checks_attribute_values_at_ava_timestamps(a
 
     page = await user_client.get(f"/review/jobs/{job['id']}", params={"frame": 60})
     assert 'id="attribute-check"' in page.text and "at 2 s" in page.text
-    assert page.text.count('data-check="attributes"') == 3 and "3 of them attribute checks" in page.text
+    assert page.text.count('data-check="attributes"') == 3 and "3 hard frames, 3 attribute checks" in page.text
     other = await user_client.get(f"/review/jobs/{job['id']}", params={"frame": boxes[0]})
     assert 'id="attribute-check"' not in other.text
 
