@@ -8,6 +8,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
+from starlette.routing import BaseRoute, NoMatchFound
 
 from src.billing.service import money
 from src.config import ROOT
@@ -28,7 +29,29 @@ def url_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
     root path), not Starlette's absolute URL, so a page behind a proxy or on another host name
     links to itself, and the HTML reads as the hard-coded paths once did (`href="/videos/…"`).
     Page routes carry unique explicit names (tests/test_templates.py)."""
-    return context["request"].url_for(name, **path_params).path
+    request: Request = context["request"]
+    return request.scope.get("root_path", "").rstrip("/") + _route_for(request.app, name, path_params).url_path_for(
+        name, **path_params)
+
+
+def _route_for(app: Any, name: str, path_params: dict[str, Any]) -> BaseRoute:
+    """The route Starlette's `url_path_for` would pick (the first that builds this name with
+    these parameters), remembered per app: Starlette tries every route in turn, and with some
+    200 routes and a dozen links a page that scan was most of a page's CPU."""
+    routes: dict[tuple[str, tuple[str, ...]], BaseRoute] = app.__dict__.setdefault("_url_for_routes", {})
+    key = (name, tuple(sorted(path_params)))
+    route = routes.get(key)
+    if route is None:
+        for candidate in app.router.routes:
+            try:
+                candidate.url_path_for(name, **path_params)
+            except NoMatchFound:
+                continue
+            route = routes[key] = candidate
+            break
+        else:
+            raise NoMatchFound(name, path_params)
+    return route
 
 
 templates.env.globals["url_for"] = url_for
