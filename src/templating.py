@@ -10,15 +10,16 @@ from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 from starlette.routing import BaseRoute, NoMatchFound
 
-from src.billing.service import money
 from src.config import ROOT
 from src.datasets.wording import describe_dataset
-from src.units import human_bytes, human_duration
+from src.units import human_bytes, human_date, human_datetime, human_duration, money
 
 templates = Jinja2Blocks(directory=ROOT / "templates")
-# The filters every template may use, registered here once: `{{ n | bytes }}` (decimal
-# units, src/units.py), `{{ s | duration }}`, `{{ cents | money(currency) }}`.
-templates.env.filters.update(bytes=human_bytes, duration=human_duration, money=money)
+# The filters every template may use, registered here once (src/units.py): `{{ n | bytes }}`
+# (decimal units), `{{ s | duration }}`, `{{ cents | money(currency) }}`, `{{ at | date }}`,
+# `{{ at | datetime }}` (`datetime(seconds=True)`); None gives "" (`{{ at | date or "never" }}`).
+templates.env.filters.update(bytes=human_bytes, duration=human_duration, money=money, date=human_date,
+                             datetime=human_datetime)
 # `dataset_status(dataset)`: the dataset's state in words (src/datasets/wording.py).
 templates.env.globals.update(dataset_status=describe_dataset)
 

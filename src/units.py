@@ -1,12 +1,16 @@
-"""Sizes and durations in words, one convention for every page, message and e-mail.
+"""Sizes, durations, money and dates in words, one convention for every page, message and e-mail.
 
 Sizes are decimal (1 KB = 1000 bytes, 1 MB = 10^6, 1 GB = 10^9), as disks and uploads are
 sold and as the admin's quota form takes them ("Storage: 5 GB" stores 5_000_000_000). The
-browser's upload check (static/js/upload.js) uses the same units. Registered once as the
-Jinja filters `bytes` and `duration` (src/templating.py).
+browser's upload check (static/js/upload.js) uses the same units. Money is integer cents
+with its currency code after the amount ("123.45 USD"); dates are ISO-like and in UTC, as stored
+("2026-12-02", "2026-12-02 14:05"). Registered once as the Jinja filters `bytes`, `duration`,
+`money`, `date` and `datetime` (src/templating.py).
 """
 
 from __future__ import annotations
+
+from datetime import date, datetime
 
 SIZE_UNITS = ("KB", "MB", "GB", "TB", "PB")
 
@@ -38,3 +42,22 @@ def human_duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes} min {secs} s" if secs else f"{minutes} min"
     return f"{secs} s"
+
+
+def money(cents: int, currency: str = "USD") -> str:
+    """12345 -> "123.45 USD", -5 -> "-0.05 USD"."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} {currency}"
+
+
+def human_date(value: date | None) -> str:
+    """A day: "2026-12-02"; "" for None (`{{ t.expires_at | date or "never" }}`)."""
+    return value.strftime("%Y-%m-%d") if value is not None else ""
+
+
+def human_datetime(value: datetime | None, *, seconds: bool = False) -> str:
+    """A moment to the minute: "2026-12-02 14:05" (with `seconds=True` "2026-12-02 14:05:09");
+    "" for None."""
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

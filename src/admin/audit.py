@@ -12,8 +12,7 @@ from sqlalchemy.orm import aliased
 
 from src.admin.models import AuditEntry
 from src.auth.models import User
-from src.billing.service import money
-from src.units import human_bytes, human_duration
+from src.units import human_bytes, human_duration, money
 
 
 async def record(

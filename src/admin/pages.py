@@ -83,7 +83,8 @@ async def users_page(
     page = max(page, 1)
     role = role if role in Role.__members__ else ""  # the form sends "" for "any role"
     users, total = await service.list_users(session, q=q, role=Role(role) if role else None, page=page, per_page=per_page)
-    context = {"users": users, "total": total, "q": q, "role": role, "page": page, "pages": max(1, -(-total // per_page))}
+    context = {"users": users, "total": total, "q": q, "role": role, "page": page, "pages": max(1, -(-total // per_page)),
+               "currency": (await billing_service.current_price_list(session)).currency}
     return render(request, "admin/users.html", context, block="users")
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from src.billing.exceptions import InsufficientBalance, InvalidLedgerEntry
 from src.billing.models import BillingSetting, LedgerEntry, LedgerKind, PriceList
 from src.quotas.service import lock_user
+from src.units import money  # the one money format (the `money` filter of the pages)
 
 # The price list used until an admin edits it (the migration writes the same row).
 DEFAULT_PRICES = {
@@ -25,12 +26,6 @@ DEFAULT_PRICES = {
     "minimum_cents": 100, "currency": "USD",
 }
 PRICE_FIELDS = tuple(DEFAULT_PRICES)
-
-
-def money(cents: int, currency: str = "USD") -> str:
-    """12345 -> "123.45 USD"."""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} {currency}"
 
 
 # --- price lists and quotes -------------------------------------------------------------
