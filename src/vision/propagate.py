@@ -682,7 +682,13 @@ def exclude_collapsed(tracks: list[Track], min_iou: float = COLLAPSE_IOU) -> int
         boxes = np.stack([t.boxes for t in group])  # (k, n, 4)
         source = np.stack([t.source for t in group])  # (k, n)
         conf = np.stack([t.confidence for t in group]).astype(np.float64)
-        for f in np.flatnonzero(((source == SOURCE_PROPAGATED).sum(0) >= 1) & ((source != 0).sum(0) >= 2)):
+        # only frames where some pair overlaps that much can drop a box: find them for all
+        # frames at once (a per-frame loop over a long video costs more than the rest)
+        close = np.zeros(boxes.shape[1], bool)
+        for a in range(len(group)):
+            for b in range(a + 1, len(group)):
+                close |= iou(boxes[a], boxes[b]) >= min_iou
+        for f in np.flatnonzero(close & ((source == SOURCE_PROPAGATED).sum(0) >= 1) & ((source != 0).sum(0) >= 2)):
             here = np.flatnonzero(source[:, f] != 0)
             m = np.triu(iou_matrix(boxes[here, f], boxes[here, f]), 1)
             for a, b in zip(*np.nonzero(m >= min_iou)):
