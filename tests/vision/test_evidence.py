@@ -149,3 +149,45 @@ def test_two_tracks_of_one_class_do_not_share_a_box():
     assert a.present.all() and c.present.all()
     err = frame_error([a, b, c], 30)
     assert (err[10:20] > err[25]).all()
+
+
+def _half_hidden_video(path, n=90, width=320, height=240, size=64, speed=2):
+    """A textured square moving left out from behind a grey pillar that hides its right half
+    on frame 0 (fully in view from frame size / 2 / speed on); its true boxes per frame."""
+    import cv2
+
+    from src.vision.synthetic import _H264Writer
+
+    rng = np.random.default_rng(7)
+    background = cv2.resize((rng.random((height // 8, width // 8, 3)) * 255).astype(np.uint8), (width, height))
+    texture = cv2.resize((rng.random((size // 4, size // 4, 3)) * 255).astype(np.uint8), (size, size),
+                         interpolation=cv2.INTER_NEAREST)
+    x0, y0 = 180, 90
+    pillar = (x0 + size // 2, x0 + size + 40)
+    writer, truth = _H264Writer(path, 30.0, width, height), []
+    for f in range(n):
+        frame = background.copy()
+        x = x0 - speed * f
+        frame[y0:y0 + size, x:x + size] = texture
+        frame[:, pillar[0]:pillar[1]] = 128
+        writer.write(frame)
+        truth.append([x, y0, x + size, y0 + size])
+    writer.release()
+    return np.array(truth, np.float32), pillar[0]
+
+
+def test_a_half_hidden_keyframe_grows_back_to_the_whole_object(tmp_path):
+    """The keyframe box covers the visible half of an object half behind a pillar; once the
+    object is in view the box grows to it (it used to keep the keyframe's size for good), and
+    the same object drawn whole does not grow."""
+    path = tmp_path / "half_hidden.mp4"
+    truth, pillar = _half_hidden_video(path)
+    half = truth[0].copy()
+    half[2] = pillar
+    boxes = propagate(path, {0: [SeedObject(1, "object", half)]}, budget=0).tracks[0].boxes
+    width = boxes[:, 2] - boxes[:, 0]
+    assert width[0] == pytest.approx(32, abs=0.5)
+    assert width[-1] > 1.5 * width[0] and frame_ious(boxes[-1:], truth[-1:])[0] >= 0.75, (width[::10], boxes[-1])
+    assert np.all(np.diff(width[::15]) > 0), width[::15]  # it grows steadily, never back
+    whole = propagate(path, {0: [SeedObject(1, "object", truth[0].copy())]}, budget=0).tracks[0].boxes
+    assert np.abs((whole[:, 2] - whole[:, 0]) - 64).max() < 4 and frame_ious(whole, truth).min() >= 0.85
