@@ -67,6 +67,7 @@ async def test_preview_scrub_fix_split_merge_end(page, live_server, app, service
     await _ready(page, services)
     after = await _preview(live_server, draft, auth, 55, 66)
     assert 60 in after["keyframes"]
+    assert after["spans"] == [[1, 0, 119]]  # spliced onto the first preview: only track 1, between its keyframes
     near = [iou(b, TRUTH[55 + i]) for i, b in enumerate(after["tracks"][0]["boxes"]) if b]
     assert min(near) > 0.5, near  # the neighbours follow the fix
 
@@ -102,6 +103,7 @@ async def test_preview_scrub_fix_split_merge_end(page, live_server, app, service
     await _ready(page, services)
     await page.screenshot(path=str(SHOTS / "preview-after-edits.png"), full_page=True)
     shown = await _preview(live_server, draft, auth, 0, 120)
+    assert shown["spans"] == [[1, 60, 119]]  # the gone mark re-ran 60-119 only; the export below runs it all
 
     # the dataset built from these keyframes is what the preview showed
     from tests.datasets.conftest import top_up
