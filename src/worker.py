@@ -40,9 +40,13 @@ def _cpu_probe() -> int:
 
 
 def _warm_up() -> int:
-    """Import the CPU-side code in a pool process, so the first job does not pay for it."""
+    """Import the CPU-side code in a pool process and load the engine's compiled kernels, so
+    the first job does not pay for them (the kernels: ~3 s, which a preview the user waits on
+    paid in each pool process; small propagations run their passes in this process)."""
     import src.datasets.pipeline  # noqa: F401 - numpy, OpenCV and the engine
+    from src.vision import kernels
 
+    kernels.warm_up()
     return os.getpid()
 
 
