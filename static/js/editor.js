@@ -548,7 +548,7 @@
   canvas.addEventListener("mousedown", (event) => { if (event.button === 1) event.preventDefault(); });  // no autoscroll
 
   canvas.addEventListener("pointerdown", (event) => {
-    canvas.focus();
+    canvas.focus({ preventScroll: true });  // a scroll now would move the canvas under the pointer: the press would land elsewhere
     const p = toVideo(event), touch = event.pointerType === "touch";
     if (touch) {
       fingers.set(event.pointerId, { cx: p.cx, cy: p.cy });

@@ -198,6 +198,24 @@ async def test_attribute_checks_and_the_ava_action_attribute_chosen_on_the_creat
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390  # fits a phone
         await person.shot("attribute-check-phone")
         await page.set_viewport_size({"width": 1280, "height": 1000})
+
+        # on the check at 3 s the person is upright too: click the box (the lower part of the
+        # canvas is below the fold), tick the value; the frame is fixed, the box unmoved
+        await checks.last.click()
+        await page.wait_for_url("**frame=90**")
+        canvas = Canvas(page)
+        await canvas.ready()
+        data = json.loads(await page.locator("#editor-data").text_content())
+        (box,) = next(k for k in data["keyframes"] if k["frame"] == 90)["objects"]
+        await page.mouse.click(*canvas.at((box["box"][0] + box["box"][2]) / 2, (box["box"][1] + box["box"][3]) / 2))
+        upright = page.locator("#attribute-panel input[data-attribute='pose'][data-value='upright']")
+        await upright.check()
+        await saved(page)
+        await page.reload()
+        values = " ".join((await page.locator("#attribute-check-values").inner_text()).split())
+        assert values == "#1 person: action walk; pose upright, bent"
+        assert "#90 · attributes · fixed" in await page.locator("#frame-list").inner_text()
+        await person.shot("attribute-check-fixed")
         await page.click("#complete-job")
         await page.click("#complete-anyway")
         await page.wait_for_url("**/overview")  # the owner's completion is the acceptance
@@ -211,7 +229,10 @@ async def test_attribute_checks_and_the_ava_action_attribute_chosen_on_the_creat
     assert [line.split('"')[1] for line in ava.read(labels).decode().splitlines() if line.startswith("  name:")] == [
         "upright", "bent"]
     (table,) = [n for n in ava.namelist() if n.endswith(".csv")]
-    assert {r[6] for r in csv.reader(io.StringIO(ava.read(table).decode())) if r} == {"2"}  # bent, all along
+    actions: dict[int, list[str]] = {}
+    for row in csv.reader(io.StringIO(ava.read(table).decode())):
+        actions.setdefault(int(row[1]), []).append(row[6])
+    assert actions == {0: ["2"], 1: ["2"], 2: ["2"], 3: ["1", "2"]}  # bent all along, upright too from the check
 
 
 async def test_the_admin_sees_kappa_per_attribute_on_the_review_page(browser, live_server, app, services):  # noqa: F811
