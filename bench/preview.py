@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from src.datasets.pipeline import run_preview
+from src.vision import kernels
 from src.vision.propagate import start_processes
 from src.vision.synthetic import make_video
 from src.vision.video import probe
@@ -63,6 +64,7 @@ def main() -> int:
         truth = make_video(video, n_frames=n, n_objects=args.objects, codec="h264")
         info = probe(video)
         start_processes()
+        kernels.warm_up()  # as the worker's pool processes do: small runs track in this process
 
         def on(frames, shift=None):
             return {f: [{"track_id": t, "class": "object", "box": [float(v) + (shift or {}).get(t, 0) for v in boxes[f]]}
