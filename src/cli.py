@@ -3,7 +3,7 @@
     forge up            embedded PostgreSQL + Redis (when DATABASE_URL / REDIS_URL are unset),
                         migrations, JWT keys, first admin, then the web server and one worker
     forge web           the web server only (uvicorn src.main:app)
-    forge worker        one arq worker
+    forge worker        one arq worker (--gpu [DEVICE]: a GPU worker, one per GPU)
     forge migrate       alembic upgrade head (`forge migrate down` downgrades to base)
     forge create-admin  create (or promote) the admin from FORGE_ADMIN_EMAIL / FORGE_ADMIN_PASSWORD
     forge propagate     run the propagation engine on a video (see `forge propagate --help`)
@@ -161,12 +161,19 @@ def web() -> int:
     return 0
 
 
-def worker() -> int:
+def worker(gpu: str | None = None) -> int:
+    """One arq worker; with ``gpu`` (a device number, or "" for whatever CUDA_VISIBLE_DEVICES
+    says) a GPU worker on the GPU queue: start one per GPU (src/gpu.py)."""
     from arq.worker import run_worker
 
-    from src.worker import WorkerSettings
+    from src.worker import GpuWorkerSettings, WorkerSettings
 
-    run_worker(WorkerSettings)
+    if gpu is None:
+        run_worker(WorkerSettings)
+        return 0
+    if gpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch or onnxruntime look
+    run_worker(GpuWorkerSettings)
     return 0
 
 
@@ -217,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         return tracker_main(argv[1:], default_dir=_local_tracker_dir())
     parser = argparse.ArgumentParser(prog="forge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("up", "web", "worker", "create-admin"):
+    for name in ("up", "web", "create-admin"):
         sub.add_parser(name)
+    worker_parser = sub.add_parser("worker", help="one arq worker; --gpu [DEVICE]: a GPU worker (one per GPU)")
+    worker_parser.add_argument("--gpu", nargs="?", const="", default=None, metavar="DEVICE",
+                               help="take the jobs that want a GPU, on CUDA device DEVICE")
     migrate_parser = sub.add_parser("migrate")
     migrate_parser.add_argument("direction", nargs="?", choices=["up", "down"], default="up")
     sub.add_parser("propagate", help="see `forge propagate --help`")
@@ -232,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "web":
         return web()
     if args.command == "worker":
-        return worker()
+        if args.gpu and not args.gpu.isdigit():
+            print(f"forge worker: --gpu takes a CUDA device number, not {args.gpu!r}", file=sys.stderr)
+            return 2
+        return worker(args.gpu)
     if args.command == "migrate":
         migrate("base" if args.direction == "down" else "heads", down=args.direction == "down")
         return 0

@@ -35,6 +35,7 @@ from src.datasets.router import router as datasets_router
 from src.detectors import pages as detector_pages
 from src.detectors.router import router as detectors_router
 from src.exceptions import DomainError
+from src.gpu import routing
 from src import api_errors, outages
 from src.review import pages as review_pages
 from src.review.router import admin_router as review_admin_router
@@ -112,7 +113,8 @@ async def lifespan(app: FastAPI):
     jwt_keys()  # generate or load certs/ before the first request
     app.state.engine = create_engine(settings.database_url)
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
-    app.state.redis = await create_pool(redis_settings(settings.redis_url))
+    # jobs that want a GPU go to the GPU workers while there are any (src/gpu.py)
+    app.state.redis = routing(await create_pool(redis_settings(settings.redis_url)))
     try:
         yield
     finally:

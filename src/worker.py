@@ -8,6 +8,7 @@ on the web side imports it: the web enqueues jobs by name.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -18,13 +19,16 @@ from src.config import get_settings
 from src.database import create_engine, create_sessionmaker
 from src.datasets.tasks import build_dataset, preview_dataset, requeue_stale
 from src.detectors.tasks import evaluate_detector, predict_frame, train_detector, validate_detector
+from src.gpu import ADVERT_EVERY_S, GPU_QUEUE, advertise, describe_devices, release_gpu_jobs, routing, withdraw, worker_id
 from src.jobs import JobContext, job_session, redis_settings, run_cpu
 from src.supervisor import die_with_parent
 from src.review.tasks import cvat_accept_jobs, cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
 from src.webhooks.tasks import deliver_webhook
 from src.videos.tasks import import_video, requeue_stale_imports
 
-__all__ = ["WorkerSettings", "redis_settings", "shutdown", "startup", "task_functions"]
+__all__ = ["GpuWorkerSettings", "WorkerSettings", "redis_settings", "shutdown", "startup", "task_functions"]
+
+log = logging.getLogger("forge.worker")
 
 
 def _pool_process(parent_pid: int, nice: int) -> None:
@@ -64,6 +68,7 @@ async def startup(ctx: JobContext) -> None:
     settings = get_settings()
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL must be set for the worker (`forge up` sets it).")
+    ctx["redis"] = routing(ctx["redis"])  # what the tasks enqueue goes to GPU workers when it wants one
     ctx["engine"] = create_engine(settings.database_url)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     # spawn, not fork: the worker process holds an event loop, sockets and threads. The pool's
@@ -96,7 +101,30 @@ def task_functions() -> list:
 def cron_jobs() -> list:
     return [cron(requeue_stale, second=0, run_at_startup=True, unique=True),
             cron(requeue_stale_imports, second=10, run_at_startup=True, unique=True),
-            cron(cvat_retry, second=20, unique=True), cron(cvat_poll, second=40, unique=True)]
+            cron(cvat_retry, second=20, unique=True), cron(cvat_poll, second=40, unique=True),
+            cron(release_gpu_jobs, second=50, run_at_startup=True, unique=True)]
+
+
+async def gpu_startup(ctx: JobContext) -> None:
+    """A GPU worker: the usual start-up, then its advertisement, refreshed until it stops."""
+    await startup(ctx)
+    ident = ctx["gpu_worker"] = worker_id()
+    await advertise(ctx["redis"], ident)
+
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(ADVERT_EVERY_S)
+            await advertise(ctx["redis"], ident)
+
+    ctx["gpu_advert"] = asyncio.create_task(refresh())
+    log.info("GPU worker %s on queue %s (CUDA_VISIBLE_DEVICES=%s): %s", ident, GPU_QUEUE,
+             os.environ.get("CUDA_VISIBLE_DEVICES", "unset"), describe_devices())
+
+
+async def gpu_shutdown(ctx: JobContext) -> None:
+    ctx["gpu_advert"].cancel()
+    await withdraw(ctx["redis"], ctx["gpu_worker"])  # new GPU jobs go to the CPU workers from now on
+    await shutdown(ctx)
 
 
 class WorkerSettings:
@@ -108,3 +136,19 @@ class WorkerSettings:
     max_tries = get_settings().job_max_tries
     job_timeout = 6 * 3600
     health_check_interval = 30
+
+
+class GpuWorkerSettings:
+    """`forge worker --gpu [DEVICE]`: one per GPU; takes the jobs that want one (src/gpu.py).
+    The sweeps stay with the ordinary workers, which a deployment keeps running beside it.
+    (arq reads a settings class's own attributes only, so they are all written out here.)"""
+
+    functions = WorkerSettings.functions
+    cron_jobs: list = []
+    queue_name = GPU_QUEUE
+    on_startup = gpu_startup
+    on_shutdown = gpu_shutdown
+    redis_settings = WorkerSettings.redis_settings
+    max_tries = WorkerSettings.max_tries
+    job_timeout = WorkerSettings.job_timeout
+    health_check_interval = WorkerSettings.health_check_interval
