@@ -146,6 +146,18 @@ def run_build(
     }
 
 
+def preview_spans(reuse_path: str, seeds: dict[int, list[dict]], info: VideoInfo,
+                  tracker_model: str | None) -> list[list[int]] | None:
+    """`[[track_id, first, last], ...]`: the frames a preview on top of `reuse_path` will
+    propagate again (None: all), for the editor to mark while it runs."""
+    from src.vision.propagate import spans_to_rerun
+    from src.vision.segments import Reusable
+
+    reuse = Reusable.from_bytes(Path(reuse_path).read_bytes())
+    spans = spans_to_rerun(seed_objects(seeds), info, reuse, tracker_model)
+    return None if spans is None else [[s.track_id, s.start, s.stop] for s in sorted(spans.values(), key=lambda s: s.track_id)]
+
+
 def run_preview(
     video_path: str, seeds: dict[int, list[dict]], info: VideoInfo | None, tracker_model: str | None,
     budget: float, progress_path: str, *, reuse_path: str | None = None, keep_path: str | None = None,

@@ -15,7 +15,8 @@ before the change to the one after it, are propagated again and spliced in. A fi
 costs its neighbouring segments, not the video.
 
 The state of the draft's current preview lives in Redis (`forge:preview:<dataset id>`):
-`{"key", "state": queued|running|ready|failed|empty, "done", "total", "error", "base"}`.
+`{"key", "state": queued|running|ready|failed|empty, "done", "total", "error", "base", "spans"}`
+(`spans`: what a running re-propagation changes, for the editor to mark).
 Light on purpose: the web imports this, so no OpenCV here.
 """
 
@@ -103,6 +104,8 @@ async def read(redis, *, dataset: Dataset, start: int = 0, stop: int | None = No
     state = await _state(redis, dataset.id)
     out: dict[str, Any] = {"key": state.get("key"), "state": state.get("state", "none"), "done": state.get("done", 0),
                            "total": state.get("total", 0), "error": state.get("error")}
+    if out["state"] in ("queued", "running"):
+        out["updating"] = state.get("spans")  # [[track_id, first, last]] this run changes (None: all or not known yet)
     if out["state"] != "ready" or not out["key"]:
         return out
     storage = get_storage()

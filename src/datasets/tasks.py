@@ -432,10 +432,15 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str, base: str | None
     reuse_path = None
     if base and base != key and await asyncio.to_thread(storage.exists, preview.reuse_key(did, base)):
         reuse_path = str(await asyncio.to_thread(storage.local_path, preview.reuse_key(did, base)))
+    spans = None  # the frames it will change, marked in the editor while it runs
+    if reuse_path and info is not None:
+        with contextlib.suppress(SeedError, OSError, ValueError):
+            spans = await asyncio.to_thread(pipeline.preview_spans, reuse_path, seeds, info, model_dir)
     progress_path = storage.temp_file(".preview.json")
     keep_path = storage.temp_file(".reuse.npz")
     stop_path = progress_path.with_suffix(".stop")  # appears when the keyframes change: the run stops
-    await preview.set_state(redis, did, key=key, state="running", done=0, total=video.frame_count or 0, base=base)
+    await preview.set_state(redis, did, key=key, state="running", done=0, total=video.frame_count or 0, base=base,
+                            spans=spans)
     future = asyncio.ensure_future(run_cpu(ctx, pipeline.run_preview, video_path, seeds, info, model_dir, budget,
                                            str(progress_path), reuse_path=reuse_path, keep_path=str(keep_path),
                                            stop_path=str(stop_path)))
@@ -447,7 +452,7 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str, base: str | None
             report = ProgressFile.read(progress_path) or {}
             if await preview.is_current(redis, did, key):
                 await preview.set_state(redis, did, key=key, state="running", done=report.get("done", 0),
-                                        total=report.get("total", 0), base=base)
+                                        total=report.get("total", 0), base=base, spans=spans)
             else:
                 stop_path.touch()
         try:

@@ -577,6 +577,20 @@ def propagate(
                              reusable=reusable, spans=None if spans is None else sorted(spans.values(), key=lambda s: s.track_id))
 
 
+def spans_to_rerun(keyframes: dict[int, list[SeedObject]], info: VideoInfo, reuse: Reusable | None,
+                   tracker_model: str | Path | None = None) -> dict[int, Span] | None:
+    """What ``propagate(keyframes, info=info, reuse=reuse, tracker_model=...)`` will run again,
+    without running it (e.g. to mark those frames while it runs); None: the whole video."""
+    keyframes = validate_keyframes({int(f): list(objs) for f, objs in keyframes.items()}, info)
+    per_object: dict[int, list[tuple[int, SeedObject]]] = {}
+    for f in sorted(keyframes):
+        for o in keyframes[f]:
+            per_object.setdefault(o.track_id, []).append((f, o))
+    _, jobs = _pass_jobs(per_object, info.frames)
+    scale = working_scale(info, keyframes, store_slots(info.frames, jobs))
+    return _spans_to_rerun(reuse, keyframes, info.frames, scale, resolve_engine(tracker_model))
+
+
 def _spans_to_rerun(reuse: Reusable | None, keyframes: dict[int, list[SeedObject]], n: int, scale: float,
                     engine: Engine) -> dict[int, Span] | None:
     """The spans to propagate again on top of ``reuse``; None: the whole video (no earlier

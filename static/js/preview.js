@@ -12,6 +12,7 @@
   const WEAK = 0.5;  // confidence under this is a weak stretch on the timeline
   let preview = null;  // {key, tracks: Map(track_id -> {class, boxes, confidence}), hard, keyframes}
   let wanted = null, timer = null, playing = null;
+  let updating = null;  // [[track_id, first, last]] a running re-propagation changes (marked on the lanes)
 
   const status = (text, state) => { const s = $("preview-status"); s.textContent = text; s.dataset.state = state; };
 
@@ -31,7 +32,10 @@
     if (answer.state === "failed") { status(`Preview failed: ${answer.error}`, "error"); return; }
     if (answer.state !== "ready") {
       const share = answer.total ? Math.round(100 * answer.done / answer.total) : 0;
-      status(`Preview: following the objects… ${share}%`, "running");
+      updating = answer.updating || null;
+      const what = updating && preview
+        ? updating.map(([id, a, b]) => `#${id} frames ${a}–${b}`).join(", ") : "the objects";
+      status(`Preview: following ${what}… ${share}%`, "running");
       markComputing(answer.done || 0);
       timer = setTimeout(poll, 500);
       return;
@@ -53,6 +57,7 @@
       }
     }
     preview = { key, tracks, hard: new Set(head.hard_frames), keyframes: new Set(head.keyframes), engine: head.engine };
+    updating = null;
     status(`Preview ready: ${tracks.size} track${tracks.size === 1 ? "" : "s"} on ${COUNT} frames (${head.engine}); `
       + `${head.hard_frames.length} frames would go to review.`, "ready");
     editor.redraw();
@@ -99,6 +104,15 @@
         ctx.fillRect(x(f), y, Math.max(1, x(f + 1) - x(f)), lane - 4);
       }
       ctx.globalAlpha = 1;
+      for (const [tid, a, b] of updating || []) {  // being re-propagated: hatched until it is back
+        if (tid !== id) continue;
+        ctx.fillStyle = "rgba(255, 255, 255, 0.55)";
+        ctx.fillRect(x(a), y, x(b + 1) - x(a), lane - 4);
+        ctx.strokeStyle = "#667085";
+        ctx.beginPath();
+        for (let hx = x(a); hx < x(b + 1); hx += 6) { ctx.moveTo(hx, y + lane - 4); ctx.lineTo(hx + 4, y); }
+        ctx.stroke();
+      }
       ctx.fillStyle = "#101828";
       ctx.font = "11px system-ui, sans-serif";
       ctx.fillText(`#${id} ${t.class}`, 4, y + lane - 7);
@@ -113,6 +127,7 @@
     ctx.fillStyle = "#101828";
     ctx.fillRect(x(editor.frame()) - 1, 0, 2, bottom + 8);
     canvas.dataset.tracks = String(ids.length);
+    canvas.dataset.updating = updating && preview ? JSON.stringify(updating) : "";
   }
 
   $("timeline-canvas").addEventListener("click", (event) => {

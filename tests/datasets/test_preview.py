@@ -107,6 +107,16 @@ async def test_a_fix_in_place_re_propagates_only_the_neighbouring_segments(app, 
     spliced = (await user_client.get(f"{url}/preview")).json()
     assert spliced["state"] == "ready" and spliced["spans"] == [[1, 0, 100]]
     assert spliced["tracks"][0]["boxes"][50] == [round(float(truth[50][0]) + 4, 1), *(round(float(v), 1) for v in truth[50][1:])]
+    # what the editor marks while the job runs is what it ran
+    from src.datasets.pipeline import preview_spans
+    from src.datasets.preview import reuse_key
+    from src.storage import get_storage
+    from src.vision.video import probe
+
+    keyframes = (await user_client.get(f"{url}/keyframes")).json()["keyframes"]
+    seeds = {k["frame"]: k["objects"] for k in keyframes}
+    reuse = str(get_storage().local_path(reuse_key(dataset["id"], first["key"])))
+    assert preview_spans(reuse, seeds, probe(CROSSING / "video.mp4"), None) == [[1, 0, 100]]
 
     video = (await user_client.get(f"/api/v1/videos/{dataset['video_id']}")).json()
     scratch = await make_draft(user_client, name="from scratch", video=video)

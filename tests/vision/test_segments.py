@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from src.vision.frames import FrameStore
-from src.vision.propagate import PropagationCancelled, propagate
+from src.vision.propagate import PropagationCancelled, propagate, spans_to_rerun
 from src.vision.segments import Reusable, Span, changed_spans
 from src.vision.synthetic import make_video
 from src.vision.types import SeedObject
@@ -78,6 +78,7 @@ def test_a_fix_in_place_re_propagates_its_segments_to_what_a_full_run_gives(h264
     spliced = propagate(path, fixed, info=info, reuse=reuse, keep=True, processes=processes, workers=2)
     seconds = time.perf_counter() - started
     assert spliced.spans == [Span(2, 0, 120)]
+    assert spans_to_rerun(fixed, info, reuse) == {2: Span(2, 0, 120)}  # known before it runs
     full = propagate(path, fixed, info=info, processes=processes, workers=2)
     _assert_same(spliced, full)
     assert not np.array_equal(np.nan_to_num(spliced.tracks[1].boxes), np.nan_to_num(first.tracks[1].boxes))
