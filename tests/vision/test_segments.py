@@ -150,3 +150,22 @@ def test_a_cancelled_propagation_stops_promptly(h264_objects, processes):
     propagate(path, _keyframes(gt, [0]), info=info, processes=processes, workers=2)
     full = time.perf_counter() - full
     assert seconds < full, (seconds, full)
+
+
+from tests.vision.test_vfr import vfr_video  # noqa: E402,F401 - the variable-frame-rate file, as a fixture here
+
+
+def test_a_store_starting_mid_video_lands_on_its_frame_on_variable_frame_rate_video(vfr_video):
+    """OpenCV's frame seek goes through the average fps and lands frames off on such video:
+    the store decodes forward to its first frame instead."""
+    info = probe(vfr_video)
+    with decoded_store(vfr_video, 1.0) as (whole, _):
+        store = FrameStore(vfr_video, info.frames, info.width, info.height, 1.0, first=47)
+        store.start()
+        try:
+            store.join()
+            reader = store.reader()
+            for i in (47, 48, 60, info.frames - 1):
+                np.testing.assert_array_equal(reader.get(i)[0], whole.get(i)[0], err_msg=f"frame {i}")
+        finally:
+            store.close()
