@@ -30,7 +30,11 @@ def url_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
     root path), not Starlette's absolute URL, so a page behind a proxy or on another host name
     links to itself, and the HTML reads as the hard-coded paths once did (`href="/videos/…"`).
     Page routes carry unique explicit names (tests/test_templates.py)."""
-    request: Request = context["request"]
+    return path_for(context["request"], name, **path_params)
+
+
+def path_for(request: Request, name: str, /, **path_params: Any) -> str:
+    """The path of the named route, as the templates' `url_for` gives it."""
     return request.scope.get("root_path", "").rstrip("/") + _route_for(request.app, name, path_params).url_path_for(
         name, **path_params)
 
@@ -86,3 +90,8 @@ def redirect(request: Request, url: str) -> Response:
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
+
+
+def redirect_to(request: Request, name: str, /, **path_params: Any) -> Response:
+    """`redirect` to a named route: `redirect_to(request, "video_page", video_id=video.id)`."""
+    return redirect(request, path_for(request, name, **path_params))

@@ -15,11 +15,8 @@ from src.config import ROOT
 CALL = re.compile(r"url_for\('(?P<name>[a-z_0-9]+)'(?P<args>[^)]*)\)")
 # A quoted literal that starts an internal path: "/videos", '/datasets/%s', "/" (not "//cdn", not "/>").
 HARD_CODED = re.compile(r"""(?P<q>["'])/(?:[A-Za-z_{]|(?P=q))""")
-# Hard-coded paths a template may keep, "template: literal" -> why.
-ALLOWED_PATHS: dict[str, str] = {
-    # being edited for issue 22 at the same time; converted right after it lands
-    "admin/review.html: /admin/review/qc-jobs/{{ r.qc_job_id }}/accept": "temporary (issue 22 edits this template)",
-}
+# Hard-coded paths a template may keep, "template: literal" -> why (none today).
+ALLOWED_PATHS: dict[str, str] = {}
 # JSON API routes a template may name: resources the browser fetches itself with the session
 # cookie (images, downloads) and the endpoint a script posts to. Forms never post to the API.
 API_RESOURCES = {
@@ -116,3 +113,12 @@ def test_page_routes_have_explicit_unique_names():
     pages = {route.name for route in routes if not route.path.startswith(API_PREFIXES)}
     shared = {name: paths for name, paths in names.items() if len(paths) > 1 and (name in pages or name in API_RESOURCES)}
     assert shared == {}, f"route names used by more than one route: {shared}"
+
+
+def test_pages_redirect_to_named_routes():
+    """Page handlers redirect with `redirect_to(request, "<route name>", ...)`, not to a path they spell."""
+    spelled = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+               for path in sorted((ROOT / "src").glob("*/pages.py"))
+               for number, line in enumerate(path.read_text().splitlines(), 1)
+               if re.search(r"""redirect\(request, f?["']/""", line)]
+    assert spelled == []

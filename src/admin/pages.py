@@ -11,14 +11,16 @@ from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.admin import audit, jobs, service
+from src.admin.schemas import DefaultsUpdate, PricesUpdate
 from src.auth.dependencies import PageAdmin, page_admin
 from src.auth.models import Role
 from src.auth.router import UserManagerDep
 from src.billing import service as billing_service
 from src.database import SessionDep
-from src.exceptions import DomainError, Unprocessable
+from src.exceptions import Unprocessable
+from src.pages import attempt, form_model
 from src.quotas import service as quota_service
-from src.templating import is_htmx, redirect, render
+from src.templating import is_htmx, redirect_to, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False, dependencies=[Depends(page_admin)])
 
@@ -37,17 +39,15 @@ PRICE_INPUTS = (
     ("per_reviewed_frame_cents", "Per reviewed frame (cents)"),
     ("minimum_cents", "Minimum charge (cents)"),
 )
-
-
-async def attempt(session: AsyncSession, action) -> DomainError | None:
-    """Run a service call in a savepoint: on a DomainError nothing of it stays, and the
-    error is returned for the form to show."""
-    try:
-        async with session.begin_nested():
-            await action
-    except DomainError as error:
-        return error
-    return None
+# The price and defaults forms are checked by the API's schemas (PricesUpdate, DefaultsUpdate);
+# these are only the words the page says for a field the schema refuses.
+CENTS = "enter a whole number of cents, 0 or more"
+PRICE_WORDS = {
+    "labels": {**dict(PRICE_INPUTS), "currency": "Currency"},
+    "messages": {**{field: CENTS for field, _ in PRICE_INPUTS}, "currency": "a three-letter code such as USD or EUR"},
+}
+DEFAULTS_WORDS = {"labels": {"starting_balance_cents": "Starting balance"},
+                  "messages": {"starting_balance_cents": "a whole number of cents, 0 or more"}}
 
 
 def _quota_changes(form: dict[str, str], *, blank_is_default: bool) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def _quota_changes(form: dict[str, str], *, blank_is_default: bool) -> dict[str,
 
 @router.get("", name="admin_home")
 async def admin_home(request: Request):
-    return redirect(request, "/admin/users")
+    return redirect_to(request, "admin_users_page")
 
 
 @router.get("/users", name="admin_users_page")
@@ -107,14 +107,14 @@ async def user_page(request: Request, session: SessionDep, admin: PageAdmin, use
 
 
 async def _user_post(request, session, user_id, block: str, action) -> Any:
-    error = await attempt(session, action)
+    error = (await attempt(session, action)).error
     if error:
         return await _user_page(request, session, user_id, block=block, status_code=error.status_code,
                                 **{f"{block}_error": error.message})
     page = lambda **kw: _user_page(request, session, user_id, **kw)  # noqa: E731
     if is_htmx(request):
         return await page(block=block, **{f"{block}_message": "Saved."})
-    return redirect(request, f"/admin/users/{user_id}")
+    return redirect_to(request, "admin_user_page", user_id=user_id)
 
 
 @router.post("/users/{user_id}/account", name="admin_user_account_submit")
@@ -152,7 +152,7 @@ async def user_reset_password_submit(
     request: Request, session: SessionDep, admin: PageAdmin, user_manager: UserManagerDep, user_id: uuid.UUID,
 ):
     action = service.send_password_reset(session, user_manager, actor_id=admin.id, user_id=user_id, request=request)
-    error = await attempt(session, action)
+    error = (await attempt(session, action)).error
     extra = {"account_error": error.message} if error else {"account_message": "A reset link was sent to the user."}
     return await _user_page(request, session, user_id, block="account", status_code=error.status_code if error else 200, **extra)
 
@@ -174,11 +174,11 @@ async def job_action_submit(request: Request, session: SessionDep, admin: PageAd
     act = {"retry": jobs.retry, "cancel": jobs.cancel}.get(verb)
     if act is None:
         raise Unprocessable("Jobs can be retried or cancelled.")
-    error = await attempt(session, act(session, request.app.state.redis, actor_id=admin.id, dataset_id=dataset_id))
+    error = (await attempt(session, act(session, request.app.state.redis, actor_id=admin.id, dataset_id=dataset_id))).error
     if error or is_htmx(request):
         message = {"error": error.message} if error else {"message": f"{verb.capitalize()} done."}
         return await _jobs_page(request, session, status_code=error.status_code if error else 200, **message)
-    return redirect(request, "/admin/jobs")
+    return redirect_to(request, "admin_jobs_page")
 
 
 # --- prices and defaults ---------------------------------------------------------------------------
@@ -203,21 +203,18 @@ async def prices_submit(request: Request, session: SessionDep, admin: PageAdmin)
     form = await request.form()
 
     async def action():
-        changes: dict[str, Any] = {"currency": str(form.get("currency", "")).strip().upper() or None}
-        for field, label in PRICE_INPUTS:
-            raw = str(form.get(field, "")).strip()
-            if not raw.isdigit():
-                raise Unprocessable(f"{label}: enter a whole number of cents, 0 or more.")
-            changes[field] = int(raw)
-        if changes["currency"] and not (len(changes["currency"]) == 3 and changes["currency"].isalpha()):
-            raise Unprocessable("Currency: a three-letter code such as USD or EUR.")
-        await service.update_prices(session, actor_id=admin.id, changes=changes)
+        # every price is required here (the form shows them all); a blank currency keeps the current one
+        fields = {field: str(form.get(field, "")).strip() for field, _ in PRICE_INPUTS}
+        if currency := str(form.get("currency", "")).strip().upper():
+            fields["currency"] = currency
+        body = form_model(PricesUpdate, fields, **PRICE_WORDS)
+        await service.update_prices(session, actor_id=admin.id, changes=body.model_dump(exclude_unset=True))
 
-    error = await attempt(session, action())
+    error = (await attempt(session, action())).error
     if error or is_htmx(request):
         extra = {"error": error.message} if error else {"message": "Saved as a new version."}
         return await _prices_page(request, session, status_code=error.status_code if error else 200, **extra)
-    return redirect(request, "/admin/prices")
+    return redirect_to(request, "admin_prices_page")
 
 
 async def _defaults_page(request: Request, session: AsyncSession, *, status_code=200, **extra):
@@ -236,18 +233,16 @@ async def defaults_submit(request: Request, session: SessionDep, admin: PageAdmi
 
     async def action():
         changes = _quota_changes(form, blank_is_default=False)
-        raw = form.get("starting_balance_cents", "").strip()
-        if raw:
-            if not raw.isdigit():
-                raise Unprocessable("Starting balance: a whole number of cents, 0 or more.")
-            changes["starting_balance_cents"] = int(raw)
-        await service.update_defaults(session, actor_id=admin.id, changes=changes)
+        if raw := form.get("starting_balance_cents", "").strip():
+            changes["starting_balance_cents"] = raw
+        body = form_model(DefaultsUpdate, changes, **DEFAULTS_WORDS)
+        await service.update_defaults(session, actor_id=admin.id, changes=body.model_dump(exclude_unset=True))
 
-    error = await attempt(session, action())
+    error = (await attempt(session, action())).error
     if error or is_htmx(request):
         extra = {"error": error.message} if error else {"message": "Saved."}
         return await _defaults_page(request, session, status_code=error.status_code if error else 200, **extra)
-    return redirect(request, "/admin/defaults")
+    return redirect_to(request, "admin_defaults_page")
 
 
 # --- audit -----------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from src.annotation.exceptions import ClassInUse, InvalidDraft
 from src.auth.dependencies import PageUser
 from src.database import SessionDep
 from src.datasets.models import Dataset, DatasetState
-from src.exceptions import DomainError
-from src.templating import is_htmx, redirect, render
+from src.pages import attempt
+from src.templating import is_htmx, redirect_to, render
 from src.videos import service as video_service
 from src.vision import attributes as attrs
 
@@ -43,14 +43,13 @@ async def new_dataset_submit(
     classes: Annotated[str, Form()] = "",
 ):
     video = await video_service.get_for_user(session, video_id=video_id, user=user)
-    try:
-        dataset = await service.create_draft(
-            session, user=user, video_id=video.id, name=name, classes=_classes_list(classes)
-        )
-    except DomainError as error:
+    made = await attempt(session, service.create_draft(
+        session, user=user, video_id=video.id, name=name, classes=_classes_list(classes)))
+    if error := made.error:
         context = {"video": video, "name": name, "classes": classes, "error": error.message}
         return render(request, "annotation/new_dataset.html", context, block="form", status_code=error.status_code)
-    return redirect(request, str(request.url_for("draft_editor", dataset_id=dataset.id)))
+    dataset = made.value
+    return redirect_to(request, "draft_editor", dataset_id=dataset.id)
 
 
 async def _draft_context(session, dataset: Dataset, **extra) -> dict:
@@ -76,7 +75,7 @@ async def draft_page(request: Request, dataset: PageDataset, session: SessionDep
 
 async def _classes_answer(request: Request, session, dataset: Dataset, *, status_code: int = 200, **extra):
     if not is_htmx(request) and status_code == 200 and not extra:
-        return redirect(request, str(request.url_for("draft_page", dataset_id=dataset.id)))
+        return redirect_to(request, "draft_page", dataset_id=dataset.id)
     context = await _draft_context(session, dataset, **extra)
     return render(request, "annotation/draft.html", context, block="classes", status_code=status_code)
 
@@ -86,9 +85,7 @@ async def add_class(
     request: Request, dataset: PageDataset, session: SessionDep,
     name: Annotated[str, Form()] = "", color: Annotated[str, Form()] = "",
 ):
-    try:
-        await service.add_class(session, dataset=dataset, name=name, color=color or None)
-    except DomainError as error:
+    if error := (await attempt(session, service.add_class(session, dataset=dataset, name=name, color=color or None))).error:
         return await _classes_answer(request, session, dataset, status_code=error.status_code, class_error=error.message)
     return await _classes_answer(request, session, dataset)
 
@@ -98,9 +95,8 @@ async def update_class(
     request: Request, class_id: int, dataset: PageDataset, session: SessionDep,
     name: Annotated[str, Form()] = "", color: Annotated[str, Form()] = "",
 ):
-    try:
-        await service.update_class(session, dataset=dataset, class_id=class_id, name=name, color=color or None)
-    except DomainError as error:
+    call = service.update_class(session, dataset=dataset, class_id=class_id, name=name, color=color or None)
+    if error := (await attempt(session, call)).error:
         return await _classes_answer(request, session, dataset, status_code=error.status_code, class_error=error.message)
     return await _classes_answer(request, session, dataset)
 
@@ -110,19 +106,18 @@ async def remove_class(
     request: Request, class_id: int, dataset: PageDataset, session: SessionDep,
     force: Annotated[bool, Form()] = False,
 ):
-    try:
-        await service.remove_class(session, dataset=dataset, class_id=class_id, force=force)
-    except ClassInUse as error:
+    error = (await attempt(session, service.remove_class(session, dataset=dataset, class_id=class_id, force=force))).error
+    if isinstance(error, ClassInUse):
         confirm = {"class_id": class_id, "message": error.message.split(" Confirm")[0]}
         return await _classes_answer(request, session, dataset, confirm=confirm)
-    except DomainError as error:
+    if error:
         return await _classes_answer(request, session, dataset, status_code=error.status_code, class_error=error.message)
     return await _classes_answer(request, session, dataset)
 
 
 async def _attributes_answer(request: Request, session, dataset: Dataset, *, status_code: int = 200, **extra):
     if not is_htmx(request) and status_code == 200 and not extra:
-        return redirect(request, str(request.url_for("draft_page", dataset_id=dataset.id)))
+        return redirect_to(request, "draft_page", dataset_id=dataset.id)
     context = await _draft_context(session, dataset, **extra)
     return render(request, "annotation/draft.html", context, block="attributes", status_code=status_code)
 
@@ -161,12 +156,13 @@ async def add_attribute(
     kind: Annotated[str, Form()] = "select", values: Annotated[str, Form()] = "",
     default: Annotated[str, Form()] = "", mutable: Annotated[bool, Form()] = False,
 ):
-    try:
+    async def add():  # the form's values are read inside, so their refusal is shown like the service's
         await service.add_attribute(
             session, dataset=dataset, class_name=class_name, name=name, kind=kind,
             values=_form_values(kind, values), default=_form_default(kind, default), mutable=mutable,
         )
-    except DomainError as error:
+
+    if error := (await attempt(session, add())).error:
         return await _attributes_answer(request, session, dataset, status_code=error.status_code,
                                         attribute_error=error.message)
     return await _attributes_answer(request, session, dataset)
@@ -174,9 +170,7 @@ async def add_attribute(
 
 @router.post("/datasets/{dataset_id}/attributes/{attribute_id}/delete", name="page_remove_attribute")
 async def remove_attribute(request: Request, attribute_id: int, dataset: PageDataset, session: SessionDep):
-    try:
-        await service.remove_attribute(session, dataset=dataset, attribute_id=attribute_id)
-    except DomainError as error:
+    if error := (await attempt(session, service.remove_attribute(session, dataset=dataset, attribute_id=attribute_id))).error:
         return await _attributes_answer(request, session, dataset, status_code=error.status_code,
                                         attribute_error=error.message)
     return await _attributes_answer(request, session, dataset)
@@ -185,12 +179,10 @@ async def remove_attribute(request: Request, attribute_id: int, dataset: PageDat
 @router.post("/datasets/{dataset_id}/check", name="page_create_dataset")
 async def create_dataset(request: Request, dataset: PageDataset, session: SessionDep):
     """"Create dataset": only checks the draft here, then hands over to the options page."""
-    try:
-        await service.check_ready_to_create(session, dataset=dataset)
-    except DomainError as error:
+    if error := (await attempt(session, service.check_ready_to_create(session, dataset=dataset))).error:
         context = await _draft_context(session, dataset, create_error=error.message)
         return render(request, "annotation/draft.html", context, block="create", status_code=error.status_code)
-    return redirect(request, f"/datasets/{dataset.id}/create")
+    return redirect_to(request, "dataset_create_page", dataset_id=dataset.id)
 
 
 @router.get("/datasets/{dataset_id}/editor", name="draft_editor")

@@ -17,13 +17,17 @@ from src.auth.dependencies import OptionalUser, PageUser
 from src.database import SessionDep
 from src.auth.exceptions import AuthError
 from src.auth.router import UserManagerDep
-from src.auth.schemas import MAX_PASSWORD_LENGTH, UserCreate
+from src.auth.schemas import MAX_PASSWORD_LENGTH, ApiTokenCreate, UserCreate
 from src.auth.users import cookie_backend
+from src.pages import attempt, form_model
 from src.security import client_ip, safe_next
-from src.templating import redirect, render
+from src.templating import path_for, redirect, redirect_to, render
 
 router = APIRouter(include_in_schema=False)
 StrategyDep = Annotated[Strategy, Depends(cookie_backend.get_strategy)]
+TOKEN_WORDS = {"labels": {"name": "", "scope": "", "expires_in_days": "Expiry"}, "messages": {
+    "name": "Give the token a name (what it is for).", "scope": "Choose the read or the write scope.",
+    "expires_in_days": "a number of days from 1 to 3650, or empty for a token that does not expire"}}
 
 
 def _safe_next(next_url: str | None) -> str:
@@ -41,8 +45,8 @@ async def _logged_in_redirect(request: Request, strategy: Strategy, user, url: s
 @router.get("/", name="home")
 async def home(request: Request, user: OptionalUser):
     if user is None:
-        return redirect(request, "/login")
-    return redirect(request, "/videos")
+        return redirect_to(request, "login_page")
+    return redirect_to(request, "videos_page")
 
 
 @router.get("/login", name="login_page")
@@ -99,14 +103,14 @@ async def register_submit(
     if errors:
         return render(request, "auth/register.html", {"errors": errors, "email": email}, block="form", status_code=422)
     await service.login_limiter(request.app.state.redis).succeeded(client_ip(request), user.email, counted_on_ip=False)
-    return await _logged_in_redirect(request, strategy, user, "/profile")
+    return await _logged_in_redirect(request, strategy, user, path_for(request, "profile_page"))
 
 
 @router.post("/logout", name="logout_submit")
 async def logout(request: Request, session: SessionDep, user: OptionalUser):
     if user is not None:
         service.end_sessions(user)  # this cookie, and every other session and token of the account
-    response = redirect(request, "/login")
+    response = redirect_to(request, "login_page")
     response.delete_cookie(cookie_backend.transport.cookie_name, path="/")
     return response
 
@@ -179,17 +183,17 @@ async def create_token_page(
 ):
     """A personal API token, shown once in the answer."""
     tokens.refuse_personal_token(request)
-    problem = None
-    if not name.strip():
-        problem = "Give the token a name (what it is for)."
-    elif scope not in {s.value for s in tokens.TokenScope}:
-        problem = "Choose the read or the write scope."
-    elif expires_in_days.strip() and not (expires_in_days.strip().isdigit() and 1 <= int(expires_in_days) <= 3650):
-        problem = "Expiry: a number of days from 1 to 3650, or empty for a token that does not expire."
-    if problem:
-        return await _tokens_block(request, session, user, 422, token_error=problem, token_name=name)
-    made = await tokens.create(session, user=user, name=name, scope=tokens.TokenScope(scope),
-                               expires_in_days=int(expires_in_days) if expires_in_days.strip() else None)
+
+    async def create():  # the form is checked by the API's schema (ApiTokenCreate), in the page's words
+        fields = {"name": name.strip(), "scope": scope, "expires_in_days": expires_in_days.strip() or None}
+        body = form_model(ApiTokenCreate, fields, **TOKEN_WORDS)
+        return await tokens.create(session, user=user, name=body.name, scope=body.scope,
+                                   expires_in_days=body.expires_in_days)
+
+    outcome = await attempt(session, create())
+    if error := outcome.error:
+        return await _tokens_block(request, session, user, error.status_code, token_error=error.message, token_name=name)
+    made = outcome.value
     return await _tokens_block(request, session, user, new_token=made.token, new_token_name=made.row.name)
 
 

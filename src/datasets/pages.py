@@ -16,9 +16,10 @@ from src.datasets import service
 from src.datasets.dependencies import PageDataset
 from src.datasets.models import ACTIVE_STATES, DatasetState
 from src.datasets.schemas import DatasetOptions
-from src.exceptions import DomainError
+from src.exceptions import Unprocessable
+from src.pages import attempt
 from src.quotas import service as quota_service
-from src.templating import redirect, render
+from src.templating import redirect_to, render
 
 router = APIRouter(include_in_schema=False)
 GALLERY_PAGE = 36
@@ -71,7 +72,7 @@ async def cabinet(request: Request, session: SessionDep, user: PageUser):
 @router.get("/datasets/{dataset_id}/create", name="dataset_create_page")
 async def create_page(request: Request, dataset: PageDataset, session: SessionDep, user: PageUser):
     if dataset.state != DatasetState.draft:
-        return redirect(request, f"/datasets/{dataset.id}/overview")
+        return redirect_to(request, "dataset_overview", dataset_id=dataset.id)
     context = await _create_context(session, dataset, user, options=service.options_of(dataset))
     return render(request, "datasets/create.html", {**context, "models": await _ready_models(session, user)})
 
@@ -103,12 +104,19 @@ async def quote_fragment(request: Request, dataset: PageDataset, session: Sessio
     form = await request.form()
     try:
         options = options_from_form(form)
-        await service.check_action_attribute(session, dataset=dataset, options=options)
-        context = await _create_context(session, dataset, user, options=options)
     except ValidationError as error:
         context = await _create_context(session, dataset, user, options=None, errors=_errors(error))
-    except DomainError as error:
+        return render(request, "datasets/create.html", context, block="quote")
+
+    async def quoted():
+        await service.check_action_attribute(session, dataset=dataset, options=options)
+        return await _create_context(session, dataset, user, options=options)
+
+    outcome = await attempt(session, quoted())
+    if error := outcome.error:
         context = await _create_context(session, dataset, user, options=None, errors=[error.message])
+    else:
+        context = outcome.value
     return render(request, "datasets/create.html", context, block="quote")
 
 
@@ -123,21 +131,23 @@ async def confirm_submit(request: Request, dataset: PageDataset, session: Sessio
     except ValidationError as error:
         context = await _create_context(session, dataset, user, options=None, errors=_errors(error))
         return render(request, "datasets/create.html", context, block="quote", status_code=422)
-    try:
-        async with session.begin_nested():
+
+    async def confirm():
+        try:
             expected = int(form["expected_total_cents"]) if form.get("expected_total_cents") else None
-            dataset = await service.confirm(session, request.app.state.redis, dataset=dataset, options=options,
-                                            expected_total_cents=expected)
-    except (DomainError, ValueError) as error:
-        message = error.message if isinstance(error, DomainError) else "The quote on the page is not a number; reload it."
-        status_code = error.status_code if isinstance(error, DomainError) else 422
+        except ValueError:
+            raise Unprocessable("The quote on the page is not a number; reload it.") from None
+        return await service.confirm(session, request.app.state.redis, dataset=dataset, options=options,
+                                     expected_total_cents=expected)
+
+    if error := (await attempt(session, confirm())).error:
         dataset = await service.get_for_user(session, dataset_id=dataset_id, user=user)
-        await session.refresh(dataset)
-        if dataset.state != DatasetState.draft:
-            return redirect(request, f"/datasets/{dataset.id}/overview")
-        context = await _create_context(session, dataset, user, options=options, errors=[message])
-        return render(request, "datasets/create.html", context, block="quote", status_code=status_code)
-    return redirect(request, f"/datasets/{dataset.id}/overview")
+        await session.refresh(dataset)  # as it is now, whatever the refused call read
+        if dataset.state != DatasetState.draft:  # confirmed meanwhile (another tab): show it
+            return redirect_to(request, "dataset_overview", dataset_id=dataset.id)
+        context = await _create_context(session, dataset, user, options=options, errors=[error.message])
+        return render(request, "datasets/create.html", context, block="quote", status_code=error.status_code)
+    return redirect_to(request, "dataset_overview", dataset_id=dataset_id)
 
 
 def _gallery(manifest: dict | None, *, class_id: int | None, source: str | None, low: bool, page: int) -> dict:
@@ -226,8 +236,6 @@ def _first_frame(class_id, source, low, manifest) -> int | None:
 
 @router.post("/datasets/{dataset_id}/cancel", name="dataset_cancel_submit")
 async def cancel_submit(request: Request, dataset: PageDataset, session: SessionDep):
-    try:
-        await service.cancel(session, request.app.state.redis, dataset_id=dataset.id)
-    except DomainError:
-        pass  # already building or finished: the page shows the state
-    return redirect(request, f"/datasets/{dataset.id}/overview")
+    await attempt(session, service.cancel(session, request.app.state.redis, dataset_id=dataset.id))
+    # a refusal (already building or finished) needs no message: the page it goes back to shows the state
+    return redirect_to(request, "dataset_overview", dataset_id=dataset.id)

@@ -64,6 +64,13 @@ async def list_for_owner(session: AsyncSession, *, user: User) -> list[Dataset]:
     return list((await session.scalars(query)).all())
 
 
+async def list_for_video(session: AsyncSession, *, video_id: uuid.UUID) -> list[Dataset]:
+    """The datasets made from a video, oldest first (the video page: the caller has checked the
+    user may see the video)."""
+    query = select(Dataset).where(Dataset.video_id == video_id).order_by(Dataset.created_at)
+    return list((await session.scalars(query)).all())
+
+
 async def search_for_owner(
     session: AsyncSession, *, user: User, page: PageParams, state: DatasetState | None = None,
     video_id: uuid.UUID | None = None, q: str | None = None,

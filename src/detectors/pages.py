@@ -8,8 +8,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from pydantic import ValidationError
-
 from src.auth.dependencies import PageUser
 from src.database import SessionDep
 from src.datasets import service as dataset_service
@@ -18,7 +16,8 @@ from src.detectors import extras, service
 from src.detectors.models import DetectorState
 from src.detectors.schemas import TrainRequest
 from src.exceptions import DomainError
-from src.templating import redirect, render
+from src.pages import attempt, form_model
+from src.templating import redirect_to, render
 
 router = APIRouter(include_in_schema=False)
 ACTIVE = (DetectorState.validating, DetectorState.training)
@@ -53,9 +52,9 @@ async def model_page(model_id: uuid.UUID, request: Request, session: SessionDep,
     }, block="status")
 
 
-async def _list_with_error(request: Request, session, user, **errors):
-    context = {**await _list_context(session, user), "polling": False, **errors}
-    return render(request, "detectors/list.html", context, status_code=422)
+async def _list_with_error(request: Request, session, user, error: DomainError, field: str, prefix: str = ""):
+    context = {**await _list_context(session, user), "polling": False, field: prefix + error.message}
+    return render(request, "detectors/list.html", context, status_code=error.status_code)
 
 
 @router.post("/models/upload", name="model_upload_submit")
@@ -64,35 +63,33 @@ async def upload_submit(
     name: Annotated[str, Form()] = "", classes: Annotated[str, Form()] = "",
 ):
     """Plain multipart form (the CSRF token travels in the action's query string)."""
-    try:
-        await service.upload(session, request.app.state.redis, user=user, file=file, name=name, classes=classes or None)
-    except DomainError as error:
-        return await _list_with_error(request, session, user, upload_error=error.message)
-    return redirect(request, "/models")
+    call = service.upload(session, request.app.state.redis, user=user, file=file, name=name, classes=classes or None)
+    if error := (await attempt(session, call)).error:
+        return await _list_with_error(request, session, user, error, "upload_error")
+    return redirect_to(request, "models_page")
 
 
 @router.post("/models/train", name="model_train_submit")
 async def train_submit(request: Request, session: SessionDep, user: PageUser):
     form = await request.form()
-    try:
-        body = TrainRequest(dataset_ids=form.getlist("dataset_ids"), name=form.get("name", ""),
-                            epochs=form.get("epochs") or 20, imgsz=form.get("imgsz") or 640,
-                            base=form.get("base") or "yolov8n.yaml")
-        detector = await service.request_training(session, request.app.state.redis, user=user, body=body)
-    except ValidationError as error:
-        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        return await _list_with_error(request, session, user, train_error=message)
-    except DomainError as error:
-        return await _list_with_error(request, session, user, train_error=error.message)
-    return redirect(request, f"/models/{detector.id}")
+
+    async def train():  # the form is checked by the API's schema (TrainRequest)
+        body = form_model(TrainRequest, {"dataset_ids": form.getlist("dataset_ids"), "name": form.get("name", ""),
+                                         "epochs": form.get("epochs") or 20, "imgsz": form.get("imgsz") or 640,
+                                         "base": form.get("base") or "yolov8n.yaml"})
+        return await service.request_training(session, request.app.state.redis, user=user, body=body)
+
+    trained = await attempt(session, train())
+    if error := trained.error:
+        return await _list_with_error(request, session, user, error, "train_error")
+    return redirect_to(request, "model_page", model_id=trained.value.id)
 
 
 @router.post("/models/{model_id}/evaluate", name="model_evaluate_submit")
 async def evaluate_submit(model_id: uuid.UUID, request: Request, session: SessionDep, user: PageUser):
     """The "Evaluate on the latest version" button of /models."""
     detector = await service.get_for_user(session, detector_id=model_id, user=user)
-    try:
-        await service.request_evaluation(session, request.app.state.redis, detector=detector, user=user)
-    except DomainError as error:
-        return await _list_with_error(request, session, user, evaluate_error=f"{detector.name}: {error.message}")
-    return redirect(request, "/models")
+    call = service.request_evaluation(session, request.app.state.redis, detector=detector, user=user)
+    if error := (await attempt(session, call)).error:
+        return await _list_with_error(request, session, user, error, "evaluate_error", prefix=f"{detector.name}: ")
+    return redirect_to(request, "models_page")

@@ -17,10 +17,10 @@ from src.auth.dependencies import PageAdmin, PageUser, page_admin
 from src.auth.models import Role
 from src.database import SessionDep
 from src.datasets.models import Dataset
-from src.exceptions import DomainError
+from src.pages import attempt
 from src.review import service
 from src.review.models import FrameDecision, JobStage, ReviewJob, ReviewTask
-from src.templating import is_htmx, redirect, render
+from src.templating import is_htmx, path_for, redirect, redirect_to, render
 from src.videos.models import Video
 
 router = APIRouter(include_in_schema=False)
@@ -46,6 +46,12 @@ async def open_job(job_id: int, session: SessionDep, user: PageUser):
 async def review_page(request: Request, job_id: int, session: SessionDep, user: PageUser, frame: int | None = None,
                       error: str = "", ask_complete: bool = False):
     job = await service.get_job_for(session, job_id=job_id, user=user)
+    return await _job_page(request, session, user, job, frame=frame, error=error, ask_complete=ask_complete)
+
+
+async def _job_page(request: Request, session, user, job: ReviewJob, *, frame: int | None = None, error: str = "",
+                    ask_complete: bool = False, status_code: int = 200):
+    """The review page of `job`; a refused form shows it again with the error, at its status."""
     task = await session.get(ReviewTask, job.task_id)
     dataset = await session.get(Dataset, task.dataset_id)
     video = await session.get(Video, dataset.video_id)
@@ -68,14 +74,14 @@ async def review_page(request: Request, job_id: int, session: SessionDep, user: 
     context = {
         "job": job, "dataset": dataset, "video": video, "classes": classes, "frames": frames, "frame": current,
         "editor": editor, "editable": annotating, "annotating": annotating, "validating": validating, "error": error,
-        "back_url": "/review", "editor_title": f"review job #{job.id}",
+        "back_url": path_for(request, "my_review_jobs"), "editor_title": f"review job #{job.id}",
         "readonly_message": f"This job is in {job.stage.value}; its boxes are shown read-only.",
         "current": next(f for f in frames if f.video_frame == current),
         "pending": [f.video_frame for f in frames if f.decision == FrameDecision.pending],
         "ask_complete": ask_complete, "self_review": service.self_reviewed(job, dataset),
         "player": _motion(job, video, frames, current, classes),
     }
-    return render(request, "review/job.html", context)
+    return render(request, "review/job.html", context, status_code=status_code)
 
 
 @router.post("/review/jobs/{job_id}/frames/{frame}/decision", name="review_decide_submit")
@@ -84,16 +90,15 @@ async def decide_submit(request: Request, job_id: int, frame: int, session: Sess
     job = await service.get_job_for(session, job_id=job_id, user=user)
     if decision == FrameDecision.fixed:
         decision = FrameDecision.accepted  # "fixed" comes from editing the boxes, not from this form
-    try:
-        await service.decide(session, job=job, user=user, video_frame=frame, decision=decision, corrected=None)
-    except DomainError as error:
-        return redirect(request, _job_url(job_id, frame=frame, error=error.message))
+    call = service.decide(session, job=job, user=user, video_frame=frame, decision=decision, corrected=None)
+    if error := (await attempt(session, call)).error:
+        return await _job_page(request, session, user, job, frame=frame, error=error.message, status_code=error.status_code)
     if decision == FrameDecision.pending:  # a revert: stay on the frame
-        return redirect(request, _job_url(job_id, frame=frame))
+        return redirect(request, _job_url(request, job_id, frame=frame))
     order = [f.video_frame for f in await service.frames_of_job(session, job_id=job.id)]
     pending = [f.video_frame for f in await service.frames_of_job(session, job_id=job.id) if f.decision == FrameDecision.pending]
     later = [f for f in pending if order.index(f) > order.index(frame)]
-    return redirect(request, _job_url(job_id, frame=(later or pending or [frame])[0]))
+    return redirect(request, _job_url(request, job_id, frame=(later or pending or [frame])[0]))
 
 
 def _motion(job, video, frames, current: int, classes) -> dict:
@@ -109,10 +114,11 @@ def _motion(job, video, frames, current: int, classes) -> dict:
             "colors": {c.name: c.color for c in classes}}
 
 
-def _job_url(job_id: int, **query) -> str:
+def _job_url(request: Request, job_id: int, **query) -> str:
     from urllib.parse import urlencode
 
-    return f"/review/jobs/{job_id}?{urlencode({k: v for k, v in query.items() if v not in (None, '')})}"
+    kept = urlencode({key: value for key, value in query.items() if value not in (None, "")})
+    return f"{path_for(request, 'review_page', job_id=job_id)}?{kept}"
 
 
 @router.post("/review/jobs/{job_id}/complete", name="review_complete_submit")
@@ -121,31 +127,30 @@ async def complete_submit(request: Request, job_id: int, session: SessionDep, us
     """Complete the job; with frames still pending, ask first (they would count as accepted)."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
     if not pending_ok and await service.pending_count(session, job=job):
-        return redirect(request, _job_url(job_id, ask_complete="true"))
-    try:
-        finished = await service.complete(session, job=job, user=user)
-    except DomainError as error:
-        return redirect(request, _job_url(job_id, error=error.message))
+        return redirect(request, _job_url(request, job_id, ask_complete="true"))
+    completed = await attempt(session, service.complete(session, job=job, user=user))
+    if error := completed.error:
+        return await _job_page(request, session, user, job, error=error.message, status_code=error.status_code)
+    finished = completed.value
     task = await session.get(ReviewTask, job.task_id)
     if finished:
         service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
     if user.role == Role.user:  # an owner reviewing their own dataset goes back to it
-        return redirect(request, f"/datasets/{task.dataset_id}/overview")
-    return redirect(request, "/review")
+        return redirect_to(request, "dataset_overview", dataset_id=task.dataset_id)
+    return redirect_to(request, "my_review_jobs")
 
 
 @router.post("/review/jobs/{job_id}/validate", name="review_validate_submit")
 async def validate_submit(request: Request, job_id: int, session: SessionDep, user: PageUser,
                           accept: Annotated[bool, Form()] = False, issue: Annotated[str, Form()] = ""):
     job = await service.get_job_for(session, job_id=job_id, user=user)
-    try:
-        finished = await service.validate(session, job=job, user=user, accept=accept, issue=issue)
-    except DomainError as error:
-        return redirect(request, _job_url(job_id, error=error.message))
-    if finished:
+    validated = await attempt(session, service.validate(session, job=job, user=user, accept=accept, issue=issue))
+    if error := validated.error:  # nothing of the refused validation stays (it once recorded the reviewer)
+        return await _job_page(request, session, user, job, error=error.message, status_code=error.status_code)
+    if validated.value:
         task = await session.get(ReviewTask, job.task_id)
         service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
-    return redirect(request, "/review")
+    return redirect_to(request, "my_review_jobs")
 
 
 async def _admin_page(request: Request, session, *, status_code: int = 200, **extra):
@@ -160,13 +165,13 @@ async def admin_review_page(request: Request, session: SessionDep, admin: PageAd
 
 @admin_router.post("/qc-jobs/{job_id}/accept", name="accept_both_submit")
 async def accept_both_submit(request: Request, job_id: int, session: SessionDep, admin: PageAdmin):
-    try:
-        finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin, redis=request.app.state.redis)
-    except DomainError as error:
+    accepted = await attempt(session, service.accept_pair(session, qc_job_id=job_id, admin=admin,
+                                                          redis=request.app.state.redis))
+    if error := accepted.error:
         return await _admin_page(request, session, status_code=error.status_code, error=error.message)
-    if finished:
+    if accepted.value:
         task = await session.get(ReviewTask, (await session.get(ReviewJob, job_id)).task_id)
         service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
     if is_htmx(request):
         return await _admin_page(request, session, message=f"QC job #{job_id} and its primary job accepted.")
-    return redirect(request, "/admin/review")
+    return redirect_to(request, "admin_review_page")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
+from pydantic import ValidationError
 
 from src.auth.dependencies import PageUser
 from src.database import SessionDep
-from src.exceptions import DomainError
+from src.exceptions import Unprocessable
+from src.pages import attempt
 from src.quotas import service as quota_service
-from src.templating import redirect, render
+from src.templating import redirect_to, render
 from src.videos import service
 from src.videos.dependencies import PageVideo
+from src.videos.schemas import VideoImport
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,27 +34,24 @@ async def videos_page(request: Request, session: SessionDep, user: PageUser):
 
 @router.post("/videos/import", name="video_import_submit")
 async def import_submit(request: Request, session: SessionDep, user: PageUser, url: str = Form(""), name: str = Form("")):
-    try:
-        from src.videos.schemas import VideoImport
-
-        body = VideoImport(url=url, name=name or None)
+    async def start():  # the link is checked by the API's schema (VideoImport), in the page's words
+        try:
+            body = VideoImport(url=url, name=name or None)
+        except ValidationError:
+            raise Unprocessable("Enter a full http:// or https:// link.") from None
         await service.request_import(session, request.app.state.redis, user=user, url=str(body.url), name=body.name)
-    except DomainError as error:
+
+    if error := (await attempt(session, start())).error:
         context = {**await _list_context(session, user), "import_error": error.message, "import_url": url}
         return render(request, "videos/list.html", context, block="import_form", status_code=error.status_code)
-    except ValueError:
-        context = {**await _list_context(session, user), "import_error": "Enter a full http:// or https:// link.", "import_url": url}
-        return render(request, "videos/list.html", context, block="import_form", status_code=422)
-    return redirect(request, "/videos")
+    return redirect_to(request, "videos_page")
 
 
 @router.get("/videos/{video_id}", name="video_page")
 async def video_page(request: Request, video: PageVideo, user: PageUser, session: SessionDep):
-    from sqlalchemy import select
+    from src.datasets import service as dataset_service  # datasets sit above videos: imported where used
 
-    from src.datasets.models import Dataset
-
-    datasets = (await session.scalars(select(Dataset).where(Dataset.video_id == video.id).order_by(Dataset.created_at))).all()
+    datasets = await dataset_service.list_for_video(session, video_id=video.id)
     return render(request, "videos/detail.html", {"video": video, "datasets": datasets})
 
 
@@ -59,15 +59,13 @@ async def video_page(request: Request, video: PageVideo, user: PageUser, session
 async def delete_submit(request: Request, video: PageVideo, session: SessionDep, background: BackgroundTasks):
     prefixes = await service.delete(session, video=video)
     background.add_task(service.delete_files, prefixes)
-    return redirect(request, "/videos")
+    return redirect_to(request, "videos_page")
 
 
 @router.post("/videos/upload", name="video_upload_submit")
 async def upload_submit(request: Request, session: SessionDep, user: PageUser):
     """Plain-form fallback of the upload (the page's script posts to the API with a progress bar)."""
-    try:
-        await service.upload(session, request, user=user)
-    except DomainError as error:
+    if error := (await attempt(session, service.upload(session, request, user=user))).error:
         context = {**await _list_context(session, user), "upload_error": error.message}
         return render(request, "videos/list.html", context, status_code=error.status_code)
-    return redirect(request, "/videos")
+    return redirect_to(request, "videos_page")

@@ -7,6 +7,8 @@ import asyncio
 import re
 import uuid
 
+import pytest
+
 from src.admin import service as admin_service
 from src.database import unit_of_work
 from src.exceptions import Conflict
@@ -172,3 +174,25 @@ async def test_pages_work_with_plain_forms_and_htmx(app, admin_client, user_clie
         "currency": "eur"}, headers={"HX-Request": "true"})
     assert prices.status_code == 200 and "version 2" in prices.text
     assert (await admin_client.get("/api/v1/admin/prices")).json()["currency"] == "EUR"
+
+
+@pytest.mark.parametrize(("field", "value", "api_value", "words"), [
+    ("per_frame_cents", "-1", -1, "Per delivered frame (cents): enter a whole number of cents, 0 or more."),
+    ("minimum_cents", "1.5", 1.5, "Minimum charge (cents): enter a whole number of cents, 0 or more."),
+    ("per_reviewed_frame_cents", "", "", "Per reviewed frame (cents): enter a whole number of cents, 0 or more."),
+    ("currency", "euro1", "EURO1", "Currency: a three-letter code such as USD or EUR."),
+])
+async def test_the_price_form_is_checked_by_the_api_schema(admin_client, field, value, api_value, words):
+    """The form refuses what PUT /api/v1/admin/prices refuses (one schema), in the page's words,
+    and no new price version is made."""
+    form = {"per_frame_cents": "2", "per_object_frame_cents": "0", "per_reviewed_frame_cents": "5",
+            "minimum_cents": "100", "currency": "USD", field: value}
+    refused = await admin_client.post("/admin/prices", data=form, headers={"HX-Request": "true"})
+    assert refused.status_code == 422 and words in refused.text
+    assert (await admin_client.put("/api/v1/admin/prices", json={field: api_value})).status_code == 422
+    assert (await admin_client.get("/api/v1/admin/prices")).json()["version"] == 1
+
+
+async def test_the_defaults_form_refuses_a_bad_starting_balance(admin_client):
+    refused = await admin_client.post("/admin/defaults", data={"starting_balance_cents": "-5"}, headers={"HX-Request": "true"})
+    assert refused.status_code == 422 and "Starting balance: a whole number of cents, 0 or more." in refused.text

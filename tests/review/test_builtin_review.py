@@ -90,3 +90,34 @@ async def test_rejecting_a_frame_drops_it_and_validation_needs_a_reason(app, use
     await run_worker(services[1])
     done = (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()
     assert done["state"] == "ready" and done["delivered_frames"] == 119
+
+
+async def _job_row(app, job_id: int) -> dict:
+    from sqlalchemy import text
+
+    async with app.state.engine.connect() as conn:
+        row = await conn.execute(text("SELECT stage, reviewer_id, issue, updated_at FROM review_job WHERE id = :id"),
+                                 {"id": job_id})
+        return dict(row.mappings().one())
+
+
+async def test_a_refused_validation_on_the_page_changes_nothing(app, user_client, annotators, admin_client, services):
+    """An admin who rejects without a reason on the review page is refused, in the page, and is
+    not recorded as the job's reviewer: the designated reviewer can still validate (issue 19:
+    the page once committed what the service had changed before it refused)."""
+    anna, rob = annotators
+    await _dataset_in_review(app, user_client, services)
+    job = (await anna.get("/api/v1/review/jobs")).json()[0]
+    assert (await anna.post(f"/api/v1/review/jobs/{job['id']}/complete")).status_code == 200
+    before = await _job_row(app, job["id"])
+    assert before["stage"] == "validation" and before["reviewer_id"] is not None  # rob, designated
+
+    page = await admin_client.post(f"/review/jobs/{job['id']}/validate", data={"accept": "false", "issue": "  "},
+                                   headers={"accept": "text/html"})
+    assert await _job_row(app, job["id"]) == before  # the old page recorded the admin as the reviewer
+    assert page.status_code == 422, page.text
+    assert "Say what is wrong" in page.text and 'id="review-panel"' in page.text  # the job page, with the message
+
+    accepted = await rob.post(f"/review/jobs/{job['id']}/validate", data={"accept": "true"}, headers={"accept": "text/html"})
+    assert accepted.status_code == 303 and accepted.headers["location"].endswith("/review")
+    assert (await _job_row(app, job["id"]))["stage"] == "acceptance"
