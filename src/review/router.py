@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from src.auth.dependencies import AdminUser, CurrentUser, require_role
 from src.auth.models import Role
-from src.database import SessionDep
+from src.database import SessionDep, on_commit
 from src.pagination import LIST_RESPONSES, PageDep, slice_list
 from src.pagination import set_headers as set_page_headers
 from src.review import agreement, service
@@ -94,10 +94,11 @@ async def assign(job_id: JobId, body: AssignIn, session: SessionDep, admin: Admi
     job = await service.get_job_for(session, job_id=job_id, user=admin)
     await service.assign(session, job=job, user_id=body.user_id)
     view = await service.job_view(session, job=job)
-    await session.commit()
     config = CvatConfig.from_settings()
     if config is not None and job.cvat_job_id is not None:
-        await cvat_sync.push_assignee(session, job=job, config=config)  # logged, and left, when CVAT is down
+        # CVAT hears of it once the request's unit of work has committed the assignment
+        # (logged, and left, when CVAT is down)
+        on_commit(session, lambda: cvat_sync.push_assignee(session, job=job, config=config))
     return view
 
 
