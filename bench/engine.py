@@ -14,7 +14,8 @@ share of object-frames at IoU >= 0.5, then, for the engines, the share at IoU >=
 reviewing a budget of frames (ground truth as the reviewer, every object on a reviewed frame,
 re-propagated) chosen as the engine's hard frames, evenly spaced and at random (seed 0);
 confidence AUROC for IoU < 0.5, ECE (10 bins, confidence against IoU >= 0.5), the share of
-wrong boxes (IoU < 0.5) with confidence >= 0.7, and frames per second beside decode alone.
+wrong boxes (IoU < 0.5) with confidence >= 0.7, frames per second beside decode alone, and
+MOTA / IDF1 (py-motmetrics, a match at IoU >= 0.5) for the engine and both baselines.
 Long and large sequences are cut to their first ``--max-frames`` frames and the
 ``--max-objects`` longest-present objects (the cut is written once as H.264).
 """
@@ -33,7 +34,7 @@ import cv2
 import numpy as np
 
 from bench.common import SHARED, decode_fps
-from src.vision.metrics import confidence_auroc, frame_ious, load_ground_truth
+from src.vision.metrics import confidence_auroc, frame_ious, iou_matrix, load_ground_truth
 from src.vision.propagate import propagate, start_processes
 from src.vision.synthetic import _H264Writer
 from src.vision.types import SeedObject
@@ -116,8 +117,9 @@ def engine_figures(path, info, gt, model, budgets, rng):
     conf = np.concatenate([t.confidence for t in res.tracks if t.track_id in gt])
     m = ~np.isnan(v)
     wrong = m & (v < 0.5)
+    mota, idf1 = mot_scores(boxes, gt)
     out = {
-        "engine": res.engine, "miou": float(np.nanmean(v)), "ok50": ok50(v), "fps": fps,
+        "engine": res.engine, "miou": float(np.nanmean(v)), "ok50": ok50(v), "fps": fps, "mota": mota, "idf1": idf1,
         "auroc": confidence_auroc(conf, v), "ece": ece(conf[m], v[m] >= 0.5),
         "wrong_hi": float(np.mean(conf[wrong] >= 0.7)) if wrong.any() else float("nan"),
     }
@@ -132,6 +134,27 @@ def engine_figures(path, info, gt, model, budgets, rng):
             fixed = propagate(path, reviewed(seeds, gt, frames), budget=0, info=info, tracker_model=model)
             out[f"{kind}{round(b * 100)}"] = ok50(ious_of({t.track_id: t.boxes for t in fixed.tracks}, gt))
     return out
+
+
+def mot_scores(pred: dict[int, np.ndarray], gt) -> tuple[float, float]:
+    """(MOTA, IDF1) by py-motmetrics: a prediction matches a ground-truth box at IoU >= 0.5;
+    the tracks keep the ids they were seeded with, so an identity switch is a box that moved
+    to another object."""
+    import motmetrics as mm
+
+    acc = mm.MOTAccumulator(auto_id=True)
+    n = len(next(iter(gt.values())))
+    for f in range(n):
+        truth = [t for t, g in gt.items() if _ok(g[f])]
+        hyps = [t for t, b in pred.items() if np.isfinite(b[f]).all()]
+        # 1 - IoU, no match under IoU 0.5 (motmetrics' own iou_matrix needs NumPy < 2)
+        dist = np.full((len(truth), len(hyps)), np.nan)
+        if truth and hyps:
+            iou = iou_matrix(np.stack([gt[t][f] for t in truth]), np.stack([pred[t][f] for t in hyps]))
+            dist = np.where(iou >= 0.5, 1.0 - iou, np.nan)
+        acc.update(truth, hyps, dist)
+    summary = mm.metrics.create().compute(acc, metrics=["mota", "idf1"], name="seq")
+    return float(summary["mota"].iloc[0]), float(summary["idf1"].iloc[0])
 
 
 def baseline(path, gt, make) -> dict:
@@ -156,7 +179,8 @@ def baseline(path, gt, make) -> dict:
                 trackers[t] = tr
                 pred[t][i] = b
     v = ious_of(pred, gt)
-    return {"miou": float(np.nanmean(v)), "ok50": ok50(v), "fps": n / (time.perf_counter() - t0)}
+    mota, idf1 = mot_scores(pred, gt)
+    return {"miou": float(np.nanmean(v)), "ok50": ok50(v), "fps": n / (time.perf_counter() - t0), "mota": mota, "idf1": idf1}
 
 
 def nano_factory(model_dir):
@@ -183,7 +207,8 @@ def main(argv: list[str]) -> int:
     rows = []
     header = ("| sequence | frames | objects | engine | mean IoU | IoU>=0.5 | " + " | ".join(
         f"{round(b * 100)}% hard / even / random" for b in budgets)
-        + " | AUROC | ECE | wrong with conf>=0.7 | fps (decode) | CSRT mean IoU / >=0.5 | NanoTrack alone mean IoU / >=0.5 |")
+        + " | AUROC | ECE | wrong with conf>=0.7 | fps (decode) | CSRT mean IoU / >=0.5 | NanoTrack alone mean IoU / >=0.5 "
+        "| MOTA / IDF1: engine, CSRT, NanoTrack alone |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,7 +231,9 @@ def main(argv: list[str]) -> int:
                 row = (f"| {name} | {info.frames} | {len(gt)} | {e['engine']} | {e['miou']:.3f} | {e['ok50']:.1%} | {review} | "
                        f"{e['auroc']:.3f} | {e['ece']:.3f} | {e['wrong_hi']:.0%} | {e['fps']:.1f} ({dec:.0f}) | "
                        f"{c.get('miou', float('nan')):.3f} / {c.get('ok50', float('nan')):.1%} | "
-                       f"{nn.get('miou', float('nan')):.3f} / {nn.get('ok50', float('nan')):.1%} |")
+                       f"{nn.get('miou', float('nan')):.3f} / {nn.get('ok50', float('nan')):.1%} | "
+                       f"{e['mota']:.2f} / {e['idf1']:.2f}, {c.get('mota', float('nan')):.2f} / {c.get('idf1', float('nan')):.2f}, "
+                       f"{nn.get('mota', float('nan')):.2f} / {nn.get('idf1', float('nan')):.2f} |")
                 print(row, flush=True)
                 rows.append(row)
     if args.out:
