@@ -190,31 +190,11 @@ async def test_create_draft_still_works_with_a_plain_body(user_client, uploaded_
 
 @pytest.fixture(scope="module")
 def web_process(services):
-    """uvicorn serving the app in a subprocess: (base URL, pid)."""
-    import os
-    import subprocess
-    import sys
-    import time
+    """uvicorn serving the app in a subprocess: (port, pid)."""
+    from tests.web_server import web_server
 
-    from src.embedded import free_port
-
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", str(port)],
-                              env={**os.environ, "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        pytest.fail("web server did not start: " + server.stderr.read().decode()[-2000:])
-    yield port, server.pid
-    server.terminate()
-    server.wait(timeout=10)
+    with web_server() as (url, server):
+        yield int(url.rsplit(":", 1)[1]), server.pid
 
 
 def _rss_mb(pid: int, field: str = "VmRSS") -> float:
