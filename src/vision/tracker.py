@@ -11,7 +11,7 @@ A frame here is a ``Pyramid`` (src.vision.frames: the working-resolution grey fr
   LK when it slips; while lost, re-detection looks for the keyframe crop and for the crop of
   the last very confident step (the keyframe may show the object half hidden);
 - an explicit lost state: the object is reported absent after it leaves the frame or after
-  its confidence stayed low for ``LOST_FRAMES`` frames, and it is re-acquired when one of
+  its confidence stayed low for ``lost_frames`` frames (TrackerParams), and it is re-acquired when one of
   those two crops matches strongly again near where it coasted, or fairly in one place for
   a few frames in a row (an object coming out from behind an occluder).
 
@@ -36,58 +36,6 @@ NORM = 48  # long side of the normalized box for LK, px
 TPL = 32  # long side of the NCC templates, px
 GRID = 6  # LK points: GRID x GRID
 INLIER_PX = 0.5  # a point moves with the object when within this of the median motion (normalized px)
-SEARCH = 2.6  # NCC search window, in box sizes ...
-SEARCH_NEAR = 2.0  # ... while LK holds (peaks up to half a box away)
-PULL = 0.5  # share of the way from the LK box to a nearby NCC peak
-PULL_MIN_NCC = 0.5
-PULL_REACH = 0.5  # a peak at most this many box sizes away pulls ...
-PULL_REACH_LK = 0.25  # ... this many while LK holds (a farther one is likelier a look-alike)
-LK_SCALE_TRUST = 0.7  # share of LK's per-step scale change applied (it is noisy and adds up as a random walk)
-SCALES = (0.95, 1.0, 1.05)
-SCALE_EXTENT = 1.3  # window of the scale search, in box sizes
-SCALE_COST = 0.01  # NCC a size other than the current one must win by
-SCALE_CHECK_EVERY = 3  # NCC scale check every k frames while confident ...
-SCALE_CHECK_CONF = 0.7  # ... and every step below this confidence
-LOST_CONF = 0.25
-GOOD_CONF = 0.85  # a step this sure updates the "last good" template used to re-detect
-LOST_FRAMES = 6
-REACQUIRE_NCC = 0.72
-# ... or only REACQUIRE_NCC_HELD when the best match holds still for REACQUIRE_HELD lost frames
-# (within REACQUIRE_HOLD box sizes per frame): an object coming out from behind an occluder
-# where it went in. A moving look-alike (a car passing the walker) does not hold still.
-REACQUIRE_NCC_HELD = 0.6
-REACQUIRE_HELD = 3
-REACQUIRE_HOLD = 0.1
-REACQUIRE_DIST_PENALTY = 0.08  # NCC per box size away from the coasted position
-REACQUIRE_MAX_EXTENT = 10.0  # widest re-detection window while lost, in box sizes
-COARSE_MIN_TPL = 8  # re-detection searches at half size first when the template's short side is 2x this
-COARSE_REFINE = 1.4  # ... then at full size in a window this many box sizes wide around the coarse peak
-COAST_FRAMES = 15  # while lost, the coasted box is reported this many frames ...
-COAST_CONF = 0.05  # ... with this confidence
-MIN_VISIBLE = 0.35  # share of the box inside the frame below which the object has left
-# An open-ended pass (backward from a track's first keyframe: nothing says the object was there
-# yet) reports the object only while the evidence holds: VERIFY_FRAMES steps in a row with the
-# crop unlike the keyframe crop (NCC below VERIFY_NCC; not the recent crop, which follows a box
-# that slid onto the background) or confidence below LOST_CONF make it lost, and those steps
-# are taken back; it coasts no box while lost, and only a strong re-detection brings it back
-# (whose template then counts as evidence beside the keyframe's: the keyframe may show the
-# object half hidden).
-VERIFY_NCC = 0.5
-VERIFY_FRAMES = 3
-# ... and a re-detection whose crop matches the crop it was judged lost on (NCC above this) is
-# the same background again, not the object back.
-VERIFY_SAME = 0.8
-# Size recovery (a keyframe drawn on a half-hidden object): the ring of LK points just outside
-# the box tells where the object goes on past an edge. A side whose ring points (2 of 3) move
-# with the object (within GROW_WITH of its motion) while another side's move apart from it
-# (by GROW_APART or more: there is motion contrast to judge by) grows by GROW_STEP of the box
-# on that axis, up to GROW_MAX times the keyframe box. Both in crop px, or that share of the
-# object's motion when larger (legs and arms do not move quite with the body).
-GROW_WITH = (0.5, 0.4)
-GROW_APART = (1.0, 0.8)
-GROW_STEP = 0.08
-GROW_MAX = 2.5
-GROW_HELD = 4  # ... when that side said so on this many LK steps in a row
 LK_PARAMS = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03))
 # LK points: a GRID x GRID lattice over the inner 80% of the box (fractions of its size)
 _g = np.linspace(0.1, 0.9, GRID)
@@ -97,6 +45,70 @@ _RING_UV = np.array([[u, v] for v in (-0.2, 1.2) for u in (0.1, 0.5, 0.9)]
                     + [[u, v] for u in (-0.2, 1.2) for v in (0.2, 0.5, 0.8)])
 _ALL_UV = np.concatenate([_GRID_UV, _RING_UV])
 _NG = GRID * GRID
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    """The built-in tracker's thresholds (the learned tracker shares the lost / re-detection /
+    evidence ones). Crop sizes are in normalized-crop px, extents and reaches in box sizes,
+    NCC values in [-1, 1]. ``ObjectTracker(..., params=TrackerParams(lost_conf=0.3))`` tries a
+    variant without touching the module."""
+
+    search: float = 2.6  # NCC search window, in box sizes ...
+    search_near: float = 2.0  # ... while LK holds (peaks up to half a box away)
+    pull: float = 0.5  # share of the way from the LK box to a nearby NCC peak
+    pull_min_ncc: float = 0.5
+    pull_reach: float = 0.5  # a peak at most this many box sizes away pulls ...
+    pull_reach_lk: float = 0.25  # ... this many while LK holds (a farther one is likelier a look-alike)
+    lk_scale_trust: float = 0.7  # share of LK's per-step scale change applied (it is noisy and adds up as a random walk)
+    scales: tuple[float, ...] = (0.95, 1.0, 1.05)
+    scale_extent: float = 1.3  # window of the scale search, in box sizes
+    scale_cost: float = 0.01  # NCC a size other than the current one must win by
+    scale_check_every: int = 3  # NCC scale check every k frames while confident ...
+    scale_check_conf: float = 0.7  # ... and every step below this confidence
+    lost_conf: float = 0.25
+    good_conf: float = 0.85  # a step this sure updates the "last good" template used to re-detect
+    lost_frames: int = 6
+    reacquire_ncc: float = 0.72
+    # ... or only reacquire_ncc_held when the best match holds still for reacquire_held lost frames
+    # (within reacquire_hold box sizes per frame): an object coming out from behind an occluder
+    # where it went in. A moving look-alike (a car passing the walker) does not hold still.
+    reacquire_ncc_held: float = 0.6
+    reacquire_held: int = 3
+    reacquire_hold: float = 0.1
+    reacquire_dist_penalty: float = 0.08  # NCC per box size away from the coasted position
+    reacquire_max_extent: float = 10.0  # widest re-detection window while lost, in box sizes
+    coarse_min_tpl: int = 8  # re-detection searches at half size first when the template's short side is 2x this
+    coarse_refine: float = 1.4  # ... then at full size in a window this many box sizes wide around the coarse peak
+    coast_frames: int = 15  # while lost, the coasted box is reported this many frames ...
+    coast_conf: float = 0.05  # ... with this confidence
+    min_visible: float = 0.35  # share of the box inside the frame below which the object has left
+    # An open-ended pass (backward from a track's first keyframe: nothing says the object was there
+    # yet) reports the object only while the evidence holds: verify_frames steps in a row with the
+    # crop unlike the keyframe crop (NCC below verify_ncc; not the recent crop, which follows a box
+    # that slid onto the background) or confidence below lost_conf make it lost, and those steps
+    # are taken back; it coasts no box while lost, and only a strong re-detection brings it back
+    # (whose template then counts as evidence beside the keyframe's: the keyframe may show the
+    # object half hidden).
+    verify_ncc: float = 0.5
+    verify_frames: int = 3
+    # ... and a re-detection whose crop matches the crop it was judged lost on (NCC above this) is
+    # the same background again, not the object back.
+    verify_same: float = 0.8
+    # Size recovery (a keyframe drawn on a half-hidden object): the ring of LK points just outside
+    # the box tells where the object goes on past an edge. A side whose ring points (2 of 3) move
+    # with the object (within grow_with of its motion) while another side's move apart from it
+    # (by grow_apart or more: there is motion contrast to judge by) grows by grow_step of the box
+    # on that axis, up to grow_max times the keyframe box. Both in crop px, or that share of the
+    # object's motion when larger (legs and arms do not move quite with the body).
+    grow_with: tuple[float, ...] = (0.5, 0.4)
+    grow_apart: tuple[float, ...] = (1.0, 0.8)
+    grow_step: float = 0.08
+    grow_max: float = 2.5
+    grow_held: int = 4  # ... when that side said so on this many LK steps in a row
+
+
+DEFAULT_PARAMS = TrackerParams()
 
 
 def sample(pyr: Pyramid, x1: float, y1: float, x2: float, y2: float, out_w: int, out_h: int) -> np.ndarray:
@@ -133,16 +145,16 @@ def warp_point(m: np.ndarray, p: np.ndarray) -> np.ndarray:
 _RING_SIDES = np.arange(12).reshape(4, 3)  # ring points of the top, bottom, left, right sides
 
 
-def _grow_sides(q0, q1, q0b, st1, st2, ox: float, oy: float) -> np.ndarray:
+def _grow_sides(q0, q1, q0b, st1, st2, ox: float, oy: float, p: TrackerParams) -> np.ndarray:
     """``(4,)`` int, 1 for each side (top, bottom, left, right) of the box whose ring points
     move with the object (motion ``ox``, ``oy`` crop px) while another side's move apart from it
-    (see GROW_WITH). ``q0``, ``q1``, ``q0b``, ``st1``, ``st2``: the LK points of ``_lk``."""
+    (see TrackerParams.grow_with). ``q0``, ``q1``, ``q0b``, ``st1``, ``st2``: the LK points of ``_lk``."""
     r0, r1, rb = q0.reshape(-1, 2)[_NG:], q1.reshape(-1, 2)[_NG:], q0b.reshape(-1, 2)[_NG:]
     ok = (st1.ravel()[_NG:] == 1) & (st2.ravel()[_NG:] == 1) & (np.abs(r0 - rb).max(1) < 1.0)
     d = np.hypot(r1[:, 0] - r0[:, 0] - ox, r1[:, 1] - r0[:, 1] - oy)
     m = math.hypot(ox, oy)
-    with_ = ((d < max(GROW_WITH[0], GROW_WITH[1] * m)) & ok)[_RING_SIDES].sum(1) >= 2
-    apart = ((d > max(GROW_APART[0], GROW_APART[1] * m)) & ok)[_RING_SIDES].sum(1) >= 2
+    with_ = ((d < max(p.grow_with[0], p.grow_with[1] * m)) & ok)[_RING_SIDES].sum(1) >= 2
+    apart = ((d > max(p.grow_apart[0], p.grow_apart[1] * m)) & ok)[_RING_SIDES].sum(1) >= 2
     if not apart.any():
         return np.zeros(4, int)
     return with_.astype(int)
@@ -165,9 +177,10 @@ class StepResult:
 class ObjectTracker:
     """Follows one box from a keyframe; call ``step(frame)`` for each next frame in pass order."""
 
-    def __init__(self, frame: Pyramid, box: np.ndarray, open_end: bool = False):
+    def __init__(self, frame: Pyramid, box: np.ndarray, open_end: bool = False, params: TrackerParams = DEFAULT_PARAMS):
+        self.p = params
         self.open_end = open_end
-        self.failing = 0  # open-ended: frames in a row the evidence failed (see VERIFY_NCC)
+        self.failing = 0  # open-ended: frames in a row the evidence failed (see TrackerParams.verify_ncc)
         self.retract = 0  # open-ended: on becoming lost, the last frames the caller must take back
         self.rejected_u: np.ndarray | None = None  # open-ended: the crop it was judged lost on
         self.verify_u: np.ndarray | None = None  # open-ended: the template of the last re-detection
@@ -229,8 +242,8 @@ class ObjectTracker:
         if not found:
             self.grow_sides = None
             return None, 10.0, 0.0
-        self.grow_sides = _grow_sides(q0, q1, q0b, st1, st2, dx * gx, dy * gy)
-        s = min(max(1 + LK_SCALE_TRUST * (s - 1), 0.85), 1.18)
+        self.grow_sides = _grow_sides(q0, q1, q0b, st1, st2, dx * gx, dy * gy, self.p)
+        s = min(max(1 + self.p.lk_scale_trust * (s - 1), 0.85), 1.18)
         cx, cy = (b[0] + b[2]) / 2 + dx, (b[1] + b[3]) / 2 + dy
         nb = np.array([cx - s * bw / 2, cy - s * bh / 2, cx + s * bw / 2, cy + s * bh / 2])
         return nb, fb, good
@@ -240,17 +253,17 @@ class ObjectTracker:
         the templates are cut again for the grown box (the keyframe's from the keyframe)."""
         sides = self.grow_sides
         self.grow_votes = np.zeros(4, int) if sides is None else (self.grow_votes + 1) * sides
-        sides = (self.grow_votes >= GROW_HELD).astype(int)
+        sides = (self.grow_votes >= self.p.grow_held).astype(int)
         if not sides.any():
             return box
         self.grow_votes[sides > 0] = 0
         bw, bh = box[2] - box[0], box[3] - box[1]
-        gw = GROW_STEP * bw * (sides[2] + sides[3]) if bw * (1 + GROW_STEP) <= GROW_MAX * self.key0_wh[0] else 0.0
-        gh = GROW_STEP * bh * (sides[0] + sides[1]) if bh * (1 + GROW_STEP) <= GROW_MAX * self.key0_wh[1] else 0.0
+        gw = self.p.grow_step * bw * (sides[2] + sides[3]) if bw * (1 + self.p.grow_step) <= self.p.grow_max * self.key0_wh[0] else 0.0
+        gh = self.p.grow_step * bh * (sides[0] + sides[1]) if bh * (1 + self.p.grow_step) <= self.p.grow_max * self.key0_wh[1] else 0.0
         if gw == 0 and gh == 0:
             return box
         sides = sides * np.array([gh > 0, gh > 0, gw > 0, gw > 0])
-        d = GROW_STEP * np.array([-bh * sides[0], bh * sides[1], -bw * sides[2], bw * sides[3]])
+        d = self.p.grow_step * np.array([-bh * sides[0], bh * sides[1], -bw * sides[2], bw * sides[3]])
         nb = box + np.array([d[2], d[0], d[3], d[1]])
         # the keyframe box grows by the same share of its size on the same sides
         k = self.key_box
@@ -291,8 +304,8 @@ class ObjectTracker:
         fine (the window and template at half size, then full size around the coarse peak:
         ~1/16 of the work). Returns (peak centre, full-size NCC there)."""
         bw, bh = box[2] - box[0], box[3] - box[1]
-        if min(self.tw, self.th) < 2 * COARSE_MIN_TPL:
-            peak_c, peak, _, _ = self._search(frame, box, extent, tpl, dist_penalty=REACQUIRE_DIST_PENALTY)
+        if min(self.tw, self.th) < 2 * self.p.coarse_min_tpl:
+            peak_c, peak, _, _ = self._search(frame, box, extent, tpl, dist_penalty=self.p.reacquire_dist_penalty)
             return peak_c, peak
         tw, th = self.tw // 2, self.th // 2
         fx, fy = tw / bw, th / bh
@@ -301,11 +314,11 @@ class ObjectTracker:
         x1, y1 = cx - ww / 2, cy - wh / 2
         win = sample(frame, x1, y1, x1 + ww, y1 + wh, round(ww * fx), round(wh * fy)).astype(np.float32)
         r = cv2.matchTemplate(win, cv2.resize(tpl, (tw, th), interpolation=cv2.INTER_AREA), cv2.TM_CCOEFF_NORMED)
-        r = _penalize_distance(r, fx, fy, max(bw, bh), REACQUIRE_DIST_PENALTY)
+        r = _penalize_distance(r, fx, fy, max(bw, bh), self.p.reacquire_dist_penalty)
         _, _, _, loc = cv2.minMaxLoc(r)
         px, py = x1 + (loc[0] + tw / 2) / fx, y1 + (loc[1] + th / 2) / fy
         near = np.array([px - bw / 2, py - bh / 2, px + bw / 2, py + bh / 2])
-        peak_c, peak, _, _ = self._search(frame, near, COARSE_REFINE, tpl)
+        peak_c, peak, _, _ = self._search(frame, near, self.p.coarse_refine, tpl)
         return peak_c, peak
 
     # --- one step -----------------------------------------------------------------------
@@ -321,7 +334,7 @@ class ObjectTracker:
         lk_box, fb, good = self._lk(frame, dt)
         base = lk_box if lk_box is not None else old + dt * np.concatenate((self.velocity, self.velocity))
         lk_weak = lk_box is None or fb > 1.0 or good < 0.4
-        peak_c, peak, r, (x1, y1, fx, fy) = self._search(frame, base, SEARCH if lk_weak else SEARCH_NEAR)
+        peak_c, peak, r, (x1, y1, fx, fy) = self._search(frame, base, self.p.search if lk_weak else self.p.search_near)
         bcx, bcy = (base[0] + base[2]) / 2, (base[1] + base[3]) / 2
         ix = int(round((bcx - x1) * fx - self.tw / 2))
         iy = int(round((bcy - y1) * fy - self.th / 2))
@@ -333,15 +346,15 @@ class ObjectTracker:
         if (lk_box is None and peak > 0.6) or (lk_weak and peak > 0.65 and peak - r_base > 0.25 and jump > 0.15):
             d = peak_c - (bcx, bcy)
             box = base + np.concatenate((d, d))
-        elif peak > PULL_MIN_NCC and jump < (PULL_REACH if lk_weak else PULL_REACH_LK):
+        elif peak > self.p.pull_min_ncc and jump < (self.p.pull_reach if lk_weak else self.p.pull_reach_lk):
             # appearance pulls LK back onto the object: stops slow drift onto the background
-            d = PULL * (peak_c - (bcx, bcy))
+            d = self.p.pull * (peak_c - (bcx, bcy))
             box = base + np.concatenate((d, d))
         self.unchecked += dt
-        if self.last_conf < SCALE_CHECK_CONF or self.unchecked >= SCALE_CHECK_EVERY:
+        if self.last_conf < self.p.scale_check_conf or self.unchecked >= self.p.scale_check_every:
             box = self._refine_scale(frame, box)
             self.unchecked = 0
-        if not lk_weak and self.last_conf >= SCALE_CHECK_CONF:
+        if not lk_weak and self.last_conf >= self.p.scale_check_conf:
             box = self._grow(frame, box)
         cur = sample(frame, *box, self.tw, self.th).astype(np.float32)
         cur_u = unit(cur)
@@ -382,27 +395,27 @@ class ObjectTracker:
             self.own_velocity = 0.8 * self.own_velocity + 0.2 * own
             self.good_wh = np.array([box[2] - box[0], box[3] - box[1]])
         self.prev = frame
-        if conf > GOOD_CONF:
+        if conf > self.p.good_conf:
             self.good_tpl, self.good_u = cur, cur_u
         if conf > 0.5 and ncc_rec > 0.5:
             self.rec_tpl = 0.85 * self.rec_tpl + 0.15 * cur
             self.rec_u = unit(self.rec_tpl)
             self.mix_tpl = 0.5 * (self.key_tpl + self.rec_tpl)
-        if visible_share(box, self.w, self.h) < MIN_VISIBLE:
+        if visible_share(box, self.w, self.h) < self.p.min_visible:
             self.lost = self.left_frame = True
             return StepResult(None, feats, 0.0)
-        self.low_run = self.low_run + 1 if conf < LOST_CONF else 0
-        if self.low_run >= LOST_FRAMES:
+        self.low_run = self.low_run + 1 if conf < self.p.lost_conf else 0
+        if self.low_run >= self.p.lost_frames:
             self.lost = True
         if self.open_end:
             ref = ncc_key if self.verify_u is None else max(ncc_key, float(cur_u.dot(self.verify_u)))
-            weak = conf < LOST_CONF or ref < VERIFY_NCC
+            weak = conf < self.p.lost_conf or ref < self.p.verify_ncc
             self.failing = self.failing + dt if weak else 0
-            if self.failing >= VERIFY_FRAMES or self.lost:
+            if self.failing >= self.p.verify_frames or self.lost:
                 self.lost, self.retract = True, self.failing
                 # sure of a crop unlike the object: that crop is something else (an occluder
                 # it was unsure on may hide the object, which will come out there again)
-                self.rejected_u = cur_u if conf >= LOST_CONF else None
+                self.rejected_u = cur_u if conf >= self.p.lost_conf else None
                 self.failing = 0
                 return StepResult(None, feats, 0.0)
         return StepResult(box.copy(), feats, conf)
@@ -416,10 +429,10 @@ class ObjectTracker:
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         hw, hh = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
         best, best_s, best_c = -2.0, 1.0, np.array([cx, cy])
-        for s in SCALES:
+        for s in self.p.scales:
             b = np.array([cx - s * hw, cy - s * hh, cx + s * hw, cy + s * hh])
-            peak_c, peak, _, _ = self._search(frame, b, SCALE_EXTENT, self.key_tpl)
-            v = peak - (SCALE_COST if s != 1.0 else 0.0)
+            peak_c, peak, _, _ = self._search(frame, b, self.p.scale_extent, self.key_tpl)
+            v = peak - (self.p.scale_cost if s != 1.0 else 0.0)
             if v > best:
                 best, best_s, best_c = v, s, peak_c
         s = 1.0 + 0.5 * (best_s - 1.0)
@@ -431,15 +444,15 @@ class ObjectTracker:
 
     def _holds_still(self, box: np.ndarray | None) -> bool:
         """Whether this lost frame's fair match ``box`` (None: none) is where the fair match
-        of each of the last REACQUIRE_HELD - 1 lost frames was too."""
+        of each of the last ``reacquire_held`` - 1 lost frames was too."""
         if box is None:
             self.held_at, self.held = None, 0
             return False
         c = (box[:2] + box[2:]) / 2
         size = max(box[2] - box[0], box[3] - box[1])
-        still = self.held_at is not None and np.hypot(*(c - self.held_at)) <= REACQUIRE_HOLD * size
+        still = self.held_at is not None and np.hypot(*(c - self.held_at)) <= self.p.reacquire_hold * size
         self.held_at, self.held = c, self.held + 1 if still else 1
-        return self.held >= REACQUIRE_HELD
+        return self.held >= self.p.reacquire_held
 
     def _reacquire(self, frame: Pyramid) -> StepResult:
         """While lost: the box coasts with the velocity of the last confident steps; look for
@@ -453,7 +466,7 @@ class ObjectTracker:
         cx, cy = np.clip(c[0], 0, self.w), np.clip(c[1], 0, self.h)
         feats = np.zeros(len(FEATURES), np.float32)
         best = (-2.0, None, None)
-        extent = min(2 * SEARCH + 0.25 * self.lost_steps, REACQUIRE_MAX_EXTENT)
+        extent = min(2 * self.p.search + 0.25 * self.lost_steps, self.p.reacquire_max_extent)
         looks = [(self.key_wh, self.key_tpl), (self.good_wh, self.key_tpl)]
         if np.allclose(self.key_wh, self.good_wh, rtol=0.05):
             looks.pop()
@@ -469,14 +482,14 @@ class ObjectTracker:
         self.box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
         peak, nb, tpl = best
         if self.rejected_u is not None and nb is not None:
-            if float(unit(sample(frame, *nb, self.tw, self.th).astype(np.float32)).dot(self.rejected_u)) > VERIFY_SAME:
+            if float(unit(sample(frame, *nb, self.tw, self.th).astype(np.float32)).dot(self.rejected_u)) > self.p.verify_same:
                 peak = -1.0  # what it was judged lost on: not the object
-        held = self._holds_still(nb if peak >= REACQUIRE_NCC_HELD else None)
-        if (peak < REACQUIRE_NCC and (not held or self.open_end)) or visible_share(nb, self.w, self.h) < 0.9:
-            if (self.lost_steps <= COAST_FRAMES and not self.left_frame and not self.open_end
-                    and visible_share(self.box, self.w, self.h) >= MIN_VISIBLE):
+        held = self._holds_still(nb if peak >= self.p.reacquire_ncc_held else None)
+        if (peak < self.p.reacquire_ncc and (not held or self.open_end)) or visible_share(nb, self.w, self.h) < 0.9:
+            if (self.lost_steps <= self.p.coast_frames and not self.left_frame and not self.open_end
+                    and visible_share(self.box, self.w, self.h) >= self.p.min_visible):
                 # a short occlusion: report the coasted box, flagged by its low confidence
-                return StepResult(self.box.copy(), feats, COAST_CONF)
+                return StepResult(self.box.copy(), feats, self.p.coast_conf)
             return StepResult(None, feats, 0.0)
         self.box, self.lost, self.low_run, self.lost_steps, self.left_frame = nb, False, 0, 0, False
         self.held_at, self.held = None, 0
