@@ -68,7 +68,8 @@ async def startup(ctx: JobContext) -> None:
     settings = get_settings()
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL must be set for the worker (`forge up` sets it).")
-    ctx["redis"] = routing(ctx["redis"])  # what the tasks enqueue goes to GPU workers when it wants one
+    if "redis" in ctx:  # arq's pool: what the tasks enqueue goes to a GPU worker when it wants one
+        ctx["redis"] = routing(ctx["redis"])
     ctx["engine"] = create_engine(settings.database_url)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     # spawn, not fork: the worker process holds an event loop, sockets and threads. The pool's
