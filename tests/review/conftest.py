@@ -53,3 +53,21 @@ async def annotators(app, make_client):
         await login_cookie(c, email)
         clients.append(c)
     return clients
+
+
+ACTION = {"class": "person", "name": "action", "kind": "select", "values": ["stand", "walk"], "mutable": True}
+
+
+async def draft_walking(app, client) -> str:
+    """A funded draft of OTB Crossing whose person carries a mutable `action` attribute, set to
+    "walk" on the keyframe; its API base path."""
+    from tests.datasets.conftest import make_draft, top_up
+
+    await top_up(app, "user@example.com", 100_000)
+    dataset = await make_draft(client)
+    base = f"/api/v1/datasets/{dataset['id']}"
+    assert (await client.post(f"{base}/attributes", json=ACTION)).status_code == 201
+    (obj,) = (await client.get(f"{base}/keyframes")).json()["keyframes"][0]["objects"]
+    response = await client.put(f"{base}/keyframes/0", json={"objects": [{**obj, "attributes": {"action": "walk"}}]})
+    assert response.status_code == 200, response.text
+    return base

@@ -9,20 +9,14 @@ import io
 import json
 import zipfile
 
-from tests.datasets.conftest import OPTIONS, make_draft, run_worker, top_up
+from tests.datasets.conftest import OPTIONS, run_worker
+from tests.review.conftest import draft_walking
 
-ACTION = {"class": "person", "name": "action", "kind": "select", "values": ["stand", "walk"], "mutable": True}
 
 
 async def test_review_shows_and_corrects_attribute_values(app, user_client, annotators, services):
     anna, rob = annotators
-    await top_up(app, "user@example.com", 100_000)
-    dataset = await make_draft(user_client)
-    base = f"/api/v1/datasets/{dataset['id']}"
-    assert (await user_client.post(f"{base}/attributes", json=ACTION)).status_code == 201
-    (obj,) = (await user_client.get(f"{base}/keyframes")).json()["keyframes"][0]["objects"]
-    assert (await user_client.put(f"{base}/keyframes/0", json={"objects": [{**obj, "attributes": {"action": "walk"}}]})
-            ).status_code == 200
+    base = await draft_walking(app, user_client)
     await user_client.put(f"{base}/options", json={**OPTIONS, "review_budget": 0.05})
     assert (await user_client.post(f"{base}/confirm")).status_code == 202
     await run_worker(services[1])

@@ -3,21 +3,15 @@ task's predefined order, with the pre-annotated values), while our review jobs k
 
 from __future__ import annotations
 
-from tests.datasets.conftest import OPTIONS, make_draft, run_worker, top_up
+from tests.datasets.conftest import OPTIONS, run_worker
+from tests.review.conftest import draft_walking
 from tests.review.test_cvat_review import annotators  # noqa: F401  (CVAT usernames set)
 
-ACTION = {"class": "person", "name": "action", "kind": "select", "values": ["stand", "walk"], "mutable": True}
 
 
 async def test_cvat_gets_attribute_checks_as_ordinary_frames(app, user_client, annotators, services, cvat):  # noqa: F811
     anna, rob = annotators
-    await top_up(app, "user@example.com", 100_000)
-    dataset = await make_draft(user_client)
-    base = f"/api/v1/datasets/{dataset['id']}"
-    assert (await user_client.post(f"{base}/attributes", json=ACTION)).status_code == 201
-    (obj,) = (await user_client.get(f"{base}/keyframes")).json()["keyframes"][0]["objects"]
-    assert (await user_client.put(f"{base}/keyframes/0", json={"objects": [
-        {**obj, "attributes": {"action": "walk"}}]})).status_code == 200
+    base = await draft_walking(app, user_client)
     options = {**OPTIONS, "review_budget": 0.05, "review_backend": "cvat", "review_attribute_share": 0.5}
     assert (await user_client.put(f"{base}/options", json=options)).status_code == 200
     assert (await user_client.post(f"{base}/confirm")).status_code == 202

@@ -4,10 +4,10 @@ agree but whose values do not is not accepted automatically."""
 
 from __future__ import annotations
 
-from tests.datasets.conftest import OPTIONS, make_draft, run_worker, top_up
+from tests.datasets.conftest import OPTIONS, run_worker
+from tests.review.conftest import draft_walking
 from tests.review.test_double_review import _jobs
 
-ACTION = {"class": "person", "name": "action", "kind": "select", "values": ["stand", "walk"], "mutable": True}
 # on the three shared frames: anna says stand, walk, walk; rob stand, stand, walk. Observed
 # agreement 2/3, chance (1·2 + 2·1) / 9 = 4/9: kappa (2/3 - 4/9) / (1 - 4/9) = 0.4
 KAPPA = 0.4
@@ -24,13 +24,7 @@ async def test_the_admin_sees_kappa_per_attribute_beside_the_box_agreement(
     app, user_client, admin_client, annotators, services,
 ):
     anna, rob = annotators
-    await top_up(app, "user@example.com", 100_000)
-    dataset = await make_draft(user_client)
-    base = f"/api/v1/datasets/{dataset['id']}"
-    assert (await user_client.post(f"{base}/attributes", json=ACTION)).status_code == 201
-    (obj,) = (await user_client.get(f"{base}/keyframes")).json()["keyframes"][0]["objects"]
-    assert (await user_client.put(f"{base}/keyframes/0", json={"objects": [
-        {**obj, "attributes": {"action": "walk"}}]})).status_code == 200
+    base = await draft_walking(app, user_client)
     body = {**OPTIONS, "review_budget": 0.05, "double_review_share": 0.5, "auto_accept_agreement": 0.9}
     assert (await user_client.put(f"{base}/options", json=body)).status_code == 200
     assert (await user_client.post(f"{base}/confirm")).status_code == 202
@@ -44,7 +38,7 @@ async def test_the_admin_sees_kappa_per_attribute_beside_the_box_agreement(
     for client, job in ((anna, primary), (rob, qc)):
         assert (await client.post(f"/api/v1/review/jobs/{job['id']}/complete")).json()["stage"] == "validation"
 
-    (row,) = [r for r in (await admin_client.get("/api/v1/admin/review")).json() if r["dataset_id"] == dataset["id"]]
+    (row,) = [r for r in (await admin_client.get("/api/v1/admin/review")).json() if r["dataset_id"] == base.rsplit("/", 1)[1]]
     (pair,) = row["agreement"]["jobs"]
     assert pair["box_f1"] == 1.0 and pair["label_kappa"] == 1.0  # the same boxes, the same class
     assert pair["attribute_kappa"] == {"action": KAPPA}
