@@ -38,6 +38,33 @@ from src.vision.video import open_capture, seek_to
 
 LEVELS = 3
 Pyramid = tuple[np.ndarray, ...]  # one grey frame: (h, w), (h // 2, w // 2), (h // 4, w // 4) uint8
+
+
+class Frame(tuple):
+    """A grey ``Pyramid`` that may also carry its colour: ``chroma`` is None or the Cr, Cb
+    planes (YCrCb) as ``((h // 2, w // 2, 2), (h // 4, w // 4, 2))`` uint8, the 4:2:0 layout of
+    the video itself. Only the learned tracker reads colour (it was trained on colour crops:
+    on otb_bolt NanoTrack alone keeps the runner in colour, mean IoU 0.66, and jumps to the
+    neighbour on the same frames in grey, 0.09); everything else sees a plain pyramid."""
+
+    chroma: Pyramid | None = None
+
+    @classmethod
+    def of(cls, levels, chroma=None) -> Frame:
+        f = cls(levels)
+        f.chroma = None if chroma is None else tuple(chroma)
+        return f
+
+
+def chroma_levels(bgr: np.ndarray, shapes: tuple[tuple[int, int], ...]) -> Pyramid:
+    """The Cr, Cb planes of a working-size BGR frame at pyramid levels 1 .. (``shapes``: the
+    grey levels' shapes), each an exact 2x box filter of the one above."""
+    ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
+    out, img = [], ycc[:, :, 1:]
+    for h, w in shapes[1:]:
+        img = cv2.resize(np.ascontiguousarray(img[: 2 * h, : 2 * w]), (w, h), interpolation=cv2.INTER_AREA)
+        out.append(img)
+    return tuple(out)
 _POLL_S = 0.001
 
 # state file: [frames decoded (the next frame's number), 1 when decoding failed, 1 when cancelled]
@@ -83,6 +110,7 @@ class FrameSpec:
     slots: int  # frames the ring holds
     marks: int  # readers' marks (FrameReader.hold)
     first: int = 0  # the first frame stored (frames keep their numbers in the video)
+    colour: bool = False  # chroma planes stored too (Frame.chroma)
 
 
 def level_shapes(h: int, w: int) -> tuple[tuple[int, int], ...]:
@@ -133,6 +161,11 @@ class FrameReader:
             np.asarray(np.memmap(d / f"grey{lv}.u8", np.uint8, "r", shape=(spec.slots, *shape)))
             for lv, shape in enumerate(spec.shapes)
         ]
+        self._chroma = [
+            np.asarray(np.memmap(d / f"chroma{lv}.u8", np.uint8, "r", shape=(spec.slots, *shape, 2)))
+            for lv, shape in enumerate(spec.shapes)
+            if spec.colour and lv > 0
+        ]
         self._state = np.memmap(d / "state.i64", np.int64, "r", shape=(_STATE_LEN,))
         self._marks = np.memmap(d / "marks.i64", np.int64, "r+", shape=(max(spec.marks, 1),))
         self._motion = np.memmap(d / "motion.f64", np.float64, "r", shape=(spec.n_frames, 2, 3))
@@ -160,8 +193,8 @@ class FrameReader:
         the decoder may reuse their slots."""
         self._marks[mark] = frame
 
-    def get(self, i: int) -> Pyramid:
-        """Frame ``i`` as ``(level0, level1, level2)``, waiting for the decoder if needed;
+    def get(self, i: int) -> Frame:
+        """Frame ``i`` as ``(level0, level1, level2)`` (with ``chroma`` in a colour store), waiting for the decoder if needed;
         RuntimeError when decoding failed or the store was closed before frame ``i``."""
         if not self.spec.first <= i < self.spec.n_frames:
             raise RuntimeError(f"frame {i} is outside this store (frames {self.spec.first}-{self.spec.n_frames - 1})")
@@ -172,7 +205,7 @@ class FrameReader:
         if self._state[_DECODED] > i + self.spec.slots:
             raise RuntimeError(f"frame {i} was read after its slot was reused (a reader did not hold it)")
         k = i % self.spec.slots
-        return tuple(lv[k] for lv in self._levels)
+        return Frame.of((lv[k] for lv in self._levels), [c[k] for c in self._chroma] if self._chroma else None)
 
 
 class FrameStore:
@@ -188,10 +221,12 @@ class FrameStore:
         slots: int | None = None,
         marks: list[int] | None = None,
         first: int = 0,
+        colour: bool = False,
     ):
         """Frames ``first`` .. ``n_frames - 1`` of the video. ``slots``: frames the ring holds
         (default: all); ``marks``: the readers' first marks, the lowest frame each will read
-        (required when ``slots`` < the frames stored)."""
+        (required when ``slots`` < the frames stored); ``colour``: keep the chroma planes too
+        (``Frame.chroma``; the decoder then converts every frame to BGR, no luma shortcut)."""
         if not 0 <= first < n_frames:
             raise ValueError(f"first frame {first} outside 0-{n_frames - 1}")
         count = n_frames - first
@@ -209,7 +244,8 @@ class FrameStore:
         self._tmp = tempfile.TemporaryDirectory(prefix="forge-frames-")
         d = Path(self._tmp.name)
         shapes = level_shapes(self.h, self.w)
-        self.spec = FrameSpec(str(d), n_frames, shapes, scale, self.slots, len(marks), first)
+        self.colour = colour
+        self.spec = FrameSpec(str(d), n_frames, shapes, scale, self.slots, len(marks), first, colour)
         # Written with pwrite, read through memory maps: writing through a mapping page-faults
         # on every new page (5x slower, on the decoder thread that every pass waits for).
         self._files = []
@@ -217,6 +253,11 @@ class FrameStore:
             f = open(d / f"grey{lv}.u8", "w+b")  # noqa: SIM115 - closed in close()
             f.truncate(self.slots * h * w)
             self._files.append((f.fileno(), h * w, f))
+        self._chroma_files = []
+        for h, w in shapes[1:] if colour else ():
+            f = open(d / f"chroma{len(self._chroma_files) + 1}.u8", "w+b")  # noqa: SIM115 - closed in close()
+            f.truncate(self.slots * h * w * 2)
+            self._chroma_files.append((f.fileno(), h * w * 2, f))
         self._state = np.memmap(d / "state.i64", np.int64, "w+", shape=(_STATE_LEN,))
         self._state[_DECODED] = first
         self._marks = np.memmap(d / "marks.i64", np.int64, "w+", shape=(max(len(marks), 1),))
@@ -249,10 +290,14 @@ class FrameStore:
                 if not ok:
                     self.broken_at = i
                     raise RuntimeError(f"{self.path}: decoding stopped at frame {i} of {self.n_frames}")
+                chroma = ()
+                if frame.ndim == 3 and self.colour:
+                    frame = shrink(frame, self.w, self.h)
+                    chroma = chroma_levels(frame, self.spec.shapes)
                 if frame.ndim == 3:
                     frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
                 levels = pyramid(shrink(frame, self.w, self.h))
-                for (fd, size, _), img in zip(self._files, levels):
+                for (fd, size, _), img in zip(self._files + self._chroma_files, levels + chroma):
                     os.pwrite(fd, np.ascontiguousarray(img), (i % self.slots) * size)
                 if i > self.first:
                     self._motion[i] = camera_motion(coarse, levels[-1], 1.0 / (1 << (len(levels) - 1)))
@@ -280,7 +325,11 @@ class FrameStore:
         """The capture, at frame ``first``, and, when it can hand out the decoder's luma plane
         directly, that frame. Luma skips two colour conversions (YUV -> BGR -> grey): about
         20% of the decode time at 720p, 30% at 1080p. Anything unusual (not 8-bit, or not the
-        upright size the probe reported) falls back to BGR frames."""
+        upright size the probe reported) falls back to BGR frames, and so does a colour store."""
+        if self.colour:
+            cap = open_capture(self.path)
+            seek_to(cap, self.path, self.first)
+            return cap, None
         cap = open_capture(self.path)
         cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
         ok, frame = cap.read()
@@ -327,7 +376,7 @@ class FrameStore:
         if not self._state[_FAILED] and self._state[_DECODED] < self.n_frames:
             (Path(self.spec.dir) / "error.txt").write_text(f"{self.path}: the frame store was closed")
             self._state[_FAILED] = 1
-        for _, _, f in self._files:
+        for _, _, f in self._files + self._chroma_files:
             f.close()
         del self._state, self._marks, self._motion
         self._tmp.cleanup()

@@ -9,8 +9,10 @@ aspect ratio, and a size update smoothed by the score. The files are not part of
 project: their folder comes from configuration (``TRACKER_MODEL_DIR``; ``forge tracker
 download`` fetches them and checks their sha256).
 
-Crops here come from the engine's grey working-resolution pyramids (src.vision.frames),
-replicated to three channels: the engine decodes the luma plane only.
+Crops here come from the engine's working-resolution frames (src.vision.frames): a colour
+store (the engine's learned passes ask for one) gives the chroma planes beside the grey
+pyramid, and crops are in colour as the model was trained; a grey frame is replicated to
+three channels.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from src.vision.confidence import learned_confidence
@@ -174,10 +177,16 @@ def _sz(w, h):
 
 
 def crop(frame: Pyramid, cx: float, cy: float, side: float, out: int) -> np.ndarray:
-    """Square ``side`` x ``side`` region centred on (``cx``, ``cy``) of a grey pyramid,
-    resampled to ``(out, out, 3)`` uint8 (border replicated)."""
-    g = sample(frame, cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2, out, out)
-    return np.repeat(g[:, :, None], 3, axis=2)
+    """Square ``side`` x ``side`` region centred on (``cx``, ``cy``) of a frame, resampled to
+    ``(out, out, 3)`` uint8 BGR (border replicated): in colour when the frame carries its
+    chroma (``Frame.chroma``, at half the grey resolution), else the grey replicated."""
+    x1, y1, x2, y2 = cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
+    g = sample(frame, x1, y1, x2, y2, out, out)
+    chroma = getattr(frame, "chroma", None)
+    if chroma is None:
+        return np.repeat(g[:, :, None], 3, axis=2)
+    c = sample(chroma, x1 / 2, y1 / 2, x2 / 2, y2 / 2, out, out)  # level-1 pixel j spans level-0 [2j, 2j + 2)
+    return cv2.cvtColor(np.dstack([g, c]), cv2.COLOR_YCrCb2BGR)
 
 
 class NanoState:
@@ -271,8 +280,9 @@ class LearnedObjectTracker(ObjectTracker):
     def _exit_guard(self, old: np.ndarray, box: np.ndarray, dt: int) -> np.ndarray:
         """A Siamese tracker does not let its object leave: when the object goes out past an
         edge its box jumps back onto whatever looks most alike inside. So while the box touches
-        an edge and moves out through it, a step back inward against that motion is not
-        believed: the box goes on with its velocity (past the edge, where ``_settle`` finds it
+        an edge and moves out through it, a step that slows down (the model regresses the box
+        onto the part still in view), stops or turns back inward is not believed: the box goes
+        on with its velocity (past the edge, where ``_settle`` finds it
         has left the picture)."""
         v = self.velocity
         edge_out = ((old[0] <= EDGE_PX and v[0] < -EXIT_SPEED) or (old[2] >= self.w - EDGE_PX and v[0] > EXIT_SPEED)
@@ -280,7 +290,7 @@ class LearnedObjectTracker(ObjectTracker):
         if not edge_out:
             return box
         move = ((box[:2] + box[2:]) - (old[:2] + old[2:])) / 2
-        if float(move @ v) >= 0:
+        if float(move @ v) >= dt * float(v @ v):
             return box
         w, h = old[2] - old[0], old[3] - old[1]  # the object's extent: the clipped box grows back
         w, h = max(w, self.good_wh[0]), max(h, self.good_wh[1])

@@ -521,6 +521,7 @@ def propagate(
         store = FrameStore(
             video_path, last + 1, info.width, info.height, scale, store_slots(last + 1 - first, jobs),
             marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first,
+            colour=engine.model_dir is not None,  # the learned tracker reads colour crops
         )
         # One call at a time uses the shared process pool: a call's decoder waits for all of its
         # passes, so its groups must not queue behind another call's.

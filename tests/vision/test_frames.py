@@ -1,4 +1,4 @@
-"""The frame store: pyramid geometry, crops from it, decode into it (luma and BGR paths)."""
+"""The frame store: pyramid geometry, crops from it, decode into it (luma, BGR and colour paths)."""
 
 import time
 
@@ -153,3 +153,31 @@ def test_a_frame_read_after_its_slot_was_reused_is_refused(synthetic_video):
             FrameStore(path, info.frames, info.width, info.height, 0.5, slots=10)
     finally:
         store.close()
+
+
+def test_colour_store_carries_the_chroma_the_learned_tracker_crops_in(synthetic_video):
+    """A colour store keeps Cr, Cb beside the grey pyramid at half its resolution; a crop for
+    the learned tracker from it is the video's colours, from a grey store equal channels."""
+    from src.vision.nanotrack import crop
+
+    path, _ = synthetic_video
+    info = probe(path)
+    bgr = next(iter_frames(path))
+    for colour in (True, False):
+        store = FrameStore(path, info.frames, info.width, info.height, 0.5, colour=colour)
+        store.start()
+        try:
+            store.join()
+            frame = store.reader().get(0)
+            got = crop(frame, 160.0, 90.0, 320.0, 160)  # the whole frame, 2x down
+        finally:
+            store.close()
+        assert len(frame) == 3 and frame[0].shape == (180, 320)
+        want = cv2.resize(bgr, (160, 90), interpolation=cv2.INTER_AREA)
+        rows = slice(35, 125)  # the square crop is 160 px tall; the frame fills its middle 90 rows
+        if colour:
+            assert [c.shape for c in frame.chroma] == [(90, 160, 2), (45, 80, 2)]
+            assert np.abs(got[rows].astype(int) - want.astype(int)).mean() < 4  # grey crops: 40
+        else:
+            assert frame.chroma is None
+            assert (got[..., 0] == got[..., 1]).all() and (got[..., 1] == got[..., 2]).all()
