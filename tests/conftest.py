@@ -57,6 +57,18 @@ def _run_outside_loop(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
+def _redis_of_this_process(url: str) -> str:
+    """An external Redis shared by test processes (pytest-xdist): each takes a database of its
+    own (gw0 -> 1, gw1 -> 2, ...), since tests flush theirs and arq queues live per database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{int(worker[2:]) + 1}"))
+
+
 @pytest.fixture(scope="session")
 def services():
     """(database_url, redis_url) of a fresh test database and a Redis database."""
@@ -68,7 +80,7 @@ def services():
         postgres = EmbeddedPostgres(_TMP / "postgres")
         base_db = postgres.start()
         started.append(postgres)
-    redis_url = _EXTERNAL_REDIS
+    redis_url = _EXTERNAL_REDIS and _redis_of_this_process(_EXTERNAL_REDIS)
     if not redis_url:
         redis = EmbeddedRedis(_TMP / "redis")
         redis_url = redis.start()
