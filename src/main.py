@@ -21,8 +21,8 @@ from src import api_docs
 from src.admin import pages as admin_pages
 from src.admin.router import router as admin_router
 from src.auth import pages as auth_pages
-from src.annotation import pages as annotation_pages
-from src.annotation.router import router as annotation_router
+from src.datasets.draft import pages as draft_pages
+from src.datasets.draft.router import router as draft_router
 from src.auth.dependencies import LoginRequired
 from src.auth.router import auth_router, users_router
 from src.auth.users import SESSION_COOKIE, jwt_keys
@@ -140,8 +140,8 @@ def create_app() -> FastAPI:
     app.include_router(billing_pages.router)
     app.include_router(datasets_router)
     app.include_router(dataset_pages.router)
-    app.include_router(annotation_router)
-    app.include_router(annotation_pages.router)
+    app.include_router(draft_router)
+    app.include_router(draft_pages.router)
     app.include_router(review_router)
     app.include_router(review_webhook_router)
     app.include_router(review_admin_router)

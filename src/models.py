@@ -1,7 +1,7 @@
 """Every table of every domain, imported in one place for Alembic and the tests."""
 
 from src.admin.models import AuditEntry  # noqa: F401
-from src.annotation.models import AttributeSpec, Keyframe, LabelClass  # noqa: F401
+from src.datasets.draft.models import AttributeSpec, Keyframe, LabelClass  # noqa: F401
 from src.auth.models import ApiToken, User  # noqa: F401
 from src.billing.models import BillingSetting, LedgerEntry, PriceList  # noqa: F401
 from src.database import Base  # noqa: F401

@@ -11,7 +11,7 @@ database. Input a page reads from a form is validated by the API's own pydantic 
 
     outcome = await attempt(session, service.add_class(session, dataset=dataset, name=name))
     if outcome.error:
-        return render(request, "annotation/draft.html", {..., "class_error": outcome.error.message},
+        return render(request, "datasets/draft/draft.html", {..., "class_error": outcome.error.message},
                       block="classes", status_code=outcome.error.status_code)
 """
 

@@ -12,7 +12,7 @@ import json
 import httpx
 import pytest
 
-from tests.annotation.conftest import create_draft, draft, upload_video, uploaded_video  # noqa: F401 (fixtures)
+from tests.datasets.draft.conftest import create_draft, draft, upload_video, uploaded_video  # noqa: F401 (fixtures)
 from tests.conftest import register
 
 CHUNK = 64 * 1024

@@ -1,3 +1,6 @@
+"""Load a dataset and make sure the caller may see it (another user's dataset is a 404): the
+one ownership check of every dataset route, drafts included."""
+
 from __future__ import annotations
 
 import uuid

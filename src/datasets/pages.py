@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from src.annotation import service as annotation_service
+from src.datasets.draft import service as drafts
 from src.auth.dependencies import PageUser
 from src.billing import service as billing_service
 from src.database import SessionDep
@@ -88,7 +88,7 @@ async def _create_context(session, dataset, user, *, options: DatasetOptions | N
     the review backends this instance offers, and `errors` (each a sentence for the user)."""
     quote = await service.quote(session, dataset=dataset, options=options) if options is not None else None
     balance = await billing_service.balance_cents(session, user_id=user.id)
-    specs = await annotation_service.attribute_specs(session, dataset_id=dataset.id)
+    specs = await drafts.attribute_specs(session, dataset_id=dataset.id)
     return {
         "list_attributes": [s for s in specs if s.kind in ("select", "multi")],
         "mutable_attributes": any(s.mutable for s in specs),

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.annotation import service as annotation_service
+from src.datasets.draft import service as drafts
 from src.config import get_settings
 from src.datasets.models import Dataset
 from src.exceptions import Unprocessable
@@ -81,7 +81,7 @@ async def request(session: AsyncSession, redis, *, dataset: Dataset) -> dict[str
     """Start a preview of the draft's current keyframes, or reuse the stored one."""
     from src.datasets import service as dataset_service
 
-    seeds = await annotation_service.seeds_for_engine(session, dataset_id=dataset.id)
+    seeds = await drafts.seeds_for_engine(session, dataset_id=dataset.id)
     if not any(not o.get("gone") for objs in seeds.values() for o in objs):
         await set_state(redis, dataset.id, key=None, state="empty")
         return {"key": None, "state": "empty", "message": "Draw a box on a frame first: there is nothing to follow yet."}

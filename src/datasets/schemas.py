@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
-from src.annotation.schemas import DraftRead
+from src.datasets.draft.schemas import DraftRead
 from src.datasets.models import DatasetState
 
 # yolo: Ultralytics YOLO; yolo_track: the same plus tracks/ (a track id per label line);

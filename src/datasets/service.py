@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.annotation import service as annotation_service
+from src.datasets.draft import service as drafts
 from src.auth.models import User
 from src.billing import service as billing_service
 from src.database import on_commit, utcnow
@@ -56,7 +56,7 @@ def review_count(budget: float, frames: int) -> int:
 
 
 async def get_for_user(session: AsyncSession, *, dataset_id: uuid.UUID, user: User) -> Dataset:
-    return await annotation_service.get_for_user(session, dataset_id=dataset_id, user=user)
+    return await drafts.get_for_user(session, dataset_id=dataset_id, user=user)
 
 
 async def list_for_owner(session: AsyncSession, *, user: User) -> list[Dataset]:
@@ -107,7 +107,7 @@ def options_of(dataset: Dataset) -> DatasetOptions:
 
 
 async def set_options(session: AsyncSession, *, dataset: Dataset, options: DatasetOptions) -> Dataset:
-    annotation_service.ensure_draft(dataset)
+    drafts.ensure_draft(dataset)
     await check_action_attribute(session, dataset=dataset, options=options)
     dataset.options = options.model_dump()
     await session.flush()
@@ -128,12 +128,12 @@ async def quote(session: AsyncSession, *, dataset: Dataset, options: DatasetOpti
     options = options or options_of(dataset)
     video = await session.get(Video, dataset.video_id)
     frames, exact = estimate_frames(video, options)
-    seeds = await annotation_service.seeds_for_engine(session, dataset_id=dataset.id)
+    seeds = await drafts.seeds_for_engine(session, dataset_id=dataset.id)
     objects = len({o["track_id"] for objs in seeds.values() for o in objs if not o.get("gone")})
     review = review_count(options.review_budget, frames)
     qc = len(qc_frames(range(review), options.double_review_share))  # at most: QC needs two reviewers
     attribute_frames = attribute_check_count(review, options.review_attribute_share) if any(
-        s.mutable for s in await annotation_service.attribute_specs(session, dataset_id=dataset.id)) else 0
+        s.mutable for s in await drafts.attribute_specs(session, dataset_id=dataset.id)) else 0
     previewed = _previewed_object_frames(dataset, seeds, options, video)
     object_frames = objects * frames if previewed is None else min(previewed, objects * frames)
     price_list = await billing_service.current_price_list(session)
@@ -178,7 +178,7 @@ async def confirm(
         return locked
     if options is not None:
         locked.options = options.model_dump()
-    await annotation_service.check_ready_to_create(session, dataset=locked)
+    await drafts.check_ready_to_create(session, dataset=locked)
     check_backend(options_of(locked))
     await check_action_attribute(session, dataset=locked, options=options_of(locked))
     priced = await quote(session, dataset=locked)
@@ -204,7 +204,7 @@ async def check_action_attribute(session: AsyncSession, *, dataset: Dataset, opt
     name = options.ava_action_attribute
     if name is None:
         return
-    specs = await annotation_service.attribute_specs(session, dataset_id=dataset.id)
+    specs = await drafts.attribute_specs(session, dataset_id=dataset.id)
     lists = [s for s in specs if s.kind in ("select", "multi")]
     if not any(s.name == name for s in lists):
         other = next((s for s in specs if s.name == name), None)
@@ -234,7 +234,7 @@ def check_backend(options: DatasetOptions) -> None:
 async def quote_warnings(session: AsyncSession, *, dataset: Dataset) -> list[str]:
     """Sentences for the quote: classes with tracks that never share a keyframe (likely one
     object drawn twice as two tracks)."""
-    seeds = await annotation_service.seeds_for_engine(session, dataset_id=dataset.id)
+    seeds = await drafts.seeds_for_engine(session, dataset_id=dataset.id)
     frames_of: dict[tuple[str, int], set[int]] = {}
     for frame, objects in seeds.items():
         for o in objects:
@@ -309,7 +309,7 @@ def downloads(dataset: Dataset) -> dict[str, str]:
 
 
 async def to_read(session: AsyncSession, *, dataset: Dataset) -> DatasetRead:
-    draft = await annotation_service.read_draft(session, dataset=dataset)
+    draft = await drafts.read_draft(session, dataset=dataset)
     return DatasetRead(
         **draft.model_dump(exclude={"state"}), state=dataset.state,
         options=dataset.options or {}, quote=dataset.quote, quoted_cents=dataset.quoted_cents,

@@ -33,7 +33,7 @@ from typing import Any
 from arq.constants import default_queue_name, in_progress_key_prefix
 from sqlalchemy import or_, select
 
-from src.annotation import service as annotation_service
+from src.datasets.draft import service as drafts
 from src.billing import service as billing_service
 from src.config import get_settings
 from src.database import utcnow
@@ -166,11 +166,11 @@ async def _load(ctx: dict, dataset_id: uuid.UUID) -> dict[str, Any] | None:
         dataset.run_job_id, dataset.run_token = job_id, uuid.uuid4().hex
         dataset.worker_id, dataset.heartbeat_at = WORKER_ID, utcnow()
         video = await session.get(Video, dataset.video_id)
-        classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
+        classes = await drafts.list_classes(session, dataset_id=dataset.id)
         job = {
             "token": dataset.run_token, "video": video, "dataset": dataset, "classes": classes,
-            "seeds": await annotation_service.seeds_for_engine(session, dataset_id=dataset.id),
-            "attributes": await annotation_service.attribute_specs(session, dataset_id=dataset.id),
+            "seeds": await drafts.seeds_for_engine(session, dataset_id=dataset.id),
+            "attributes": await drafts.attribute_specs(session, dataset_id=dataset.id),
         }
     # This worker's copy of the video (docs/storage.md: fetched from an object store into the
     # local cache), after the row lock is released and off the event loop.
@@ -422,7 +422,7 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str, base: str | None
         if dataset is None:
             return "gone"
         video = await session.get(Video, dataset.video_id)
-        seeds = await annotation_service.seeds_for_engine(session, dataset_id=did)
+        seeds = await drafts.seeds_for_engine(session, dataset_id=did)
         budget = service.options_of(dataset).review_budget
         info, video_key = video_service.stored_probe(video), video.storage_key
     if preview.preview_key(seeds, budget=budget, engine=preview.engine_id()) != key:

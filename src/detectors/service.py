@@ -326,7 +326,7 @@ async def predict(session: AsyncSession, redis, *, detector: Detector, user: Use
     The worker runs the model (where the GPU is and the model stays loaded); this waits for it
     up to `predict_timeout_s` and says so when no worker answered."""
     extras.require()
-    from src.annotation import service as annotation_service
+    from src.datasets.draft import service as drafts
     from src.videos import service as video_service
 
     video = await video_service.get_ready_for_user(session, video_id=body.video_id, user=user)
@@ -334,8 +334,8 @@ async def predict(session: AsyncSession, redis, *, detector: Detector, user: Use
         raise InvalidTraining(f"frame must be below {video.frame_count or 0}.")
     draft_classes: list[str] | None = None
     if body.dataset_id is not None:
-        dataset = await annotation_service.get_for_user(session, dataset_id=body.dataset_id, user=user)
-        draft_classes = [c.name for c in await annotation_service.list_classes(session, dataset_id=dataset.id)]
+        dataset = await drafts.get_for_user(session, dataset_id=body.dataset_id, user=user)
+        draft_classes = [c.name for c in await drafts.list_classes(session, dataset_id=dataset.id)]
     timeout = get_settings().predict_timeout_s
     await session.commit()  # nothing written: the connection goes back to the pool while the worker runs
     job = await redis.enqueue_job(

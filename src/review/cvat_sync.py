@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.annotation import service as annotation_service
+from src.datasets.draft import service as drafts
 from src.auth.models import Role, User
 from src.datasets.models import Dataset
 from src.review import cvat, service
@@ -83,8 +83,8 @@ async def create_in_cvat(session: AsyncSession, *, task_id: int, config: CvatCon
         return "exists"
     dataset = await session.get(Dataset, task.dataset_id)
     video = await session.get(Video, dataset.video_id)
-    classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
-    specs = await annotation_service.attribute_specs(session, dataset_id=dataset.id)
+    classes = await drafts.list_classes(session, dataset_id=dataset.id)
+    specs = await drafts.attribute_specs(session, dataset_id=dataset.id)
     frames = await task_frames(session, task_id=task.id)  # in task-frame order: each job's frames are consecutive
     jobs = await service.jobs_of_task(session, task_id=task.id)
     qc = {j.id for j in jobs if j.qc}
@@ -223,8 +223,8 @@ async def import_annotations(session: AsyncSession, *, job: ReviewJob, boxes: di
     task = await session.get(ReviewTask, job.task_id)
     dataset = await session.get(Dataset, task.dataset_id)
     video = await session.get(Video, dataset.video_id)
-    classes = {c.name for c in await annotation_service.list_classes(session, dataset_id=dataset.id)}
-    specs = await annotation_service.attribute_specs(session, dataset_id=dataset.id)
+    classes = {c.name for c in await drafts.list_classes(session, dataset_id=dataset.id)}
+    specs = await drafts.attribute_specs(session, dataset_id=dataset.id)
     for frame in await service.frames_of_job(session, job_id=job.id):
         objects = _clean(boxes.get(frame.task_frame, []), width=video.width, height=video.height, classes=classes,
                          specs=specs)

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
-from src.annotation import service as annotation_service
+from src.datasets.draft import service as drafts
 from src.auth.dependencies import PageAdmin, PageUser, page_admin
 from src.auth.models import Role
 from src.database import SessionDep
@@ -55,7 +55,7 @@ async def _job_page(request: Request, session, user, job: ReviewJob, *, frame: i
     task = await session.get(ReviewTask, job.task_id)
     dataset = await session.get(Dataset, task.dataset_id)
     video = await session.get(Video, dataset.video_id)
-    classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
+    classes = await drafts.list_classes(session, dataset_id=dataset.id)
     frames = await service.frames_of_job(session, job_id=job.id)
     order = [f.video_frame for f in frames]
     current = frame if frame in order else order[0]
@@ -68,8 +68,8 @@ async def _job_page(request: Request, session, user, job: ReviewJob, *, frame: i
         "keyframes": [{"frame": f.video_frame, "objects": f.corrected if f.corrected is not None else f.proposed}
                       for f in frames],
         "review": {"job_id": job.id, "frames": order},
-        "attributes": [annotation_service.read_attribute(row, label)
-                       for row, label in await annotation_service.list_attributes(session, dataset_id=dataset.id)],
+        "attributes": [drafts.read_attribute(row, label)
+                       for row, label in await drafts.list_attributes(session, dataset_id=dataset.id)],
     }
     context = {
         "job": job, "dataset": dataset, "video": video, "classes": classes, "frames": frames, "frame": current,

@@ -382,14 +382,14 @@ async def decide(
     corrected: Sequence[dict[str, Any]] | None,
 ) -> ReviewFrame:
     """`decide_frame` with the frame size and classes of the job's dataset."""
-    from src.annotation import service as annotation_service
+    from src.datasets.draft import service as drafts
     from src.videos.models import Video
 
     task = await session.get(ReviewTask, job.task_id)
     dataset = await session.get(Dataset, task.dataset_id)
     video = await session.get(Video, dataset.video_id)
-    classes = {c.name for c in await annotation_service.list_classes(session, dataset_id=dataset.id)}
-    specs = await annotation_service.attribute_specs(session, dataset_id=dataset.id)
+    classes = {c.name for c in await drafts.list_classes(session, dataset_id=dataset.id)}
+    specs = await drafts.attribute_specs(session, dataset_id=dataset.id)
     return await decide_frame(session, job=job, user=user, video_frame=video_frame, decision=decision,
                               corrected=corrected, width=video.width, height=video.height, classes=classes,
                               specs=specs)
@@ -406,12 +406,12 @@ def job_url(job: ReviewJob, task: ReviewTask) -> str:
 
 
 async def job_view(session: AsyncSession, *, job: ReviewJob):
-    from src.annotation import service as annotation_service
+    from src.datasets.draft import service as drafts
     from src.review.schemas import ReviewFrameRead, ReviewJobRead
 
     task = await session.get(ReviewTask, job.task_id)
     dataset = await session.get(Dataset, task.dataset_id)
-    classes = await annotation_service.list_classes(session, dataset_id=dataset.id)
+    classes = await drafts.list_classes(session, dataset_id=dataset.id)
     frames = await frames_of_job(session, job_id=job.id)
     return ReviewJobRead(
         id=job.id, dataset_id=dataset.id, dataset_name=dataset.name, video_id=dataset.video_id,

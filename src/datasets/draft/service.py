@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.annotation.exceptions import (
+from src.datasets.draft.exceptions import (
     AttributeNotFound,
     ClassInUse,
     DatasetNotFound,
@@ -28,8 +28,8 @@ from src.annotation.exceptions import (
     NotReadyToCreate,
     VideoNotReady,
 )
-from src.annotation.models import AttributeSpec, Keyframe, LabelClass
-from src.annotation.schemas import DraftRead, KeyframeObjectIn, LabelClassRead
+from src.datasets.draft.models import AttributeSpec, Keyframe, LabelClass
+from src.datasets.draft.schemas import DraftRead, KeyframeObjectIn, LabelClassRead
 from src.auth.models import Role, User
 from src.datasets.models import Dataset, DatasetState
 from src.videos import service as video_service

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from tests.annotation.conftest import create_draft
+from tests.datasets.draft.conftest import create_draft
 
 
 async def set_state(app, dataset_id: str, state: str) -> None:
@@ -32,7 +32,7 @@ async def test_create_and_read_draft(user_client, uploaded_video):
 
 async def test_draft_on_unknown_or_foreign_video_is_404(user_client, make_client):
     from tests.conftest import login_cookie, register
-    from tests.annotation.conftest import upload_video
+    from tests.datasets.draft.conftest import upload_video
 
     other = make_client()
     await register(other, "other@example.com")

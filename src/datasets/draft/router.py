@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from src.annotation import service
-from src.annotation.dependencies import OwnedDataset
-from src.annotation.schemas import (
+from src.datasets.draft import service
+from src.datasets.dependencies import OwnedDataset
+from src.datasets.draft.schemas import (
     AttributeCreate,
     AttributeList,
     AttributeRead,

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from src.annotation import service
-from src.annotation.models import Keyframe
+from src.datasets.draft import service
+from src.datasets.draft.models import Keyframe
 
 HELMET = {"track_id": 1, "class": "helmet", "box": [10, 20, 60, 80]}
 PERSON = {"track_id": 2, "class": "person", "box": [100, 30, 180, 230]}

@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 
-from src.annotation import service
-from src.annotation.dependencies import PageDataset
-from src.annotation.exceptions import ClassInUse, InvalidDraft
+from src.datasets.draft import service
+from src.datasets.dependencies import PageDataset
+from src.datasets.draft.exceptions import ClassInUse, InvalidDraft
 from src.auth.dependencies import PageUser
 from src.database import SessionDep
 from src.datasets.models import Dataset, DatasetState
@@ -30,7 +30,7 @@ def _classes_list(raw: str) -> list[str]:
 @router.get("/videos/{video_id}/new-dataset", name="new_dataset_form")
 async def new_dataset_form(request: Request, video_id: uuid.UUID, session: SessionDep, user: PageUser):
     video = await video_service.get_for_user(session, video_id=video_id, user=user)
-    return render(request, "annotation/new_dataset.html", {"video": video, "name": video.display_name, "classes": ""})
+    return render(request, "datasets/draft/new_dataset.html", {"video": video, "name": video.display_name, "classes": ""})
 
 
 @router.post("/videos/{video_id}/new-dataset", name="new_dataset_submit")
@@ -47,7 +47,7 @@ async def new_dataset_submit(
         session, user=user, video_id=video.id, name=name, classes=_classes_list(classes)))
     if error := made.error:
         context = {"video": video, "name": name, "classes": classes, "error": error.message}
-        return render(request, "annotation/new_dataset.html", context, block="form", status_code=error.status_code)
+        return render(request, "datasets/draft/new_dataset.html", context, block="form", status_code=error.status_code)
     dataset = made.value
     return redirect_to(request, "draft_editor", dataset_id=dataset.id)
 
@@ -70,14 +70,14 @@ async def _draft_context(session, dataset: Dataset, **extra) -> dict:
 
 @router.get("/datasets/{dataset_id}", name="draft_page")
 async def draft_page(request: Request, dataset: PageDataset, session: SessionDep):
-    return render(request, "annotation/draft.html", await _draft_context(session, dataset))
+    return render(request, "datasets/draft/draft.html", await _draft_context(session, dataset))
 
 
 async def _classes_answer(request: Request, session, dataset: Dataset, *, status_code: int = 200, **extra):
     if not is_htmx(request) and status_code == 200 and not extra:
         return redirect_to(request, "draft_page", dataset_id=dataset.id)
     context = await _draft_context(session, dataset, **extra)
-    return render(request, "annotation/draft.html", context, block="classes", status_code=status_code)
+    return render(request, "datasets/draft/draft.html", context, block="classes", status_code=status_code)
 
 
 @router.post("/datasets/{dataset_id}/classes", name="page_add_class")
@@ -119,7 +119,7 @@ async def _attributes_answer(request: Request, session, dataset: Dataset, *, sta
     if not is_htmx(request) and status_code == 200 and not extra:
         return redirect_to(request, "draft_page", dataset_id=dataset.id)
     context = await _draft_context(session, dataset, **extra)
-    return render(request, "annotation/draft.html", context, block="attributes", status_code=status_code)
+    return render(request, "datasets/draft/draft.html", context, block="attributes", status_code=status_code)
 
 
 def _form_values(kind: str, raw: str) -> list:
@@ -181,7 +181,7 @@ async def create_dataset(request: Request, dataset: PageDataset, session: Sessio
     """"Create dataset": only checks the draft here, then hands over to the options page."""
     if error := (await attempt(session, service.check_ready_to_create(session, dataset=dataset))).error:
         context = await _draft_context(session, dataset, create_error=error.message)
-        return render(request, "annotation/draft.html", context, block="create", status_code=error.status_code)
+        return render(request, "datasets/draft/draft.html", context, block="create", status_code=error.status_code)
     return redirect_to(request, "dataset_create_page", dataset_id=dataset.id)
 
 
@@ -203,4 +203,4 @@ async def editor_page(request: Request, dataset: PageDataset, session: SessionDe
         "keyframes": context["keyframes"],
         "attributes": context["attributes"],
     }
-    return render(request, "annotation/editor.html", {**context, "editor": editor, "frame": frame})
+    return render(request, "datasets/draft/editor.html", {**context, "editor": editor, "frame": frame})
