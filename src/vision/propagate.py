@@ -11,7 +11,7 @@ processes (threads for small jobs, where starting processes would cost more than
 runs the passes; each pass starts as soon as its frames exist. Processes, because a pass
 spends half its time in Python between OpenCV calls, and threads would share one GIL. The
 ring holds the longest backward pass (it reads its segment from the far end) plus
-STORE_AHEAD frames; the decoder waits for the slowest pass, so memory and disk do not grow
+``PropagationParams.store_ahead`` frames; the decoder waits for the slowest pass, so memory and disk do not grow
 with the video's length.
 
 Re-propagation: given the ``Reusable`` of an earlier call on the same video (``reuse=``),
@@ -28,10 +28,10 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from concurrent.futures import FIRST_EXCEPTION, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -54,25 +54,37 @@ from src.vision.types import (
 )
 from src.vision.video import VideoProbeError, probe
 
-WORK_LONG_SIDE = 640  # working resolution: long side in px ...
-MIN_OBJECT_PX = 48  # ... raised (up to full resolution) so the smallest seed box keeps this (was 24:
-# synthetic 720p 5 / 20 objects 0.926 / 0.827 -> 0.940 / 0.838 mean IoU; per-object cost is set by
-# the normalized crops, not by this; the frame store on disk grows with the square of the scale)
-MAX_STORE_BYTES = 8 << 30  # the frame ring on disk stays under this: far-apart keyframes track smaller
-STORE_AHEAD = 256  # frames the decoder may run ahead of the slowest pass
-PROCESS_MIN_WORK = 1000  # object-frames from which passes run in processes rather than threads
-# A pass tracks every other frame (the one between is interpolated) while its object is
-# confidently tracked and slow: confidence at least STRIDE_CONF, speed at most STRIDE_SPEED
-# box sizes per frame; every third frame at half that speed. A longer step that ends below
-# STRIDE_CONF is undone and retaken one frame at a time. Easy stretches cost a half to a third;
-# hard ones get every frame.
-STRIDE_CONF = 0.8
-STRIDE_SPEED = 0.08
 LK_ENGINE = "lk-ncc"  # the built-in tracker's name in results and datasets
 CANCEL_POLL_S = 0.1  # how often a running propagation asks whether it is still wanted
 CANCEL_GRACE_S = 1.0  # how long a cancelled one waits for its passes to stop before it returns
-FUSE_MIN_IOU = 0.3
-COLLAPSE_IOU = 0.75  # two same-class boxes overlapping this much are one object (exclude_collapsed)  # forward and backward boxes overlapping at least this much are averaged, else one is chosen
+
+
+@dataclass(frozen=True)
+class PropagationParams:
+    """How a propagation runs around its trackers (their own thresholds: TrackerParams):
+    working resolution, the frame ring, threads or processes, strides, fusion. ``propagate(...,
+    params=PropagationParams(store_ahead=3))`` tries a variant without touching the module."""
+
+    work_long_side: int = 640  # working resolution: long side in px ...
+    # ... raised (up to full resolution) so the smallest seed box keeps this (was 24: synthetic
+    # 720p 5 / 20 objects 0.926 / 0.827 -> 0.940 / 0.838 mean IoU; per-object cost is set by the
+    # normalized crops, not by this; the frame store on disk grows with the square of the scale)
+    min_object_px: int = 48
+    max_store_bytes: int = 8 << 30  # the frame ring on disk stays under this: far-apart keyframes track smaller
+    store_ahead: int = 256  # frames the decoder may run ahead of the slowest pass
+    process_min_work: int = 1000  # object-frames from which passes run in processes rather than threads
+    # A pass tracks every other frame (the one between is interpolated) while its object is
+    # confidently tracked and slow: confidence at least stride_conf, speed at most stride_speed
+    # box sizes per frame; every third frame at half that speed. A longer step that ends below
+    # stride_conf is undone and retaken one frame at a time. Easy stretches cost a half to a
+    # third; hard ones get every frame.
+    stride_conf: float = 0.8
+    stride_speed: float = 0.08
+    fuse_min_iou: float = 0.3  # forward and backward boxes overlapping this much are averaged, else one is chosen
+    collapse_iou: float = 0.75  # two same-class boxes overlapping this much are one object (exclude_collapsed)
+
+
+DEFAULT_PARAMS = PropagationParams()
 
 
 class SeedError(ValueError):
@@ -144,35 +156,37 @@ def _pass_jobs(per_object: dict[int, list[tuple[int, SeedObject]]], n: int):
     return keys, jobs
 
 
-def store_slots(n: int, jobs: list[tuple]) -> int:
+def store_slots(n: int, jobs: list[tuple], params: PropagationParams = DEFAULT_PARAMS) -> int:
     """Frames the ring must hold: a backward pass reads its whole segment (from its keyframe
     back to the previous one) after the decoder reached its keyframe, so the longest of
-    those, plus STORE_AHEAD frames of slack for the decoder."""
+    those, plus ``params.store_ahead`` frames of slack for the decoder."""
     longest = max((j[0] - j[2] + 1 for j in jobs if j[3] < 0 and j[2] < j[0]), default=0)
-    return min(n, longest + STORE_AHEAD)
+    return min(n, longest + params.store_ahead)
 
 
-def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]], slots: int | None = None) -> float:
-    """Downscale factor (<= 1) of the tracking copy: long side WORK_LONG_SIDE, unless the
-    smallest seed box would shrink below MIN_OBJECT_PX; but never so large that a frame ring
-    of ``slots`` frames (default: the whole video) of pyramids (4/3 of a frame) would pass
-    MAX_STORE_BYTES."""
-    s = min(1.0, WORK_LONG_SIDE / max(info.width, info.height))
+def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]], slots: int | None = None,
+                  params: PropagationParams = DEFAULT_PARAMS) -> float:
+    """Downscale factor (<= 1) of the tracking copy: long side ``params.work_long_side``,
+    unless the smallest seed box would shrink below ``min_object_px``; but never so large that
+    a frame ring of ``slots`` frames (default: the whole video) of pyramids (4/3 of a frame)
+    would pass ``max_store_bytes``."""
+    s = min(1.0, params.work_long_side / max(info.width, info.height))
     sides = [min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for objs in keyframes.values() for o in objs if not o.gone]
     if sides:
-        s = max(s, min(1.0, MIN_OBJECT_PX / max(min(sides), 1.0)))
+        s = max(s, min(1.0, params.min_object_px / max(min(sides), 1.0)))
     frames = max(1, slots or info.frames)
-    cap = (MAX_STORE_BYTES / (frames * info.width * info.height * 4 / 3)) ** 0.5
+    cap = (params.max_store_bytes / (frames * info.width * info.height * 4 / 3)) ** 0.5
     return float(min(s, cap))
 
 
 class _Pass:
     """One tracking pass: from keyframe ``start`` (box in full-res px) over frames
-    ``start+step .. stop`` inclusive; each ``advance`` covers one frame, or two (see
-    STRIDE_CONF). ``mark``: its mark in the frame ring (FrameReader.hold), if any."""
+    ``start+step .. stop`` inclusive; each ``advance`` covers one frame, or two or three (see
+    PropagationParams.stride_conf). ``mark``: its mark in the frame ring (FrameReader.hold), if any."""
 
     def __init__(self, start: int, box: np.ndarray, stop: int, step: int, mark: int | None = None,
-                 open_end: bool = False, model_dir: str | None = None):
+                 open_end: bool = False, model_dir: str | None = None, params: PropagationParams = DEFAULT_PARAMS):
+        self.params = params
         self.start, self.box, self.step, self.mark = start, np.asarray(box, np.float64), step, mark
         self.open_end = open_end  # no keyframe beyond ``stop``: report only while the evidence holds
         self.model_dir = model_dir  # the learned tracker's files (None: the LK+NCC tracker)
@@ -191,13 +205,14 @@ class _Pass:
 
     def _stride(self) -> int:
         tr = self.tracker
-        if tr is None or tr.lost or tr.last_conf < STRIDE_CONF or self.i + 1 >= len(self.frames):
+        p = self.params
+        if tr is None or tr.lost or tr.last_conf < p.stride_conf or self.i + 1 >= len(self.frames):
             return 1
         size = max(tr.box[2] - tr.box[0], tr.box[3] - tr.box[1])
         speed = np.abs(tr.velocity).max() / size
-        if speed <= STRIDE_SPEED / 2 and self.i + 2 < len(self.frames):
+        if speed <= p.stride_speed / 2 and self.i + 2 < len(self.frames):
             return 3
-        return 2 if speed <= STRIDE_SPEED else 1
+        return 2 if speed <= p.stride_speed else 1
 
     @property
     def needs(self) -> int:
@@ -239,7 +254,7 @@ class _Pass:
         if dt > 1:
             saved = copy.copy(self.tracker)  # step() rebinds its state, never mutates it in place
             r = self._step(store.get(self.needs), dt, nano, store)
-            if r.box is not None and r.confidence >= STRIDE_CONF:
+            if r.box is not None and r.confidence >= self.params.stride_conf:
                 # the skipped frames: on the straight line, as sure as the less sure end
                 for k in range(1, dt):
                     self.boxes[self.i] = (saved.box + (r.box - saved.box) * k / dt) / s
@@ -288,9 +303,9 @@ class _Pass:
 
 
 def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[tuple]:
-    """Run a group of passes ``(start, box, stop, step, mark, open_end)`` together, one frame of each
-    in turn, so that every pass of the group follows the decoder instead of the last ones
-    waiting for the first to finish. Returns each pass's ``_Pass.result()``, in order."""
+    """Run a group of passes (``_Pass`` arguments: start, box, stop, step, mark, open_end,
+    model_dir, params) together, one frame of each in turn, so that every pass of the group
+    follows the decoder instead of the last ones waiting for the first to finish. Returns each pass's ``_Pass.result()``, in order."""
     store = FrameReader(spec)
     todo = [_Pass(*p) for p in passes]
     active = [p for p in todo if not p.done]
@@ -385,7 +400,7 @@ def _balanced_groups(lengths: list[int], k: int) -> list[list[int]]:
     return [g for g in groups if g]
 
 
-def _fuse(n: int, a: int, b: int, fwd, bwd, box_a=None, box_b=None):
+def _fuse(n: int, a: int, b: int, fwd, bwd, box_a=None, box_b=None, min_iou: float = DEFAULT_PARAMS.fuse_min_iou):
     """Combine passes between keyframes ``a`` < ``b`` (either may be None) into
     (boxes (n, 4), single-pass conf (n,), agreement (n,), both (n,), lost (n,), left (n,)) for
     frames a+1..b-1."""
@@ -417,7 +432,7 @@ def _fuse(n: int, a: int, b: int, fwd, bwd, box_a=None, box_b=None):
         if hf[i] and hb[i]:
             u = float(iou(F[i], B[i])[0])
             pf, pb = wf[i] * (cf[i] + 1e-3), wb[i] * (cb[i] + 1e-3)
-            if u >= FUSE_MIN_IOU:
+            if u >= min_iou:
                 out_b[i] = (pf * F[i] + pb * B[i]) / (pf + pb)
                 out_c[i] = (pf * cf[i] + pb * cb[i]) / (pf + pb)
             elif pf >= pb:
@@ -429,7 +444,7 @@ def _fuse(n: int, a: int, b: int, fwd, bwd, box_a=None, box_b=None):
             out_b[i], out_c[i] = (F[i], cf[i]) if hf[i] else (B[i], cb[i])
             both[i] = 1.0 if two else 0.0  # the other pass says "absent": agreement 0
     if two and box_a is not None and box_b is not None:
-        _settle_end_runs(F, cf, B, cb, hf & hb & (agree < FUSE_MIN_IOU), box_a, box_b, out_b, out_c)
+        _settle_end_runs(F, cf, B, cb, hf & hb & (agree < min_iou), box_a, box_b, out_b, out_c)
     absent = np.isnan(out_b).any(1)
     lost &= absent
     left &= absent & ~lost
@@ -471,6 +486,7 @@ def propagate(
     reuse: Reusable | None = None,
     keep: bool = False,
     cancelled: Callable[[], bool] | None = None,
+    params: PropagationParams = DEFAULT_PARAMS,
 ) -> PropagationResult:
     """Propagate ``keyframes`` ({frame: [SeedObject]}, boxes full-res xyxy) through the video.
 
@@ -487,8 +503,9 @@ def propagate(
     ``progress(done, total)`` is called from the decode thread as frames arrive (``total``:
     the frames decoded, the spans' extent on a re-propagation). ``budget`` picks the hard
     frames (share < 1 or count >= 1). ``workers`` passes run at once (default: one per core),
-    in processes when ``processes`` (default: when the job has at least PROCESS_MIN_WORK
-    object-frames), else in threads. Raises VideoProbeError / SeedError.
+    in processes when ``processes`` (default: when the job has at least
+    ``params.process_min_work`` object-frames), else in threads. ``params``: the settings around
+    the trackers (PropagationParams). Raises VideoProbeError / SeedError.
     """
     t0 = time.perf_counter()
     info = info or probe(video_path)
@@ -503,7 +520,7 @@ def propagate(
     engine = resolve_engine(tracker_model)
     keys, jobs = _pass_jobs(per_object, n)  # (track id, kind, keyframe index), (start, box, stop, step, open_end)
     # the scale of a full run, also on a re-propagation: the same passes give the same boxes
-    scale = working_scale(info, keyframes, store_slots(n, jobs))
+    scale = working_scale(info, keyframes, store_slots(n, jobs, params), params)
     spans = _spans_to_rerun(reuse, keyframes, n, scale, engine)
     first, last, work = 0, n - 1, len(per_object) * n
     if spans is not None:
@@ -515,11 +532,11 @@ def propagate(
         work = sum(len(sp) for sp in spans.values())
     workers = workers or max(1, os.cpu_count() or 1)
     if processes is None:
-        processes = workers > 1 and work >= PROCESS_MIN_WORK
+        processes = workers > 1 and work >= params.process_min_work
     results = []
     if jobs:
         store = FrameStore(
-            video_path, last + 1, info.width, info.height, scale, store_slots(last + 1 - first, jobs),
+            video_path, last + 1, info.width, info.height, scale, store_slots(last + 1 - first, jobs, params),
             marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first,
             colour=engine.model_dir is not None,  # the learned tracker reads colour crops
         )
@@ -527,7 +544,7 @@ def propagate(
         # passes, so its groups must not queue behind another call's.
         with _pool_user if processes else contextlib.nullcontext():
             try:
-                runs = [(*job[:4], mark, job[4], engine.model_dir) for mark, job in enumerate(jobs)]
+                runs = [(*job[:4], mark, job[4], engine.model_dir, params) for mark, job in enumerate(jobs)]
                 results = _run_all(store, runs, workers, processes, progress, cancelled)
             finally:
                 store.close()
@@ -554,7 +571,8 @@ def propagate(
             bwd = passes.get((tid, "bwd", jb)) if ob is not None and not ob.gone else None
             if b - a <= 1 or (fwd is None and bwd is None):
                 continue
-            boxes, c, agree, both, lost, left = _fuse(n, a, b, fwd, bwd, oa.box if fwd else None, ob.box if bwd else None)
+            boxes, c, agree, both, lost, left = _fuse(n, a, b, fwd, bwd, oa.box if fwd else None, ob.box if bwd else None,
+                                                           params.fuse_min_iou)
             ok = ~np.isnan(boxes).any(1)
             conf = fused_confidence(c, agree, both)
             sl = slice(a + 1, b)
@@ -572,14 +590,15 @@ def propagate(
         tracks.append(tr)
     tracks.sort(key=lambda t: t.track_id)
     reusable = Reusable(n, keyframes, [_copy_track(t) for t in tracks], scale, _engine_key(engine)) if keep else None
-    exclude_collapsed(tracks)
+    exclude_collapsed(tracks, params.collapse_iou)
     hard = select_hard_frames(tracks, n, budget, exclude=keyframes.keys())
     return PropagationResult(info, tracks, hard, time.perf_counter() - t0, engine=engine.name, engine_note=engine.note,
                              reusable=reusable, spans=None if spans is None else sorted(spans.values(), key=lambda s: s.track_id))
 
 
 def spans_to_rerun(keyframes: dict[int, list[SeedObject]], info: VideoInfo, reuse: Reusable | None,
-                   tracker_model: str | Path | None = None) -> dict[int, Span] | None:
+                   tracker_model: str | Path | None = None, params: PropagationParams = DEFAULT_PARAMS,
+                   ) -> dict[int, Span] | None:
     """What ``propagate(keyframes, info=info, reuse=reuse, tracker_model=...)`` will run again,
     without running it (e.g. to mark those frames while it runs); None: the whole video."""
     keyframes = validate_keyframes({int(f): list(objs) for f, objs in keyframes.items()}, info)
@@ -588,7 +607,7 @@ def spans_to_rerun(keyframes: dict[int, list[SeedObject]], info: VideoInfo, reus
         for o in keyframes[f]:
             per_object.setdefault(o.track_id, []).append((f, o))
     _, jobs = _pass_jobs(per_object, info.frames)
-    scale = working_scale(info, keyframes, store_slots(info.frames, jobs))
+    scale = working_scale(info, keyframes, store_slots(info.frames, jobs, params), params)
     return _spans_to_rerun(reuse, keyframes, info.frames, scale, resolve_engine(tracker_model))
 
 
@@ -679,7 +698,7 @@ def _drop_process_pool() -> None:
         _pool = None
 
 
-def exclude_collapsed(tracks: list[Track], min_iou: float = COLLAPSE_IOU) -> int:
+def exclude_collapsed(tracks: list[Track], min_iou: float = DEFAULT_PARAMS.collapse_iou) -> int:
     """Mutual exclusion: two objects of one class are not in one place. Where the propagated
     boxes of two same-class tracks overlap at least ``min_iou`` (one tracker slid onto the
     other's object, as in a crowd or a crossing), the less confident one (on a tie, the later

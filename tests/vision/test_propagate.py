@@ -5,7 +5,9 @@ import pytest
 
 from src.vision.metrics import frame_ious, iou
 from src.vision import propagate as propagate_module
-from src.vision.propagate import MAX_STORE_BYTES, STORE_AHEAD, SeedError, _fuse, _Pass, propagate, store_slots, working_scale
+from src.vision.propagate import DEFAULT_PARAMS, PropagationParams, SeedError, _fuse, _Pass, propagate, store_slots, working_scale
+
+STORE_AHEAD, MAX_STORE_BYTES = DEFAULT_PARAMS.store_ahead, DEFAULT_PARAMS.max_store_bytes
 from src.vision.types import SOURCE_ABSENT, SOURCE_KEYFRAME, SeedObject, VideoInfo
 
 from .conftest import SEQUENCE_NAMES, decoded_store, seeds_at, sequence
@@ -159,14 +161,13 @@ def test_working_scale_keeps_the_frame_store_bounded():
 
 
 @pytest.mark.parametrize("processes", [False, True])
-def test_a_small_frame_ring_gives_the_same_tracks(synthetic_video, monkeypatch, processes):
+def test_a_small_frame_ring_gives_the_same_tracks(synthetic_video, processes):
     """A ring of a few frames beyond the longest backward pass (the decoder waiting for the
     slowest pass, in threads or in processes) tracks exactly as the whole video in store."""
     path, gt = synthetic_video
     keyframes = {0: seeds_at(gt, 0), 20: seeds_at(gt, 20)}  # a ring of 24 frames for 90
     whole = propagate(path, keyframes, workers=2, processes=processes)
-    monkeypatch.setattr(propagate_module, "STORE_AHEAD", 3)
-    ring = propagate(path, keyframes, workers=2, processes=processes)
+    ring = propagate(path, keyframes, workers=2, processes=processes, params=PropagationParams(store_ahead=3))
     for a, b in zip(whole.tracks, ring.tracks, strict=True):
         np.testing.assert_array_equal(a.boxes, b.boxes)
         np.testing.assert_array_equal(a.confidence, b.confidence)
@@ -182,7 +183,7 @@ def test_concurrent_calls_take_turns_with_the_pass_processes(synthetic_video, mo
     path, gt = synthetic_video
     keyframes = {0: seeds_at(gt, 0), 20: seeds_at(gt, 20)}
     alone = propagate(path, keyframes, workers=2, processes=True)
-    monkeypatch.setattr(propagate_module, "STORE_AHEAD", 3)
+    small_ring = PropagationParams(store_ahead=3)
     spans, results = [], []
     run_all = propagate_module._run_all
 
@@ -194,7 +195,7 @@ def test_concurrent_calls_take_turns_with_the_pass_processes(synthetic_video, mo
             spans.append((start, time.perf_counter()))
 
     monkeypatch.setattr(propagate_module, "_run_all", timed)
-    calls = [threading.Thread(target=lambda: results.append(propagate(path, keyframes, workers=2, processes=True)),
+    calls = [threading.Thread(target=lambda: results.append(propagate(path, keyframes, workers=2, processes=True, params=small_ring)),
                               daemon=True) for _ in range(3)]
     for c in calls:
         c.start()
