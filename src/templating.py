@@ -6,6 +6,7 @@ from typing import Any
 
 import jinja2
 from fastapi import Request
+from markupsafe import Markup
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 from starlette.routing import BaseRoute, NoMatchFound
@@ -22,6 +23,19 @@ templates.env.filters.update(bytes=human_bytes, duration=human_duration, money=m
                              datetime=human_datetime)
 # `dataset_status(dataset)`: the dataset's state in words (src/datasets/wording.py).
 templates.env.globals.update(dataset_status=describe_dataset)
+
+
+def form_error(message: str | None, id: str | None = None) -> Markup:
+    """A form's refusal, said where the form is: ``{{ form_error(upload_error, "upload-error") }}``
+    -> ``<p class="error" id="upload-error" role="alert">...</p>`` (role=alert: read out when it
+    appears), nothing when there is no message. The one way pages show a form's error."""
+    if not message:
+        return Markup("")
+    ident = Markup(' id="{}"').format(id) if id else Markup("")
+    return Markup('<p class="error"{} role="alert">{}</p>').format(ident, message)
+
+
+templates.env.globals["form_error"] = form_error
 
 
 @jinja2.pass_context

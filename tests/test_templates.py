@@ -1,7 +1,8 @@
 """Links in templates come from `url_for` (issue 19): no hard-coded internal path in a
 template, every `url_for` names a page route (never a JSON API route of the same name: the
 draft page's class forms once posted to the API, which answered 405/422 or raw JSON), and
-page routes carry explicit names no other route shares."""
+page routes carry explicit names no other route shares; and a form's refusal is shown one way
+(`form_error`)."""
 
 from __future__ import annotations
 
@@ -122,3 +123,23 @@ def test_pages_redirect_to_named_routes():
                for number, line in enumerate(path.read_text().splitlines(), 1)
                if re.search(r"""redirect\(request, f?["']/""", line)]
     assert spelled == []
+
+
+# A form's refusal shown by hand: `{% if x %}<p class="error" ...>{{ x }}</p>{% endif %}`.
+HAND_MADE_ERROR = re.compile(r"""\{%\s*if\s+([\w.]*error)\s*%\}\s*<p class="error"[^>]*>\{\{\s*\1\s*\}\}</p>""")
+
+
+def test_form_errors_are_shown_one_way():
+    """Every form's refusal goes through `form_error` (src/templating.py): the same markup, and
+    role=alert, so a screen reader says it when it appears (the draft page's three did not)."""
+    found = [f"{t.relative_to(ROOT)}:{n}" for t in _templates()
+             for n, line in enumerate(t.read_text().splitlines(), 1) if HAND_MADE_ERROR.search(line)]
+    assert not found, f"use {{{{ form_error(message) }}}} instead: {found}"
+
+
+def test_form_error_escapes_its_message_and_says_nothing_without_one():
+    from src.templating import form_error
+
+    assert form_error(None) == "" and form_error("") == ""
+    assert str(form_error("<b>no</b> & more", "create-error")) == (
+        '<p class="error" id="create-error" role="alert">&lt;b&gt;no&lt;/b&gt; &amp; more</p>')
