@@ -31,7 +31,8 @@ from src.vision.propagate import working_scale
 
 def collect(path, info, gt, model) -> tuple[np.ndarray, np.ndarray]:
     seeds = first_appearance(gt)
-    store = FrameStore(path, info.frames, info.width, info.height, working_scale(info, seeds))
+    # colour, as propagate gives the learned tracker
+    store = FrameStore(path, info.frames, info.width, info.height, working_scale(info, seeds), colour=True)
     store.start()
     store.join()
     reader, s = store.reader(), store.scale
