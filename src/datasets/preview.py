@@ -12,7 +12,8 @@ A preview job starts from the one it replaces (`base`: the last ready key): next
 document the store keeps the engine's `Reusable` (`<key>.reuse.npz`, src.vision.segments),
 and only the spans of the tracks whose keyframes changed, from the unchanged keyframe
 before the change to the one after it, are propagated again and spliced in. A fix in place
-costs its neighbouring segments, not the video.
+costs its neighbouring segments, not the video. Once a preview is stored, the dataset's older
+ones are deleted (``prune``), except the one a queued job builds on.
 
 The state of the draft's current preview lives in Redis (`forge:preview:<dataset id>`):
 `{"key", "state": queued|running|ready|failed|empty, "done", "total", "error", "base", "spans"}`
@@ -22,6 +23,7 @@ Light on purpose: the web imports this, so no OpenCV here.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -35,7 +37,7 @@ from src.datasets.models import Dataset
 from src.exceptions import Unprocessable
 from src.storage import get_storage
 
-ENGINE_VERSION = "2026-12-01"  # bump when the engine's tracks change for the same keyframes
+ENGINE_VERSION = "2026-12-02"  # bump when the engine's tracks change for the same keyframes
 MAX_RANGE = 2000  # frames per GET page
 
 
@@ -50,6 +52,30 @@ def store_key(dataset_id: uuid.UUID, key: str) -> str:
 def reuse_key(dataset_id: uuid.UUID, key: str) -> str:
     """The engine's Reusable of preview `key`: what a later preview re-propagates on top of."""
     return f"datasets/{dataset_id}/preview/{key}.reuse.npz"
+
+
+def stored_set(dataset_id: uuid.UUID) -> str:
+    """Redis set of the preview keys stored for a dataset (so old ones can be deleted)."""
+    return f"forge:preview:{dataset_id}:stored"
+
+
+async def prune(redis, dataset_id: uuid.UUID, *, stored: str) -> list[str]:
+    """Note that preview ``stored`` is in the store, then delete every other stored preview of
+    the dataset but the current one and the one a queued or running job builds on (its
+    ``base``): each keyframe edit makes a preview, and only those can still be read or reused.
+    An undo to an older keyframe set then computes again (on top of the current one). Returns
+    the keys deleted."""
+    storage, members = get_storage(), stored_set(dataset_id)
+    await redis.sadd(members, stored)
+    state = await _state(redis, dataset_id)
+    keep = {stored, state.get("key"), state.get("base")}
+    gone = sorted(k.decode() if isinstance(k, bytes) else k for k in await redis.smembers(members))
+    gone = [k for k in gone if k not in keep]
+    for k in gone:
+        for path in (store_key(dataset_id, k), reuse_key(dataset_id, k)):
+            await asyncio.to_thread(storage.delete_prefix, path)
+        await redis.srem(members, k)
+    return gone
 
 
 def engine_id() -> str:

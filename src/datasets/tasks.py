@@ -468,6 +468,7 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str, base: str | None
         await asyncio.to_thread(storage.put_file, preview.store_key(did, key), progress_path)
         if await preview.is_current(redis, did, key):
             await preview.set_state(redis, did, key=key, state="ready", done=document["frames"], total=document["frames"])
+        await preview.prune(redis, did, stored=key)
         spans = document.get("spans")
         log.info("dataset %s: preview %s ready (%s, %d tracks, %s)", did, key, document["engine"], len(document["tracks"]),
                  "whole video" if spans is None else f"spans {spans} on top of {base}")

@@ -103,13 +103,9 @@ async def test_a_fix_in_place_re_propagates_only_the_neighbouring_segments(app, 
     await user_client.put(f"{url}/keyframes/50", json=person(50, dx=4.0))
     fixed = (await user_client.post(f"{url}/preview")).json()
     assert fixed["base"] == first["key"]
-    await run_worker(services[1])
-    spliced = (await user_client.get(f"{url}/preview")).json()
-    assert spliced["state"] == "ready" and spliced["spans"] == [[1, 0, 100]]
-    assert spliced["tracks"][0]["boxes"][50] == [round(float(truth[50][0]) + 4, 1), *(round(float(v), 1) for v in truth[50][1:])]
-    # what the editor marks while the job runs is what it ran
+    # what the editor marks while the job runs is what it runs
     from src.datasets.pipeline import preview_spans
-    from src.datasets.preview import reuse_key
+    from src.datasets.preview import reuse_key, store_key
     from src.storage import get_storage
     from src.vision.video import probe
 
@@ -117,6 +113,14 @@ async def test_a_fix_in_place_re_propagates_only_the_neighbouring_segments(app, 
     seeds = {k["frame"]: k["objects"] for k in keyframes}
     reuse = str(get_storage().local_path(reuse_key(dataset["id"], first["key"])))
     assert preview_spans(reuse, seeds, probe(CROSSING / "video.mp4"), None) == [[1, 0, 100]]
+    await run_worker(services[1])
+    spliced = (await user_client.get(f"{url}/preview")).json()
+    assert spliced["state"] == "ready" and spliced["spans"] == [[1, 0, 100]]
+    assert spliced["tracks"][0]["boxes"][50] == [round(float(truth[50][0]) + 4, 1), *(round(float(v), 1) for v in truth[50][1:])]
+    # the preview it was built on is deleted once this one is stored; this one stays
+    storage = get_storage()
+    assert not storage.exists(store_key(dataset["id"], first["key"])) and not storage.exists(reuse_key(dataset["id"], first["key"]))
+    assert storage.exists(store_key(dataset["id"], fixed["key"])) and storage.exists(reuse_key(dataset["id"], fixed["key"]))
 
     video = (await user_client.get(f"/api/v1/videos/{dataset['video_id']}")).json()
     scratch = await make_draft(user_client, name="from scratch", video=video)
