@@ -42,7 +42,7 @@ from src.review.router import admin_router as review_admin_router
 from src.review.router import router as review_router
 from src.review.webhooks import router as review_webhook_router
 from src.security import BodyGuardMiddleware, BodyLimits, SecurityMiddleware, add_security_headers
-from src.templating import redirect, render
+from src.templating import path_for, redirect, render
 from src.videos import pages as video_pages
 from src.videos.router import router as videos_router
 from src.webhooks.router import router as webhooks_router
@@ -188,7 +188,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, error: LoginRequired):
-        return redirect(request, f"/login?next={quote(error.next_url, safe='/')}")
+        return redirect(request, f"{path_for(request, 'login_page')}?next={quote(error.next_url, safe='/')}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):

@@ -19,7 +19,7 @@ from src.datasets.schemas import DatasetOptions
 from src.exceptions import Unprocessable
 from src.pages import attempt
 from src.quotas import service as quota_service
-from src.templating import redirect_to, render
+from src.templating import path_for, redirect_to, render
 
 router = APIRouter(include_in_schema=False)
 GALLERY_PAGE = 36
@@ -207,7 +207,7 @@ async def overview(
         "filters": {"class_id": class_id, "source": source, "low": low},
         "classes": (manifest or {}).get("classes", []),
         "timeline": _timeline_points(service.read_artifact(dataset, "timeline.json")),
-        "player": _player(manifest, video_id=dataset.video_id, start=_first_frame(class_id, source, low, manifest)),
+        "player": _player(request, manifest, video_id=dataset.video_id, start=_first_frame(class_id, source, low, manifest)),
     }
     if context["player"]:
         context["player"]["colors"] = {c.name: c.color for c in context["view"].classes}
@@ -217,14 +217,15 @@ async def overview(
 PLAYER_MAX = 3000  # delivered frames the page's player carries (the first ones)
 
 
-def _player(manifest: dict | None, *, video_id, start: int | None) -> dict | None:
+def _player(request: Request, manifest: dict | None, *, video_id, start: int | None) -> dict | None:
     """The delivered frames and their boxes for the frame player (static/js/player.js)."""
     if not manifest or not manifest.get("frames"):
         return None
     names = {c["id"]: c["name"] for c in manifest.get("classes", [])}
     frames = manifest["frames"][:PLAYER_MAX]
     video = manifest.get("video", {})
-    return {"src": f"/api/v1/videos/{video_id}/frames/{{n}}", "width": video.get("width"), "height": video.get("height"),
+    src = path_for(request, "read_frame", video_id=video_id, n="{n}")  # the player puts the frame number in
+    return {"src": src, "width": video.get("width"), "height": video.get("height"),
             "fps": video.get("fps"), "frames": [f["frame"] for f in frames], "start": start,
             "boxes": {str(f["frame"]): [[*o["box"], names.get(o["class_id"], "?")] for o in f["objects"]] for f in frames}}
 

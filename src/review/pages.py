@@ -79,7 +79,7 @@ async def _job_page(request: Request, session, user, job: ReviewJob, *, frame: i
         "current": next(f for f in frames if f.video_frame == current),
         "pending": [f.video_frame for f in frames if f.decision == FrameDecision.pending],
         "ask_complete": ask_complete, "self_review": service.self_reviewed(job, dataset),
-        "player": _motion(job, video, frames, current, classes),
+        "player": _motion(request, job, video, frames, current, classes),
     }
     return render(request, "review/job.html", context, status_code=status_code)
 
@@ -101,7 +101,7 @@ async def decide_submit(request: Request, job_id: int, frame: int, session: Sess
     return redirect(request, _job_url(request, job_id, frame=(later or pending or [frame])[0]))
 
 
-def _motion(job, video, frames, current: int, classes) -> dict:
+def _motion(request: Request, job, video, frames, current: int, classes) -> dict:
     """The frame player's data around the current hard frame: its boxes on it, the frames
     before and after (service.MOTION_CONTEXT) for the motion."""
     frame = next(f for f in frames if f.video_frame == current)
@@ -109,7 +109,8 @@ def _motion(job, video, frames, current: int, classes) -> dict:
     boxes = [[*o["box"], o["class"]] for o in (frame.corrected if frame.corrected is not None else frame.proposed)
              if not o.get("gone") and o.get("class") in names]
     around = range(max(0, current - service.MOTION_CONTEXT), min(video.frame_count or 1, current + service.MOTION_CONTEXT + 1))
-    return {"src": f"/api/v1/review/jobs/{job.id}/frames/{{n}}/image", "width": video.width, "height": video.height,
+    src = path_for(request, "frame_image", job_id=job.id, frame="{n}")  # the player puts the frame number in
+    return {"src": src, "width": video.width, "height": video.height,
             "fps": video.fps, "frames": list(around), "start": current, "boxes": {str(current): boxes},
             "colors": {c.name: c.color for c in classes}}
 
