@@ -6,7 +6,9 @@ propagate the keyframes, pick the hard frames, build the stored document) on a 1
 2. keyframes every 300 frames (0, 300, 600, 900) on every object, from scratch;
 3. a fix in place: one object's box dragged on frame 450, so a keyframe between 300 and 600:
    on top of 2 (only frames 300-600 of that track re-run, the job's way since issue 20), and
-   from scratch as before, with the largest box difference between the two.
+   from scratch as before, with the largest box difference between the two;
+4. the fix in place again with the frame cache (src/vision/frame_cache.py) the worker's preview
+   jobs use: case 1 kept the decoded video, so the segment is tracked without decoding.
 
 Prints wall seconds, the CPU seconds of this process and its pass processes (on a shared host
 the wall time is the load's; the CPU time is the work), and the machine's load; not a test.
@@ -87,6 +89,12 @@ def main() -> int:
                    for ba, bb in zip(ta["boxes"], tb["boxes"]) if ba and bb for a, b in zip(ba, bb))
         same = all(ta["boxes"] == tb["boxes"] for ta, tb in zip(spliced["tracks"], whole["tracks"]))
         print(f"3a vs 3b: largest box difference {diff:.1f} px, identical documents' tracks: {same}", flush=True)
+        cache = str(tmp / "frame-cache")
+        _timed("4. (1 again, keeping the decoded frames)", video, on([0]), info, tmp, n, frame_cache_dir=cache)
+        kept = _timed(f"4. fix in place on {mid} (track 1) from the kept frames", video, fixed, info, tmp, n,
+                      reuse_path=str(base), frame_cache_dir=cache)
+        print(f"4 vs 3a: identical tracks: {all(ta['boxes'] == tb['boxes'] for ta, tb in zip(kept['tracks'], spliced['tracks']))}",
+              flush=True)
     return 0
 
 

@@ -158,6 +158,12 @@ class Settings(BaseSettings):
         return (self.storage_cache_dir or self.var_dir / "cache").resolve()
 
     @property
+    def frame_cache_path(self) -> Path:
+        """Decoded videos this machine's preview jobs keep for the next fix in place
+        (src/vision/frame_cache.py; at most 2 GB, least recently used go first)."""
+        return (self.var_dir / "frame-cache").resolve()
+
+    @property
     def scratch_path(self) -> Path:
         """Temp files of this machine's jobs and uploads when the store is remote."""
         return (self.var_dir / "scratch").resolve()

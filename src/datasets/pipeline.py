@@ -21,6 +21,7 @@ import numpy as np
 from src.vision.attribute_checks import attribute_check_count, select_attribute_frames
 from src.vision.attributes import AttributeSpec
 from src.vision.formats.build import build_exports
+from src.vision.frame_cache import FrameCache
 from src.vision.formats.model import ExportSpec, labeled_frames, split_by_blocks
 from src.vision.hard_frames import select_hard_frames
 from src.vision.propagate import propagate
@@ -161,14 +162,16 @@ def preview_spans(reuse_path: str, seeds: dict[int, list[dict]], info: VideoInfo
 def run_preview(
     video_path: str, seeds: dict[int, list[dict]], info: VideoInfo | None, tracker_model: str | None,
     budget: float, progress_path: str, *, reuse_path: str | None = None, keep_path: str | None = None,
-    stop_path: str | None = None,
+    stop_path: str | None = None, frame_cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """The editor's preview (src/datasets/preview.py): the engine on the draft's keyframes, as
     the stored JSON document (tracks, confidence, the hard frames at `budget`).
 
     `reuse_path`: an earlier preview's Reusable (src.vision.segments): only the spans around
     the keyframes that changed since are propagated again. `keep_path`: where this one's
-    Reusable goes. `stop_path`: a file whose appearance cancels the run (PropagationCancelled)."""
+    Reusable goes. `stop_path`: a file whose appearance cancels the run (PropagationCancelled).
+    `frame_cache_dir`: where this machine keeps decoded videos (src.vision.frame_cache): a
+    whole-video preview keeps its frames there and the next fix in place decodes nothing."""
     from src.datasets.preview import document
     from src.vision.segments import Reusable
 
@@ -176,7 +179,8 @@ def run_preview(
     stop = Path(stop_path) if stop_path else None
     result = propagate(video_path, seed_objects(seeds), budget=0, info=info, progress=ProgressFile(Path(progress_path)),
                        tracker_model=tracker_model, reuse=reuse, keep=keep_path is not None,
-                       cancelled=stop.exists if stop is not None else None)
+                       cancelled=stop.exists if stop is not None else None,
+                       frame_cache=FrameCache(frame_cache_dir) if frame_cache_dir else None)
     if keep_path is not None:
         Path(keep_path).write_bytes(result.reusable.to_bytes())
     doc = document(result, budget=budget, keyframes=[int(f) for f in seeds])

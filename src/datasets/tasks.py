@@ -443,7 +443,8 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str, base: str | None
                             spans=spans)
     future = asyncio.ensure_future(run_cpu(ctx, pipeline.run_preview, video_path, seeds, info, model_dir, budget,
                                            str(progress_path), reuse_path=reuse_path, keep_path=str(keep_path),
-                                           stop_path=str(stop_path)))
+                                           stop_path=str(stop_path),
+                                           frame_cache_dir=str(get_settings().frame_cache_path)))
     try:
         while True:
             done, _ = await asyncio.wait({future}, timeout=0.25)

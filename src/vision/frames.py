@@ -25,6 +25,7 @@ the video. ``FrameStore.cancel()`` stops the decoder and makes every reader's ``
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -111,6 +112,7 @@ class FrameSpec:
     marks: int  # readers' marks (FrameReader.hold)
     first: int = 0  # the first frame stored (frames keep their numbers in the video)
     colour: bool = False  # chroma planes stored too (Frame.chroma)
+    frames_dir: str = ""  # where the frames and camera motion are, when not in ``dir`` (a FrameCache entry)
 
 
 def level_shapes(h: int, w: int) -> tuple[tuple[int, int], ...]:
@@ -157,18 +159,19 @@ class FrameReader:
         self.spec = spec
         self.scale = spec.scale
         d = Path(spec.dir)
+        frames = Path(spec.frames_dir or spec.dir)
         self._levels = [
-            np.asarray(np.memmap(d / f"grey{lv}.u8", np.uint8, "r", shape=(spec.slots, *shape)))
+            np.asarray(np.memmap(frames / f"grey{lv}.u8", np.uint8, "r", shape=(spec.slots, *shape)))
             for lv, shape in enumerate(spec.shapes)
         ]
         self._chroma = [
-            np.asarray(np.memmap(d / f"chroma{lv}.u8", np.uint8, "r", shape=(spec.slots, *shape, 2)))
+            np.asarray(np.memmap(frames / f"chroma{lv}.u8", np.uint8, "r", shape=(spec.slots, *shape, 2)))
             for lv, shape in enumerate(spec.shapes)
             if spec.colour and lv > 0
         ]
         self._state = np.memmap(d / "state.i64", np.int64, "r", shape=(_STATE_LEN,))
         self._marks = np.memmap(d / "marks.i64", np.int64, "r+", shape=(max(spec.marks, 1),))
-        self._motion = np.memmap(d / "motion.f64", np.float64, "r", shape=(spec.n_frames, 2, 3))
+        self._motion = np.memmap(frames / "motion.f64", np.float64, "r", shape=(spec.n_frames, 2, 3))
 
     def camera(self, a: int, b: int) -> np.ndarray:
         """``(2, 3)`` camera motion from frame ``a`` to frame ``b`` (either direction; both
@@ -222,17 +225,21 @@ class FrameStore:
         marks: list[int] | None = None,
         first: int = 0,
         colour: bool = False,
+        decoded: tuple[str, int] | None = None,
     ):
         """Frames ``first`` .. ``n_frames - 1`` of the video. ``slots``: frames the ring holds
         (default: all); ``marks``: the readers' first marks, the lowest frame each will read
         (required when ``slots`` < the frames stored); ``colour``: keep the chroma planes too
-        (``Frame.chroma``; the decoder then converts every frame to BGR, no luma shortcut)."""
+        (``Frame.chroma``; the decoder then converts every frame to BGR, no luma shortcut).
+        ``decoded``: (folder, frames) of a whole decoded video kept by ``keep_frames`` (a
+        FrameCache entry): nothing is decoded, readers read there."""
         if not 0 <= first < n_frames:
             raise ValueError(f"first frame {first} outside 0-{n_frames - 1}")
         count = n_frames - first
-        self.slots = max(1, min(slots or count, count))
+        self.slots = max(1, min(slots or count, count)) if decoded is None else decoded[1]
+        self.decoded = decoded
         marks = list(marks or [])
-        if self.slots < count and not marks:
+        if self.slots < count and not marks and decoded is None:
             raise ValueError("a ring smaller than the video needs the readers' marks")
         self.path = str(video_path)
         self.n_frames = n_frames
@@ -245,24 +252,25 @@ class FrameStore:
         d = Path(self._tmp.name)
         shapes = level_shapes(self.h, self.w)
         self.colour = colour
-        self.spec = FrameSpec(str(d), n_frames, shapes, scale, self.slots, len(marks), first, colour)
+        self.spec = FrameSpec(str(d), n_frames, shapes, scale, self.slots, len(marks), first, colour,
+                              decoded[0] if decoded else "")
         # Written with pwrite, read through memory maps: writing through a mapping page-faults
         # on every new page (5x slower, on the decoder thread that every pass waits for).
         self._files = []
-        for lv, (h, w) in enumerate(shapes):
+        for lv, (h, w) in enumerate(shapes if decoded is None else ()):
             f = open(d / f"grey{lv}.u8", "w+b")  # noqa: SIM115 - closed in close()
             f.truncate(self.slots * h * w)
             self._files.append((f.fileno(), h * w, f))
         self._chroma_files = []
-        for h, w in shapes[1:] if colour else ():
+        for h, w in shapes[1:] if colour and decoded is None else ():
             f = open(d / f"chroma{len(self._chroma_files) + 1}.u8", "w+b")  # noqa: SIM115 - closed in close()
             f.truncate(self.slots * h * w * 2)
             self._chroma_files.append((f.fileno(), h * w * 2, f))
         self._state = np.memmap(d / "state.i64", np.int64, "w+", shape=(_STATE_LEN,))
-        self._state[_DECODED] = first
+        self._state[_DECODED] = first if decoded is None else n_frames
         self._marks = np.memmap(d / "marks.i64", np.int64, "w+", shape=(max(len(marks), 1),))
         self._marks[:] = marks or [n_frames]
-        self._motion = np.memmap(d / "motion.f64", np.float64, "w+", shape=(n_frames, 2, 3))
+        self._motion = np.memmap(d / "motion.f64", np.float64, "w+", shape=(n_frames if decoded is None else 1, 2, 3))
         self._motion[:] = np.array([[1.0, 0, 0], [0, 1.0, 0]])
         self.waited_seconds = 0.0  # decoder time spent waiting for the slowest reader
         self._thread: threading.Thread | None = None
@@ -274,6 +282,10 @@ class FrameStore:
         return FrameReader(self.spec)
 
     def start(self, progress=None) -> None:
+        if self.decoded is not None:  # already decoded: say so at once
+            if progress is not None:
+                progress(self.n_frames - self.first)
+            return
         self._thread = threading.Thread(target=self._decode, args=(progress,), daemon=True, name="forge-decode")
         self._thread.start()
 
@@ -345,6 +357,23 @@ class FrameStore:
         cap = open_capture(self.path)
         seek_to(cap, self.path, self.first)
         return cap, None
+
+    def keep_frames(self, folder: Path) -> bool:
+        """Move the decoded frames, chroma and camera motion into the new folder ``folder``
+        (``FrameStore(..., decoded=(folder, n_frames))`` reads them again), when this store
+        holds the whole video, decoded without a failure; False (nothing moved) otherwise. Call
+        after the readers are done, before ``close``."""
+        complete = (self.decoded is None and self.first == 0 and self.slots == self.n_frames
+                    and int(self._state[_DECODED]) == self.n_frames and not self._state[_FAILED])
+        if not complete:
+            return False
+        self._motion.flush()
+        folder.mkdir(parents=True)
+        d = Path(self.spec.dir)
+        for name in [f"grey{lv}.u8" for lv in range(len(self.spec.shapes))] + [
+                f"chroma{lv}.u8" for lv in range(1, len(self.spec.shapes)) if self.colour] + ["motion.f64"]:
+            shutil.move(d / name, folder / name)  # a rename on one disk
+        return True
 
     def join(self) -> None:
         if self._thread is not None:

@@ -39,6 +39,7 @@ import numpy as np
 
 from src.vision import kernels
 from src.vision.confidence import fused_confidence
+from src.vision.frame_cache import FrameCache
 from src.vision.frames import FrameReader, FrameSpec, FrameStore
 from src.vision.hard_frames import select_hard_frames
 from src.vision.metrics import iou
@@ -487,6 +488,7 @@ def propagate(
     keep: bool = False,
     cancelled: Callable[[], bool] | None = None,
     params: PropagationParams = DEFAULT_PARAMS,
+    frame_cache: FrameCache | None = None,
 ) -> PropagationResult:
     """Propagate ``keyframes`` ({frame: [SeedObject]}, boxes full-res xyxy) through the video.
 
@@ -505,7 +507,9 @@ def propagate(
     frames (share < 1 or count >= 1). ``workers`` passes run at once (default: one per core),
     in processes when ``processes`` (default: when the job has at least
     ``params.process_min_work`` object-frames), else in threads. ``params``: the settings around
-    the trackers (PropagationParams). Raises VideoProbeError / SeedError.
+    the trackers (PropagationParams). ``frame_cache``: read the frames from there when this video
+    was decoded at this scale before, and keep them there after a whole-video run (a preview's
+    next fix in place then decodes nothing). Raises VideoProbeError / SeedError.
     """
     t0 = time.perf_counter()
     info = info or probe(video_path)
@@ -535,10 +539,21 @@ def propagate(
         processes = workers > 1 and work >= params.process_min_work
     results = []
     if jobs:
+        colour = engine.model_dir is not None  # the learned tracker reads colour crops
+        slots = store_slots(last + 1 - first, jobs, params)
+        entry = decoded = None
+        whole = first == 0 and last == n - 1
+        if frame_cache is not None:
+            entry = frame_cache.entry(video_path, n, info.width, info.height, scale, colour)
+            cached = frame_cache.lookup(entry)
+            decoded = (str(entry), cached) if cached is not None and cached >= last + 1 else None
+            if decoded is None and whole:
+                w, h = max(16, round(info.width * scale)), max(16, round(info.height * scale))
+                if frame_cache.fits(int(n * w * h * (4 / 3) * (1.5 if colour else 1.0))):
+                    slots = n  # the whole video in the store, to be kept
         store = FrameStore(
-            video_path, last + 1, info.width, info.height, scale, store_slots(last + 1 - first, jobs, params),
-            marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first,
-            colour=engine.model_dir is not None,  # the learned tracker reads colour crops
+            video_path, last + 1, info.width, info.height, scale, slots,
+            marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first, colour=colour, decoded=decoded,
         )
         # One call at a time uses the shared process pool: a call's decoder waits for all of its
         # passes, so its groups must not queue behind another call's.
@@ -546,6 +561,8 @@ def propagate(
             try:
                 runs = [(*job[:4], mark, job[4], engine.model_dir, params) for mark, job in enumerate(jobs)]
                 results = _run_all(store, runs, workers, processes, progress, cancelled)
+                if entry is not None and decoded is None and whole:
+                    frame_cache.put(entry, store)
             finally:
                 store.close()
     passes = dict(zip(keys, results))
