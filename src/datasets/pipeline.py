@@ -66,13 +66,22 @@ def seed_objects(seeds: dict[int, list[dict[str, Any]]]) -> dict[int, list[SeedO
 
 def run_propagation(
     video_path: str, seeds: dict[int, list[dict]], info: VideoInfo | None, tracker_model: str | None,
-    progress_path: str,
+    reuse_path: str | None, keep_path: str | None, progress_path: str,
 ) -> PropagationResult:
     """``info``: what the upload's probe stored (None: probe again). The probe decodes the end
     of the file to check the frame count (a GOP, often a few hundred frames): once is enough.
-    ``tracker_model``: TRACKER_MODEL_DIR (the result says which engine ran: ``engine``)."""
-    return propagate(video_path, seed_objects(seeds), budget=0, info=info, progress=ProgressFile(Path(progress_path)),
-                     tracker_model=tracker_model)
+    ``tracker_model``: TRACKER_MODEL_DIR (the result says which engine ran: ``engine``).
+    ``keep_path``: where the run's Reusable goes (src.vision.segments); ``reuse_path``: an
+    earlier run's, so that only the spans next to the keyframes added since (the review's
+    corrections) are propagated again: the same tracks as a whole run, in a fraction of it."""
+    from src.vision.segments import Reusable
+
+    reuse = Reusable.from_bytes(Path(reuse_path).read_bytes()) if reuse_path else None
+    result = propagate(video_path, seed_objects(seeds), budget=0, info=info, progress=ProgressFile(Path(progress_path)),
+                       tracker_model=tracker_model, reuse=reuse, keep=keep_path is not None)
+    if keep_path is not None:
+        Path(keep_path).write_bytes(result.reusable.to_bytes())
+    return result
 
 
 def run_sampling(video_path: str, sampling: dict[str, Any], progress_path: str | None = None) -> list[int]:

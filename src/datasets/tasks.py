@@ -58,6 +58,7 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 RUNNING = (DatasetState.queued, DatasetState.propagating, DatasetState.building)
 # percent ranges of the stages on the progress bar
 STAGES = {"propagating": (0, 60), "sampling": (60, 65), "building": (65, 100)}
+REUSE_ARTIFACT = "propagation.reuse.npz"  # the first run's engine state, for the run after review
 
 
 class Cancelled(Exception):
@@ -222,13 +223,28 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
             review_seeds, reviewed, dropped = await review_service.corrections(session, dataset_id=did)
             qc_reviewed = await review_service.qc_reviewed_count(session, dataset_id=did)
     seeds = {**job["seeds"], **review_seeds}
-    out_dir = get_storage().temp_file(".build")
+    storage = get_storage()
+    out_dir = storage.temp_file(".build")
     out_dir.unlink()
+    # The first run keeps the engine's Reusable; after the review only the spans next to the
+    # corrected frames are propagated again on top of it (the same tracks as a whole run).
+    reuse_key = service.artifact_key(did, REUSE_ARTIFACT)
+    reuse_path = keep_path = None
+    if resumed and await asyncio.to_thread(storage.exists, reuse_key):
+        reuse_path = str(await asyncio.to_thread(storage.local_path, reuse_key))
+    elif not resumed:
+        keep_path = storage.temp_file(".reuse.npz")
     try:
         result = await _stage(ctx, did, token, "propagating", pipeline.run_propagation, job["video_path"], seeds,
                               video_service.stored_probe(job["video"]),
                               await asyncio.to_thread(resolve_model_dir, get_settings().tracker_model_dir),
+                              reuse_path, keep_path and str(keep_path),
                               state=None if resumed else DatasetState.propagating, timings=timings)
+        if keep_path is not None:
+            await asyncio.to_thread(storage.put_file, reuse_key, keep_path)
+        if result.spans is not None:
+            log.info("dataset %s: after review, re-propagated %d span(s): %s", did, len(result.spans),
+                     [[s.track_id, s.start, s.stop] for s in result.spans])
         log.info("dataset %s: tracks made by the %s engine%s", did, result.engine,
                  f" ({result.engine_note})" if result.engine_note else "")
         delivered = await _stage(ctx, did, token, "sampling", pipeline.run_sampling, job["video_path"], options.sampling.model_dump(),
@@ -267,6 +283,8 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
             "delivered": len(delivered), "engine_seconds": round(result.seconds, 3),
             "engine": result.engine, "engine_note": result.engine_note,
             "stage_seconds": timings,
+            # after a review: [[track_id, first, last]] propagated again (None: the whole video)
+            "propagated_spans": None if result.spans is None else [[s.track_id, s.start, s.stop] for s in result.spans],
         }
         if filled is not None:
             timeline["model_filled_boxes"] = filled
@@ -292,6 +310,8 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         raise  # arq retries the job
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+        if keep_path is not None:
+            keep_path.unlink(missing_ok=True)
 
 
 def proposed_boxes(result, frames: list[int], values: dict | None = None) -> dict[int, list[dict[str, Any]]]:

@@ -96,3 +96,54 @@ async def test_cvat_is_refused_where_none_is_configured(user_client, app):
     assert (await user_client.get(url)).json()["state"] == "draft"
     balance = (await user_client.get("/api/v1/billing/balance")).json()
     assert balance["balance_cents"] == 100_000, balance
+
+
+async def test_after_review_only_the_spans_next_to_a_fix_are_propagated_again(app, make_client, services):
+    """The first run keeps the engine's state; the run after the review propagates only track 1
+    between the two keyframes around the fixed frame (timeline.json says which), and the delivered
+    boxes are those of a whole propagation of the keyframes plus the fix."""
+    import numpy as np
+
+    from src.datasets.pipeline import seed_objects
+    from src.vision.propagate import propagate
+    from tests.datasets.conftest import first_box
+
+    api = make_client()
+    await register(api, "again@example.com")
+    api.headers.update(await bearer(api, "again@example.com"))
+    await top_up(app, "again@example.com", 100_000)
+    dataset = await make_draft(api)
+    url = f"/api/v1/datasets/{dataset['id']}"
+    truth = load_otb(CROSSING / "groundtruth_rect.txt")
+    person = lambda f: {"objects": [{"track_id": 1, "class": "person", "box": [float(v) for v in truth[f]]}]}  # noqa: E731
+    for f in (60, 119):
+        assert (await api.put(f"{url}/keyframes/{f}", json=person(f))).status_code == 200
+    options = {**OPTIONS, "formats": ["coco"], "review_budget": 0.01, "review_by": "me"}  # one frame
+    assert (await api.put(f"{url}/options", json=options)).status_code == 200
+    assert (await api.post(f"{url}/confirm")).status_code == 202
+    await run_worker(services[1])
+    (job,) = (await api.get("/api/v1/review/jobs")).json()
+    (frame,) = [f["video_frame"] for f in job["frames"]]
+    span = [1, 0, 60] if frame < 60 else [1, 60, 119]  # between the keyframes around it
+    fix = [float(v) for v in truth[frame]]
+    fixed = await api.put(f"/api/v1/review/jobs/{job['id']}/frames/{frame}",
+                          json={"decision": "fixed", "objects": [{"track_id": 1, "class": "person", "box": fix}]})
+    assert fixed.status_code == 200, fixed.text
+    assert (await api.post(f"/api/v1/review/jobs/{job['id']}/complete")).status_code == 200
+    await run_worker(services[1])
+    assert (await api.get(url)).json()["state"] == "ready"
+
+    from src.datasets.service import artifact_key
+    from src.storage import get_storage
+
+    with get_storage().open(artifact_key(dataset["id"], "timeline.json")) as f:
+        assert json.load(f)["propagated_spans"] == [span]  # not the whole video: 0-119
+    archive = zipfile.ZipFile(io.BytesIO((await api.get(f"{url}/download?format=coco")).content))
+    delivered = {f["frame"]: f["objects"] for f in json.loads(archive.read("manifest.json"))["frames"]}
+    seeds = {0: [{"track_id": 1, "class": "person", "box": first_box(CROSSING)}], 60: person(60)["objects"],
+             119: person(119)["objects"], frame: [{"track_id": 1, "class": "person", "box": fix}]}
+    (whole,) = propagate(CROSSING / "video.mp4", seed_objects(seeds), budget=0, processes=False).tracks
+    for f, objects in delivered.items():
+        for o in objects:
+            np.testing.assert_allclose(o["box"], whole.boxes[f], atol=0.01, err_msg=f"frame {f}")
+    assert sum(len(objects) for objects in delivered.values()) == int(whole.present.sum())
