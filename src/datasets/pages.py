@@ -101,6 +101,7 @@ async def _create_context(session, dataset, user, *, options: DatasetOptions | N
 
 @router.post("/datasets/{dataset_id}/quote", name="dataset_quote_fragment")
 async def quote_fragment(request: Request, dataset: PageDataset, session: SessionDep, user: PageUser):
+    """The live quote for the options on the create page; valid options are kept on the draft."""
     form = await request.form()
     try:
         options = options_from_form(form)
@@ -109,7 +110,9 @@ async def quote_fragment(request: Request, dataset: PageDataset, session: Sessio
         return render(request, "datasets/create.html", context, block="quote")
 
     async def quoted():
-        await service.check_action_attribute(session, dataset=dataset, options=options)
+        # kept as the draft's options (what the editor's preview picks its review frames by),
+        # so a later visit and the preview see what the user chose here
+        await service.set_options(session, dataset=dataset, options=options)
         return await _create_context(session, dataset, user, options=options)
 
     outcome = await attempt(session, quoted())

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from src.vision.attribute_checks import attribute_check_count, select_attribute_frames
-from src.vision.attributes import AttributeSpec
+from src.vision.attributes import AttributeSpec, keyframe_values
 from src.vision.formats.build import build_exports
 from src.vision.frame_cache import FrameCache
 from src.vision.formats.model import ExportSpec, labeled_frames, split_by_blocks
@@ -171,7 +171,7 @@ def preview_spans(reuse_path: str, seeds: dict[int, list[dict]], info: VideoInfo
 def run_preview(
     video_path: str, seeds: dict[int, list[dict]], info: VideoInfo | None, tracker_model: str | None,
     budget: float, progress_path: str, *, reuse_path: str | None = None, keep_path: str | None = None,
-    stop_path: str | None = None, frame_cache_dir: str | None = None,
+    stop_path: str | None = None, frame_cache_dir: str | None = None, checks: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The editor's preview (src/datasets/preview.py): the engine on the draft's keyframes, as
     the stored JSON document (tracks, confidence, the hard frames at `budget`).
@@ -180,7 +180,8 @@ def run_preview(
     the keyframes that changed since are propagated again. `keep_path`: where this one's
     Reusable goes. `stop_path`: a file whose appearance cancels the run (PropagationCancelled).
     `frame_cache_dir`: where this machine keeps decoded videos (src.vision.frame_cache): a
-    whole-video preview keeps its frames there and the next fix in place decodes nothing."""
+    whole-video preview keeps its frames there and the next fix in place decodes nothing.
+    `checks`: how the review budget gives attribute checks (preview.attribute_checks)."""
     from src.datasets.preview import document
     from src.vision.segments import Reusable
 
@@ -192,6 +193,7 @@ def run_preview(
                        frame_cache=FrameCache(frame_cache_dir) if frame_cache_dir else None)
     if keep_path is not None:
         Path(keep_path).write_bytes(result.reusable.to_bytes())
-    doc = document(result, budget=budget, keyframes=[int(f) for f in seeds])
+    doc = document(result, budget=budget, keyframes=[int(f) for f in seeds], checks=checks,
+                   keyframe_attributes=keyframe_values(seeds))
     doc["spans"] = None if result.spans is None else [[s.track_id, s.start, s.stop] for s in result.spans]
     return doc

@@ -84,10 +84,31 @@ def engine_id() -> str:
     return f"{ENGINE_VERSION}:{model or 'builtin'}"
 
 
-def preview_key(seeds: dict[int, list[dict[str, Any]]], *, budget: float, engine: str) -> str:
-    canonical = json.dumps({"seeds": {str(k): v for k, v in sorted(seeds.items())}, "budget": round(budget, 4),
-                            "engine": engine}, sort_keys=True, separators=(",", ":"))
+def preview_key(seeds: dict[int, list[dict[str, Any]]], *, budget: float, engine: str,
+                checks: dict[str, Any] | None = None) -> str:
+    """`checks`: what picks the attribute checks (`attribute_checks`), when the draft has any."""
+    body = {"seeds": {str(k): v for k, v in sorted(seeds.items())}, "budget": round(budget, 4), "engine": engine}
+    if checks:
+        body["checks"] = checks
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+async def attribute_checks(session: AsyncSession, *, dataset: Dataset) -> dict[str, Any] | None:
+    """What the hard-frame pick of the dataset would give to attribute checks (options
+    `review_attribute_share`, `ava_rate`, and the draft's mutable attributes), so that the
+    preview marks them too; None when it gives them nothing."""
+    from dataclasses import asdict
+
+    from src.datasets import service as dataset_service
+
+    options = dataset_service.options_of(dataset)
+    if options.review_attribute_share <= 0:
+        return None
+    specs = [asdict(s) for s in await drafts.attribute_specs(session, dataset_id=dataset.id) if s.mutable]
+    if not specs:
+        return None
+    return {"share": options.review_attribute_share, "ava_rate": options.ava_rate, "specs": specs}
 
 
 async def _state(redis, dataset_id: uuid.UUID) -> dict[str, Any]:
@@ -112,7 +133,7 @@ async def request(session: AsyncSession, redis, *, dataset: Dataset) -> dict[str
         await set_state(redis, dataset.id, key=None, state="empty")
         return {"key": None, "state": "empty", "message": "Draw a box on a frame first: there is nothing to follow yet."}
     budget = dataset_service.options_of(dataset).review_budget
-    key = preview_key(seeds, budget=budget, engine=engine_id())
+    key = preview_key(seeds, budget=budget, engine=engine_id(), checks=await attribute_checks(session, dataset=dataset))
     state = await _state(redis, dataset.id)
     if get_storage().exists(store_key(dataset.id, key)):
         await set_state(redis, dataset.id, key=key, state="ready")
@@ -143,16 +164,19 @@ async def read(redis, *, dataset: Dataset, start: int = 0, stop: int | None = No
         raise Unprocessable("The frame range needs 0 <= start <= stop.")
     stop = min(stop, n, start + MAX_RANGE)
     out |= {"frames": n, "fps": doc.get("fps"), "engine": doc.get("engine"), "start": start, "stop": stop,
-            "hard_frames": doc.get("hard_frames", []), "keyframes": doc.get("keyframes", []), "spans": doc.get("spans"),
+            "hard_frames": doc.get("hard_frames", []), "attribute_checks": doc.get("attribute_checks", []), "keyframes": doc.get("keyframes", []), "spans": doc.get("spans"),
             "tracks": [{"track_id": t["track_id"], "class": t["class"], "boxes": t["boxes"][start:stop],
                         "confidence": t["confidence"][start:stop], "present": t.get("present")} for t in doc["tracks"]]}
     return out
 
 
-def document(result, *, budget: float, keyframes: list[int]) -> dict[str, Any]:
+def document(result, *, budget: float, keyframes: list[int], checks: dict[str, Any] | None = None,
+             keyframe_attributes: dict | None = None) -> dict[str, Any]:
     """A PropagationResult as the stored preview: boxes rounded to 0.1 px (None where absent),
     confidence to 0.01, the frame ranges where each track is present, and the frames the
-    hard-frame pick would send to review at `budget`."""
+    hard-frame pick would send to review at `budget`: box checks (`hard_frames`) and, with
+    `checks` (``attribute_checks``), the attribute checks among them (`attribute_checks`), as
+    the dataset's own pick makes them (all frames delivered)."""
     from src.vision.hard_frames import select_hard_frames
 
     tracks = []
@@ -168,6 +192,18 @@ def document(result, *, budget: float, keyframes: list[int]) -> dict[str, Any]:
                 start = None
         tracks.append({"track_id": int(t.track_id), "class": t.class_name, "boxes": boxes, "present": runs,
                        "confidence": [round(float(c), 2) for c in t.confidence]})
-    hard = select_hard_frames(result.tracks, result.video.frames, budget, exclude=keyframes) if budget > 0 else []
+    attribute = []
+    if checks and budget > 0:
+        from src.datasets.pipeline import pick_review_frames
+        from src.vision.attributes import AttributeSpec
+
+        specs = [AttributeSpec(**{**c, "values": tuple(c["values"])}) for c in checks["specs"]]
+        pick = pick_review_frames(result, list(range(result.video.frames)), budget, keyframes,
+                                  attribute_share=checks["share"], attributes=specs,
+                                  keyframe_attributes=keyframe_attributes or {}, ava_rate=checks["ava_rate"])
+        hard, attribute = pick.box_checks, pick.attribute_checks
+    else:
+        hard = select_hard_frames(result.tracks, result.video.frames, budget, exclude=keyframes) if budget > 0 else []
     return {"frames": int(result.video.frames), "fps": float(result.video.fps), "engine": result.engine,
-            "keyframes": sorted(keyframes), "hard_frames": [int(f) for f in hard], "tracks": tracks}
+            "keyframes": sorted(keyframes), "hard_frames": [int(f) for f in hard],
+            "attribute_checks": [int(f) for f in attribute], "tracks": tracks}

@@ -444,8 +444,9 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str, base: str | None
         video = await session.get(Video, dataset.video_id)
         seeds = await drafts.seeds_for_engine(session, dataset_id=did)
         budget = service.options_of(dataset).review_budget
+        checks = await preview.attribute_checks(session, dataset=dataset)
         info, video_key = video_service.stored_probe(video), video.storage_key
-    if preview.preview_key(seeds, budget=budget, engine=preview.engine_id()) != key:
+    if preview.preview_key(seeds, budget=budget, engine=preview.engine_id(), checks=checks) != key:
         return "superseded"
     video_path = str(await asyncio.to_thread(storage.local_path, video_key))  # this worker's copy
     model_dir = await asyncio.to_thread(resolve_model_dir, get_settings().tracker_model_dir)
@@ -464,7 +465,7 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str, base: str | None
     future = asyncio.ensure_future(run_cpu(ctx, pipeline.run_preview, video_path, seeds, info, model_dir, budget,
                                            str(progress_path), reuse_path=reuse_path, keep_path=str(keep_path),
                                            stop_path=str(stop_path),
-                                           frame_cache_dir=str(get_settings().frame_cache_path)))
+                                           frame_cache_dir=str(get_settings().frame_cache_path), checks=checks))
     try:
         while True:
             done, _ = await asyncio.wait({future}, timeout=0.25)

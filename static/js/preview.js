@@ -56,10 +56,14 @@
         tracks.set(t.track_id, known);
       }
     }
-    preview = { key, tracks, hard: new Set(head.hard_frames), keyframes: new Set(head.keyframes), engine: head.engine };
+    const checks = head.attribute_checks || [];
+    preview = { key, tracks, hard: new Set(head.hard_frames), checks: new Set(checks), keyframes: new Set(head.keyframes),
+                engine: head.engine };
     updating = null;
+    const review = head.hard_frames.length + checks.length;
     status(`Preview ready: ${tracks.size} track${tracks.size === 1 ? "" : "s"} on ${COUNT} frames (${head.engine}); `
-      + `${head.hard_frames.length} frames would go to review.`, "ready");
+      + `${review} frames would go to review`
+      + (checks.length ? ` (${checks.length} of them to check attribute values).` : "."), "ready");
     editor.redraw();
     drawTimeline();
   }
@@ -121,12 +125,19 @@
     if (preview) {
       ctx.fillStyle = "#2f6fed";
       for (const f of preview.keyframes) ctx.fillRect(x(f) - 1, 0, 2, bottom);
-      ctx.fillStyle = "#c0392b";
+      ctx.fillStyle = "#c0392b";  // box checks: red ticks under the lanes
       for (const f of preview.hard) ctx.fillRect(x(f) - 1, bottom, 2, 8);
+      ctx.fillStyle = "#7a3fc7";  // attribute checks: purple diamonds
+      for (const f of preview.checks) {
+        ctx.beginPath();
+        ctx.moveTo(x(f), bottom); ctx.lineTo(x(f) + 4, bottom + 4); ctx.lineTo(x(f), bottom + 8); ctx.lineTo(x(f) - 4, bottom + 4);
+        ctx.fill();
+      }
     }
     ctx.fillStyle = "#101828";
     ctx.fillRect(x(editor.frame()) - 1, 0, 2, bottom + 8);
     canvas.dataset.tracks = String(ids.length);
+    canvas.dataset.attributeChecks = preview ? String(preview.checks.size) : "";
     canvas.dataset.updating = updating && preview ? JSON.stringify(updating) : "";
   }
 

@@ -119,8 +119,11 @@ async def test_the_ava_actions_come_from_the_attribute_chosen(app, user_client, 
     form = {"sampling_mode": "all", "train": "80", "valid": "20", "test": "0", "formats": "ava", "review_budget": "0"}
     refused = await user_client.post(f"/datasets/{dataset['id']}/quote", data={**form, "ava_action_attribute": "moving"})
     assert "is a checkbox attribute" in refused.text and 'id="quote-total"' not in refused.text
+    assert (await user_client.get(base)).json()["options"].get("ava_action_attribute") is None  # a refusal keeps nothing
     quoted = await user_client.post(f"/datasets/{dataset['id']}/quote", data={**form, "ava_action_attribute": "pose"})
     assert 'id="quote-total"' in quoted.text and 'role="alert"' not in quoted.text
+    kept = (await user_client.get(base)).json()["options"]  # valid options are the draft's now (the preview's too)
+    assert kept["ava_action_attribute"] == "pose" and kept["formats"] == ["ava"] and kept["review_budget"] == 0
 
     # chosen, then removed from the draft: the confirm says so
     assert (await choose("spare")).status_code == 200
@@ -140,3 +143,30 @@ async def test_the_ava_actions_come_from_the_attribute_chosen(app, user_client, 
     # without the option the first list attribute (action: stand, walk) would be the actions
     assert names == ["upright", "bent", "crouched"]
     assert actions == {second: ["bent", "crouched"] for second in range(4)}
+
+
+async def test_the_preview_marks_the_attribute_checks_the_review_will_get(app, user_client, services):
+    """With a share of the review for attribute checks, the preview lists them beside the box
+    checks (the editor's timeline draws them), the same frames the dataset's review gets; a
+    change of the share makes another preview."""
+    dataset, base = await _draft_with_action(user_client)
+    put = lambda **o: user_client.put(f"{base}/options", json={**OPTIONS, "review_by": "me", **o})  # noqa: E731
+    assert (await put(review_budget=0.05)).status_code == 200
+    plain = (await user_client.post(f"{base}/preview")).json()
+    await run_worker(services[1])
+    first = (await user_client.get(f"{base}/preview")).json()
+    assert first["state"] == "ready" and first["attribute_checks"] == [] and len(first["hard_frames"]) == 6
+
+    assert (await put(review_budget=0.05, review_attribute_share=0.5)).status_code == 200
+    shared = (await user_client.post(f"{base}/preview")).json()
+    assert shared["key"] != plain["key"]
+    await run_worker(services[1])
+    marked = (await user_client.get(f"{base}/preview")).json()
+    assert marked["attribute_checks"] == [30, 60, 90]  # as the review below gets them
+    assert len(marked["hard_frames"]) == 3 and not set(marked["hard_frames"]) & {0, 30, 60, 90}
+
+    await top_up(app, "user@example.com", 100_000)
+    assert (await user_client.post(f"{base}/confirm")).status_code == 202
+    await run_worker(services[1])
+    (job,) = (await user_client.get("/api/v1/review/jobs")).json()
+    assert sorted(f["video_frame"] for f in job["frames"] if f["attribute_check"]) == marked["attribute_checks"]
