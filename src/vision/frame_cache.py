@@ -9,8 +9,9 @@ instead of decoding. Frames are the decoder's output either way, so tracks are i
 
 An entry is a folder named by the video file (path, size, modification time), its frame count
 and size, the working scale and colour; it appears whole or not at all (built under a
-temporary name, then renamed). Entries beyond ``max_bytes`` go, least recently used first. Any
-process on the machine may read an entry: readers map its files read-only.
+temporary name, then renamed). Entries beyond ``max_bytes`` go, least recently used first, but
+not one looked up in the last IN_USE_S (its pass processes may still be opening it). Any process
+on the machine may read an entry: readers map its files read-only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 MAX_BYTES = 2 << 30  # default size of the cache (a 1,000-frame 720p video in colour: ~0.45 GB)
+IN_USE_S = 120  # an entry looked up this recently is not evicted (its readers may still be opening it)
 
 
 class FrameCache:
@@ -80,9 +82,11 @@ class FrameCache:
             size = sum(f.stat().st_size for f in d.iterdir())
             entries.append((meta.stat().st_mtime, size, d))
         total = sum(f.stat().st_size for f in keep.iterdir()) + sum(size for _, size, _ in entries)
-        for _, size, d in sorted(entries):  # oldest use first
+        for used, size, d in sorted(entries):  # oldest use first
             if total <= self.max_bytes:
                 break
+            if time.time() - used < IN_USE_S:  # a propagation may be opening it right now
+                continue
             shutil.rmtree(d, ignore_errors=True)
             total -= size
 
