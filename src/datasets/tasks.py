@@ -131,7 +131,7 @@ async def _stage(
             if done:
                 timings[stage] = round(timings.get(stage, 0.0) + time.monotonic() - started, 3)
                 return future.result()
-            report = ProgressFile.read(progress_path) or {}
+            report = await asyncio.to_thread(ProgressFile.read, progress_path) or {}
             frames_done, total = report.get("done"), report.get("total")
             progress = {"stage": stage, "percent": lo}
             if frames_done and total:
@@ -471,7 +471,7 @@ async def preview_dataset(ctx: dict, dataset_id: str, key: str, base: str | None
             done, _ = await asyncio.wait({future}, timeout=0.25)
             if done:
                 break
-            report = ProgressFile.read(progress_path) or {}
+            report = await asyncio.to_thread(ProgressFile.read, progress_path) or {}
             if await preview.is_current(redis, did, key):
                 await preview.set_state(redis, did, key=key, state="running", done=report.get("done", 0),
                                         total=report.get("total", 0), base=base, spans=spans)
