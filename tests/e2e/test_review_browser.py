@@ -13,7 +13,7 @@ import pytest
 
 from src.vision.metrics import load_otb
 from tests.datasets.conftest import CROSSING, run_worker, top_up
-from tests.e2e.test_editor_browser import PASSWORD, Canvas, saved
+from tests.e2e.test_editor_browser import PASSWORD, Canvas, login, saved
 
 pytestmark = pytest.mark.browser
 
@@ -23,14 +23,6 @@ async def _account(base_url: str, email: str) -> dict:
         assert (await api.post("/auth/register", json={"email": email, "password": PASSWORD})).status_code == 201
         token = (await api.post("/auth/jwt/login", data={"username": email, "password": PASSWORD})).json()
         return {"Authorization": f"Bearer {token['access_token']}"}
-
-
-async def _login(page, email: str) -> None:
-    await page.goto("/login")
-    await page.fill("#email", email)
-    await page.fill("#password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url("**/videos")
 
 
 async def test_builtin_review_in_the_browser(page, live_server, app, services):
@@ -52,7 +44,7 @@ async def test_builtin_review_in_the_browser(page, live_server, app, services):
         await run_worker(services[1])
         assert (await api.get(f"/api/v1/datasets/{draft['id']}")).json()["state"] == "in_review"
 
-    await _login(page, "anna@example.com")
+    await login(page, "anna@example.com")
     await page.goto("/review")
     await page.click("text=Open")
     await page.wait_for_url("**/review/jobs/*")
@@ -70,7 +62,7 @@ async def test_builtin_review_in_the_browser(page, live_server, app, services):
     await page.wait_for_url("**/review")
 
     await page.click("text=Log out")
-    await _login(page, "rob@example.com")
+    await login(page, "rob@example.com")
     await page.goto("/review")
     await page.click("text=Open")
     await page.wait_for_selector("#accept-job")
