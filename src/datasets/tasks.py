@@ -57,7 +57,11 @@ log = logging.getLogger("forge.datasets")
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 RUNNING = (DatasetState.queued, DatasetState.propagating, DatasetState.building)
 # percent ranges of the stages on the progress bar
+# Progress percent per stage. A dataset with a review: the first run goes 0-65 and stops at
+# 60 in review (_open_review), the review's end sets 75 (review.service), and the run after the
+# review goes on from there, so the bar never goes back.
 STAGES = {"propagating": (0, 60), "sampling": (60, 65), "building": (65, 100)}
+STAGES_AFTER_REVIEW = {"propagating": (75, 85), "sampling": (85, 87), "building": (87, 100)}
 REUSE_ARTIFACT = "propagation.reuse.npz"  # the first run's engine state, for the run after review
 
 
@@ -113,11 +117,11 @@ async def _heartbeat(ctx: dict, dataset_id: uuid.UUID, token: str, every_s: floa
 
 async def _stage(
     ctx: dict, dataset_id: uuid.UUID, token: str, stage: str, fn: Callable, *args: Any,
-    state: DatasetState | None = None, timings: dict[str, float],
+    state: DatasetState | None = None, timings: dict[str, float], after_review: bool = False,
 ) -> Any:
     """Run `fn(*args, progress_path)` in the process pool, mirroring its progress file into the
     dataset row every second (percent, frames, ETA, heartbeat)."""
-    lo, hi = STAGES[stage]
+    lo, hi = (STAGES_AFTER_REVIEW if after_review else STAGES)[stage]
     progress_path = get_storage().temp_file(".progress.json")
     fields: dict[str, Any] = {"progress": {"stage": stage, "percent": lo}}
     if state is not None:
@@ -239,7 +243,8 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
                               video_service.stored_probe(job["video"]),
                               await asyncio.to_thread(resolve_model_dir, get_settings().tracker_model_dir),
                               reuse_path, keep_path and str(keep_path),
-                              state=None if resumed else DatasetState.propagating, timings=timings)
+                              state=None if resumed else DatasetState.propagating, timings=timings,
+                              after_review=resumed)
         if keep_path is not None:
             await asyncio.to_thread(storage.put_file, reuse_key, keep_path)
         if result.spans is not None:
@@ -248,7 +253,7 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         log.info("dataset %s: tracks made by the %s engine%s", did, result.engine,
                  f" ({result.engine_note})" if result.engine_note else "")
         delivered = await _stage(ctx, did, token, "sampling", pipeline.run_sampling, job["video_path"], options.sampling.model_dump(),
-                                 timings=timings)
+                                 timings=timings, after_review=resumed)
         delivered = [f for f in delivered if f not in set(dropped)]
         keyframes = sorted(job["seeds"])
         model_scores, ranked, filled = None, result, None
@@ -276,7 +281,7 @@ async def build_dataset(ctx: dict, dataset_id: str) -> str:
         spec = _spec(job, options, reviewed, seeds)
         built = await _stage(ctx, did, token, "building", pipeline.run_build, job["video_path"], result, spec, delivered,
                              options.split.model_dump(), options.keep_empty, str(out_dir), state=DatasetState.building,
-                             timings=timings)
+                             timings=timings, after_review=resumed)
         timeline = {
             "confidence": [round(float(c), 3) for c in result.frame_confidence()],
             "hard_frames": sorted(hard), "reviewed_frames": reviewed, "keyframes": keyframes,

@@ -130,8 +130,22 @@ async def test_after_review_only_the_spans_next_to_a_fix_are_propagated_again(ap
                           json={"decision": "fixed", "objects": [{"track_id": 1, "class": "person", "box": fix}]})
     assert fixed.status_code == 200, fixed.text
     assert (await api.post(f"/api/v1/review/jobs/{job['id']}/complete")).status_code == 200
+    assert (await api.get(url)).json()["progress"]["percent"] == 75
+    # the bar goes on from the review: never back to 0 (it once went 75 -> 0 -> 60 -> 100)
+    import asyncio
+
+    seen: list[float] = []
+
+    async def watch():
+        while True:
+            seen.append((await api.get(url)).json()["progress"].get("percent", 0))
+            await asyncio.sleep(0.02)
+
+    watcher = asyncio.create_task(watch())
     await run_worker(services[1])
+    watcher.cancel()
     assert (await api.get(url)).json()["state"] == "ready"
+    assert seen and min(seen) >= 75 and seen == sorted(seen), seen
 
     from src.datasets.service import artifact_key
     from src.storage import get_storage
