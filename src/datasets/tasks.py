@@ -57,8 +57,8 @@ log = logging.getLogger("forge.datasets")
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 RUNNING = (DatasetState.queued, DatasetState.propagating, DatasetState.building)
 # percent ranges of the stages on the progress bar
-# Progress percent per stage. A dataset with a review: the first run goes 0-65 and stops at
-# 60 in review (_open_review), the review's end sets 75 (review.service), and the run after the
+# Progress percent per stage. A dataset with a review: the first run goes 0-65 and stays at
+# 65 in review (_open_review), the review's end sets 75 (review.service), and the run after the
 # review goes on from there, so the bar never goes back.
 STAGES = {"propagating": (0, 60), "sampling": (60, 65), "building": (65, 100)}
 STAGES_AFTER_REVIEW = {"propagating": (75, 85), "sampling": (85, 87), "building": (87, 100)}
@@ -354,7 +354,7 @@ async def _open_review(ctx: dict, dataset_id: uuid.UUID, token: str, result, har
             attribute_checks=set(attribute_checks),
         )
         dataset.state = DatasetState.in_review
-        dataset.progress = {"stage": "in_review", "percent": 60, "frames_total": len(hard)}
+        dataset.progress = {"stage": "in_review", "percent": 65, "frames_total": len(hard)}
         await webhook_service.emit_dataset(session, ctx["redis"], dataset=dataset, event=WebhookEvent.dataset_needs_review)
         dataset.heartbeat_at, dataset.run_job_id, dataset.run_token = utcnow(), None, None
     if backend == ReviewBackend.cvat:

@@ -122,6 +122,7 @@ async def test_after_review_only_the_spans_next_to_a_fix_are_propagated_again(ap
     assert (await api.put(f"{url}/options", json=options)).status_code == 200
     assert (await api.post(f"{url}/confirm")).status_code == 202
     await run_worker(services[1])
+    assert (await api.get(url)).json()["progress"]["percent"] == 65  # where sampling ended
     (job,) = (await api.get("/api/v1/review/jobs")).json()
     (frame,) = [f["video_frame"] for f in job["frames"]]
     span = [1, 0, 60] if frame < 60 else [1, 60, 119]  # between the keyframes around it
