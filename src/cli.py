@@ -47,12 +47,15 @@ async def create_admin(email: str, password: str | None) -> str | None:
     from src.auth import service
     from src.auth.models import User
     from src.auth.users import UserManager
+    from src.billing import service as billing_service
     from src.database import create_engine, create_sessionmaker, unit_of_work
 
     engine = create_engine(get_settings().database_url)
     try:
         async with unit_of_work(create_sessionmaker(engine)) as session:
-            manager = UserManager(SQLAlchemyUserDatabase(session, User))
+            # a new admin account gets the starting balance too, as in the web (src.main.create_app)
+            after_register = (billing_service.grant_starting_balance,)
+            manager = UserManager(SQLAlchemyUserDatabase(session, User), after_register=after_register)
             _, generated = await service.create_admin(manager, email=email, password=password)
             return generated
     finally:

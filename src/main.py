@@ -27,6 +27,7 @@ from src.auth.dependencies import LoginRequired
 from src.auth.router import auth_router, users_router
 from src.auth.users import SESSION_COOKIE, jwt_keys
 from src.billing import pages as billing_pages
+from src.billing import service as billing_service
 from src.billing.router import router as billing_router
 from src.config import ROOT, get_settings
 from src.database import create_engine, create_sessionmaker
@@ -129,6 +130,9 @@ def create_app() -> FastAPI:
                        login_paths=LOGIN_PATHS)
     app.add_middleware(BodyGuardMiddleware, limits=body_limits(settings))  # outermost: before anything reads
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    # What the domains above auth do for every new account (src/auth/users.py, AfterRegister;
+    # src.cli.create_admin passes the same).
+    app.state.after_register = (billing_service.grant_starting_balance,)
     api_docs.install(app)  # /docs and /redoc with local assets
 
     app.include_router(auth_router)

@@ -52,7 +52,7 @@ async def test_reset_mail_link_uses_the_port(no_base_url, monkeypatch, caplog):
             email, id, is_active, is_verified = "someone@example.com", "id", True, True
 
         with caplog.at_level(logging.INFO, logger="forge.mail"):
-            await UserManager(None).on_after_forgot_password(FakeUser(), "the-token")
+            await UserManager(None, after_register=()).on_after_forgot_password(FakeUser(), "the-token")
     finally:
         monkeypatch.delenv("PORT")
         config.get_settings.cache_clear()

@@ -4,14 +4,20 @@
 - bearer backend (scripts, API): the same RS256 JWT in `Authorization: Bearer`, or a
   personal API token (`df_<scope>_...`, src/auth/tokens.py; bearer only, never in the cookie).
 Both verify JWTs with the public key in certs/, so an HS256 or tampered token is refused.
+
+A new account is also the business of domains above auth (billing grants its starting
+balance). auth does not import them: the user manager runs the `AfterRegister` steps it is
+given, and whoever builds it names them (`app.state.after_register`, set by
+src.main.create_app; src.cli.create_admin passes the same).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import jwt
 from fastapi import Depends, Request
@@ -56,12 +62,23 @@ def password_problem(password: str, email: str | None) -> str | None:
     return None
 
 
+class AfterRegister(Protocol):
+    """A step another domain takes for every new account, in the session that created it
+    (billing.service.grant_starting_balance). It only flushes; the user manager commits."""
+
+    async def __call__(self, session: AsyncSession, *, user_id: uuid.UUID) -> None: ...
+
+
 @lru_cache
 def jwt_keys() -> KeyPair:
     return ensure_keys(get_settings().certs_dir)
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
+    def __init__(self, user_db: SQLAlchemyUserDatabase, *, after_register: Sequence[AfterRegister]) -> None:
+        super().__init__(user_db)
+        self.after_register = tuple(after_register)
+
     @property
     def reset_password_token_secret(self) -> str:  # type: ignore[override]
         return get_settings().secret_key.get_secret_value()
@@ -80,10 +97,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         return await super()._update(user, update_dict)
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
-        from src.billing import service as billing_service  # billing imports auth: import late
-
-        # The starting balance (an admin setting) as a `top_up` ledger row; the user row is already committed.
-        await billing_service.grant_starting_balance(self.user_db.session, user_id=user.id)
+        # The other domains' steps (the starting balance, a `top_up` ledger row); the user row is already committed.
+        for step in self.after_register:
+            await step(self.user_db.session, user_id=user.id)
         await self.user_db.session.commit()
         await self.request_verify(user, request)
 
@@ -100,8 +116,8 @@ async def get_user_db(session: AsyncSession = Depends(open_session)) -> AsyncIte
     yield SQLAlchemyUserDatabase(session, User)
 
 
-async def get_user_manager(user_db=Depends(get_user_db)) -> AsyncIterator[UserManager]:
-    yield UserManager(user_db)
+async def get_user_manager(request: Request, user_db=Depends(get_user_db)) -> AsyncIterator[UserManager]:
+    yield UserManager(user_db, after_register=request.app.state.after_register)
 
 
 async def user_manager_in_unit_of_work(session: SessionDep, manager=Depends(get_user_manager)) -> UserManager:

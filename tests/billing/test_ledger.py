@@ -9,10 +9,13 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from src.auth.models import User
 from src.billing import service as billing
 from src.billing.exceptions import InsufficientBalance, InvalidLedgerEntry
 from src.billing.models import LedgerEntry
+from src.cli import create_admin
 from src.database import unit_of_work
+from tests.conftest import csrf_token, register
 from tests.quotas.factories import new_user
 
 
@@ -106,9 +109,26 @@ async def test_two_concurrent_reservations_admit_one(app, client):
     assert await run(app, billing.balance_cents, user_id=user_id) == 0
 
 
-async def test_starting_balance_is_a_top_up_on_registration(app, client, admin_client):
+async def _register_on_the_page(client, email: str) -> None:
+    data = {"email": email, "password": "correct-horse-9", "csrf_token": await csrf_token(client)}
+    response = await client.post("/register", data=data)
+    assert response.is_redirect, response.text
+
+
+async def _create_admin(client, email: str) -> None:
+    await create_admin(email, "correct-horse-9")  # `forge create-admin` (and `forge up`)
+
+
+async def _user_id(session, *, email: str) -> uuid.UUID:
+    return (await session.execute(select(User.id).where(User.email == email))).scalar_one()
+
+
+@pytest.mark.parametrize("create", [register, _register_on_the_page, _create_admin], ids=["api", "page", "cli"])
+async def test_starting_balance_is_a_top_up_on_registration(app, client, admin_client, create):
+    """Every way an account is made: auth runs the steps the frame gave it (src/main.py, src/cli.py)."""
     response = await admin_client.put("/api/v1/admin/quota-defaults", json={"starting_balance_cents": 250})
     assert response.status_code == 200 and response.json()["starting_balance_cents"] == 250
-    user_id = await new_user(client, "newbie@example.com")
+    await create(client, "newbie@example.com")
+    user_id = await run(app, _user_id, email="newbie@example.com")
     rows = await run(app, billing.ledger, user_id=user_id)
     assert [(r["kind"], r["amount_cents"], r["reason"]) for r in rows] == [("top_up", 250, "Starting balance")]
