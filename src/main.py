@@ -150,7 +150,6 @@ def create_app() -> FastAPI:
     app.include_router(review_webhook_router)
     app.include_router(review_admin_router)
     app.include_router(review_pages.router)
-    app.include_router(review_pages.admin_router)
     app.include_router(videos_router)
     app.include_router(detectors_router)
     app.include_router(webhooks_router)

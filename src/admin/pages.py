@@ -20,6 +20,7 @@ from src.database import SessionDep
 from src.exceptions import Unprocessable
 from src.pages import attempt, form_model
 from src.quotas import service as quota_service
+from src.review import service as review_service
 from src.templating import is_htmx, redirect_to, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False, dependencies=[Depends(page_admin)])
@@ -179,6 +180,31 @@ async def job_action_submit(request: Request, session: SessionDep, admin: PageAd
         message = {"error": error.message} if error else {"message": f"{verb.capitalize()} done."}
         return await _jobs_page(request, session, status_code=error.status_code if error else 200, **message)
     return redirect_to(request, "admin_jobs_page")
+
+
+# --- review ----------------------------------------------------------------------------------------
+
+async def _review_page(request: Request, session: AsyncSession, *, status_code=200, **extra):
+    context = {"tasks": await review_service.review_overview(session), **extra}
+    return render(request, "admin/review.html", context, block="review", status_code=status_code)
+
+
+@router.get("/review", name="admin_review_page")
+async def review_page(request: Request, session: SessionDep, admin: PageAdmin):
+    return await _review_page(request, session)
+
+
+@router.post("/review/qc-jobs/{job_id}/accept", name="accept_both_submit")
+async def accept_both_submit(request: Request, job_id: int, session: SessionDep, admin: PageAdmin):
+    accepted = await attempt(session, service.accept_qc_pair(session, request.app.state.redis, admin=admin,
+                                                             qc_job_id=job_id))
+    if error := accepted.error:
+        return await _review_page(request, session, status_code=error.status_code, error=error.message)
+    if accepted.value.finished:
+        review_service.resume_on_commit(session, request.app.state.redis, accepted.value.dataset_id)
+    if is_htmx(request):
+        return await _review_page(request, session, message=f"QC job #{job_id} and its primary job accepted.")
+    return redirect_to(request, "admin_review_page")
 
 
 # --- prices and defaults ---------------------------------------------------------------------------

@@ -4,8 +4,9 @@ endpoint added here can forget it (tests/admin/test_access.py walks every route)
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from src.admin import audit, jobs, service
 from src.admin.schemas import (
@@ -19,8 +20,11 @@ from src.billing import service as billing_service
 from src.billing.schemas import PriceListRead
 from src.database import SessionDep
 from src.pagination import MAX_PAGE
+from src.review import service as review_service
+from src.review.schemas import ReviewOverviewRow
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_role(Role.admin))])
+JobId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a review job's id")]  # as in src.review.router
 
 
 @router.get("/users", response_model=UserPage)
@@ -92,6 +96,15 @@ async def retry_job(request: Request, session: SessionDep, admin: AdminUser, dat
 async def cancel_job(request: Request, session: SessionDep, admin: AdminUser, dataset_id: uuid.UUID):
     dataset = await jobs.cancel(session, request.app.state.redis, actor_id=admin.id, dataset_id=dataset_id)
     return {"dataset_id": dataset.id, "state": dataset.state}
+
+
+@router.post("/review/qc-jobs/{job_id}/accept", response_model=list[ReviewOverviewRow])
+async def accept_both(job_id: JobId, request: Request, session: SessionDep, admin: AdminUser):
+    """Accept a QC job and the primary job it checks, whatever their agreement (audited)."""
+    accepted = await service.accept_qc_pair(session, request.app.state.redis, admin=admin, qc_job_id=job_id)
+    if accepted.finished:
+        review_service.resume_on_commit(session, request.app.state.redis, accepted.dataset_id)
+    return [row for row in await review_service.review_overview(session) if row["dataset_id"] == accepted.dataset_id]
 
 
 @router.get("/prices", response_model=PriceListRead)

@@ -1,6 +1,7 @@
-"""What admins do: users (role, activation, CVAT link, quotas, balance, password reset)
-and the platform's defaults and prices. Every change is written to the audit log with
-the state before and after, in the same transaction as the change itself."""
+"""What admins do: users (role, activation, CVAT link, quotas, balance, password reset),
+the platform's defaults and prices, and accepting a QC pair in review. Every change is
+written to the audit log with the state before and after, in the same transaction as the
+change itself."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from src.datasets.models import Dataset
 from src.exceptions import Conflict, NotFound
 from src.quotas import service as quota_service
 from src.quotas.models import QUOTA_FIELDS
+from src.review import service as review_service
 from src.videos.models import Video
 
 
@@ -168,6 +170,20 @@ async def send_password_reset(
         raise Conflict(f"{user.email} is deactivated; activate the account before sending a reset link.")
     await user_manager.forgot_password(user, request)
     await audit.record(session, admin_id=actor_id, action="user.reset_password", target_user_id=user_id)
+
+
+# --- review --------------------------------------------------------------------------------------
+
+async def accept_qc_pair(session: AsyncSession, redis, *, admin: User, qc_job_id: int) -> review_service.AcceptedPair:
+    """The review page's "Accept both": the QC job and the primary job(s) it checks are
+    accepted whatever their agreement (review's `accept_pair`), audited as `review.accept_both`."""
+    accepted = await review_service.accept_pair(session, qc_job_id=qc_job_id, admin=admin, redis=redis)
+    await audit.record(
+        session, admin_id=admin.id, action="review.accept_both", target=f"dataset:{accepted.dataset_id}",
+        after={"qc_job_id": accepted.qc_job_id, "accepted_job_ids": accepted.accepted_job_ids,
+               "agreement": accepted.agreement},
+    )
+    return accepted
 
 
 # --- platform settings -------------------------------------------------------------------------

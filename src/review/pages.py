@@ -1,5 +1,4 @@
-"""Review pages: "My review jobs" (`/review`), the admin's review page (`/admin/review`: jobs by
-stage and QC agreement, "Accept both"), "Open" (`/review/jobs/{id}/open`: the CVAT job
+"""Review pages: "My review jobs" (`/review`), "Open" (`/review/jobs/{id}/open`: the CVAT job
 or the built-in page) and the built-in review page: a job's hard frames one after another in
 the box editor, pre-filled with the propagated boxes; accept / fix / reject each frame,
 complete the job; a second person validates it (accept, or reject with an issue). Same
@@ -9,22 +8,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from src.datasets.draft import service as drafts
-from src.auth.dependencies import PageAdmin, PageUser, page_admin
+from src.auth.dependencies import PageUser
 from src.auth.models import Role
 from src.database import SessionDep
 from src.datasets.models import Dataset
 from src.pages import attempt
 from src.review import service
 from src.review.models import FrameDecision, JobStage, ReviewJob, ReviewTask
-from src.templating import is_htmx, path_for, redirect, redirect_to, render
+from src.templating import path_for, redirect, redirect_to, render
 from src.videos.models import Video
 
 router = APIRouter(include_in_schema=False)
-admin_router = APIRouter(prefix="/admin/review", include_in_schema=False, dependencies=[Depends(page_admin)])
 
 
 @router.get("/review", name="my_review_jobs")
@@ -152,27 +150,3 @@ async def validate_submit(request: Request, job_id: int, session: SessionDep, us
         task = await session.get(ReviewTask, job.task_id)
         service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
     return redirect_to(request, "my_review_jobs")
-
-
-async def _admin_page(request: Request, session, *, status_code: int = 200, **extra):
-    context = {"tasks": await service.review_overview(session), **extra}
-    return render(request, "admin/review.html", context, block="review", status_code=status_code)
-
-
-@admin_router.get("", name="admin_review_page")
-async def admin_review_page(request: Request, session: SessionDep, admin: PageAdmin):
-    return await _admin_page(request, session)
-
-
-@admin_router.post("/qc-jobs/{job_id}/accept", name="accept_both_submit")
-async def accept_both_submit(request: Request, job_id: int, session: SessionDep, admin: PageAdmin):
-    accepted = await attempt(session, service.accept_pair(session, qc_job_id=job_id, admin=admin,
-                                                          redis=request.app.state.redis))
-    if error := accepted.error:
-        return await _admin_page(request, session, status_code=error.status_code, error=error.message)
-    if accepted.value:
-        task = await session.get(ReviewTask, (await session.get(ReviewJob, job_id)).task_id)
-        service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
-    if is_htmx(request):
-        return await _admin_page(request, session, message=f"QC job #{job_id} and its primary job accepted.")
-    return redirect_to(request, "admin_review_page")

@@ -14,7 +14,7 @@ from src.database import SessionDep, on_commit
 from src.pagination import LIST_RESPONSES, PageDep, slice_list
 from src.pagination import set_headers as set_page_headers
 from src.review import agreement, service
-from src.review.models import JobStage, ReviewJob, ReviewTask
+from src.review.models import JobStage, ReviewTask
 from src.review.schemas import AssignIn, FrameDecisionIn, ReviewJobRead, ReviewOverviewRow, ReviewTaskRead, ValidationIn
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"])
@@ -139,14 +139,3 @@ async def review_overview(session: SessionDep, admin: AdminUser):
     """Datasets in review and recently reviewed: jobs by stage, and the QC agreement per job pair
     and per annotator pair."""
     return await service.review_overview(session)
-
-
-@admin_router.post("/qc-jobs/{job_id}/accept", response_model=list[ReviewOverviewRow])
-async def accept_both(job_id: JobId, request: Request, session: SessionDep, admin: AdminUser):
-    """Accept a QC job and the primary job it checks, whatever their agreement (audited)."""
-    finished = await service.accept_pair(session, qc_job_id=job_id, admin=admin, redis=request.app.state.redis)
-    job = await session.get(ReviewJob, job_id)
-    task = await session.get(ReviewTask, job.task_id)
-    if finished:
-        service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
-    return [row for row in await service.review_overview(session) if row["dataset_id"] == task.dataset_id]

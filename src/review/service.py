@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -545,12 +546,21 @@ async def check_agreement(session: AsyncSession, *, task_id: int) -> bool:
     return finished
 
 
-async def accept_pair(session: AsyncSession, *, qc_job_id: int, admin: User, redis=None) -> bool:
-    """Admin: accept a QC job and the primary job(s) it shares frames with, whatever the
-    agreement (both must have completed annotation). Audited. True when that completed the task.
-    On CVAT, once committed, the worker moves those CVAT jobs to acceptance too (``redis``)."""
-    from src.admin import audit
+@dataclass(frozen=True)
+class AcceptedPair:
+    """What an admin's "Accept both" did, for the audit row the admin domain writes."""
 
+    dataset_id: uuid.UUID
+    qc_job_id: int
+    accepted_job_ids: list[int]  # the jobs moved to acceptance (those still in validation)
+    agreement: list[dict[str, Any]]  # per pair: job_id, a, b, box_f1, label_kappa
+    finished: bool  # that completed the task
+
+
+async def accept_pair(session: AsyncSession, *, qc_job_id: int, admin: User, redis=None) -> AcceptedPair:
+    """Admin: accept a QC job and the primary job(s) it shares frames with, whatever the
+    agreement (both must have completed annotation). The caller audits it (src.admin.service).
+    On CVAT, once committed, the worker moves those CVAT jobs to acceptance too (``redis``)."""
     qc = await session.get(ReviewJob, qc_job_id)
     if qc is None or not qc.qc:
         raise ReviewJobNotFound()
@@ -565,13 +575,12 @@ async def accept_pair(session: AsyncSession, *, qc_job_id: int, admin: User, red
             finished = await validate(session, job=job, user=admin, accept=True) or finished
             accepted.append(job_id)
     task = await session.get(ReviewTask, qc.task_id)
-    await audit.record(session, admin_id=admin.id, action="review.accept_both", target=f"dataset:{task.dataset_id}",
-                       after={"qc_job_id": qc.id, "accepted_job_ids": accepted,
-                              "agreement": [{k: r[k] for k in ("job_id", "a", "b", "box_f1", "label_kappa")} for r in rows]})
+    agreement_rows = [{k: r[k] for k in ("job_id", "a", "b", "box_f1", "label_kappa")} for r in rows]
     await check_agreement(session, task_id=qc.task_id)
     if redis is not None and task.backend == ReviewBackend.cvat and accepted:
         on_commit(session, lambda: redis.enqueue_job("cvat_accept_jobs", accepted))
-    return finished
+    return AcceptedPair(dataset_id=task.dataset_id, qc_job_id=qc.id, accepted_job_ids=accepted,
+                        agreement=agreement_rows, finished=finished)
 
 
 async def review_overview(session: AsyncSession, *, recent_days: int = 14, limit: int = 50) -> list[dict[str, Any]]:
