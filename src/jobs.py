@@ -28,6 +28,8 @@ from src.database import unit_of_work
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
+    from src.quotas.service import UsageOf
+
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -46,6 +48,7 @@ class JobContext(TypedDict, total=False):
     sessionmaker: async_sessionmaker[AsyncSession]
     pool: ProcessPoolExecutor  # CPU-heavy steps, through run_cpu
     interactive: ThreadPoolExecutor  # one thread for short work a user waits on
+    usage: UsageOf  # the quota usage (datasets.service.usage), for the video import
 
 
 def redis_settings(url: str | None = None) -> RedisSettings:

@@ -32,6 +32,7 @@ from src.billing.router import router as billing_router
 from src.config import ROOT, get_settings
 from src.database import create_engine, create_sessionmaker
 from src.datasets import pages as dataset_pages
+from src.datasets import service as dataset_service
 from src.datasets.router import router as datasets_router
 from src.detectors import pages as detector_pages
 from src.detectors.router import router as detectors_router
@@ -45,6 +46,7 @@ from src.review.webhooks import router as review_webhook_router
 from src.security import BodyGuardMiddleware, BodyLimits, SecurityMiddleware, add_security_headers
 from src.templating import path_for, redirect, render
 from src.videos import pages as video_pages
+from src.videos.ports import VideoPorts
 from src.videos.router import router as videos_router
 from src.webhooks.router import router as webhooks_router
 from src.jobs import redis_settings
@@ -130,6 +132,11 @@ def create_app() -> FastAPI:
                        login_paths=LOGIN_PATHS)
     app.add_middleware(BodyGuardMiddleware, limits=body_limits(settings))  # outermost: before anything reads
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    # What the domains below datasets need from it: the quota usage (videos, datasets) the
+    # checks count (src/quotas/service.py, UsageOf), a video's datasets (src/videos/ports.py).
+    app.state.usage = dataset_service.usage
+    app.state.video_ports = VideoPorts(datasets_of=dataset_service.list_for_video,
+                                       before_delete=dataset_service.before_video_delete)
     # What the domains above auth do for every new account (src/auth/users.py, AfterRegister;
     # src.cli.create_admin passes the same).
     app.state.after_register = (billing_service.grant_starting_balance,)

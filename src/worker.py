@@ -17,6 +17,7 @@ from arq import cron
 
 from src.config import get_settings
 from src.database import create_engine, create_sessionmaker
+from src.datasets import service as dataset_service
 from src.datasets.tasks import build_dataset, preview_dataset, requeue_stale
 from src.detectors.tasks import evaluate_detector, predict_frame, train_detector, validate_detector
 from src.gpu import ADVERT_EVERY_S, GPU_QUEUE, advertise, describe_devices, release_gpu_jobs, routing, withdraw, worker_id
@@ -72,6 +73,7 @@ async def startup(ctx: JobContext) -> None:
         ctx["redis"] = routing(ctx["redis"])
     ctx["engine"] = create_engine(settings.database_url)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
+    ctx["usage"] = dataset_service.usage  # the quota usage an import counts against (src/quotas/service.py)
     # spawn, not fork: the worker process holds an event loop, sockets and threads. The pool's
     # processes end with this worker, however it ends (src/supervisor.py, die_with_parent).
     ctx["pool"] = ProcessPoolExecutor(settings.worker_processes, mp_context=multiprocessing.get_context("spawn"),

@@ -252,7 +252,8 @@ async def test_import_survives_postgres_dropping_during_it(postgres_app, postgre
             redis = Redis.from_url(services[1])
             await redis.flushdb()  # the job was taken off the queue: we run it here, as the worker would
             await redis.aclose()
-            ctx = {"sessionmaker": postgres_app.state.sessionmaker, "redis": postgres_app.state.redis, "pool": pool}
+            ctx = {"sessionmaker": postgres_app.state.sessionmaker, "redis": postgres_app.state.redis, "pool": pool,
+                   "usage": postgres_app.state.usage}
 
             running = asyncio.create_task(import_video(ctx, video_id, 0))
             await asyncio.sleep(0.8)

@@ -12,7 +12,7 @@ import math
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.datasets.draft import service as drafts
@@ -27,6 +27,8 @@ from src.pagination import PageParams
 from src.quotas import service as quota_service
 from src.review.service import qc_frames
 from src.storage import get_storage
+from src.videos import service as video_service
+from src.videos.exceptions import VideoInUse
 from src.videos.models import Video
 from src.vision.attribute_checks import attribute_check_count
 from src.webhooks import service as webhook_service
@@ -69,6 +71,45 @@ async def list_for_video(session: AsyncSession, *, video_id: uuid.UUID) -> list[
     user may see the video)."""
     query = select(Dataset).where(Dataset.video_id == video_id).order_by(Dataset.created_at)
     return list((await session.scalars(query)).all())
+
+
+async def before_video_delete(session: AsyncSession, *, video_id: uuid.UUID) -> list[str]:
+    """A video is deleted with its datasets (dataset.video_id: ON DELETE CASCADE): refused while
+    one of them is being made; otherwise the storage prefixes of their files, to remove once the
+    transaction has committed (the video's `VideoPorts.before_delete`)."""
+    running = await session.scalar(
+        select(Dataset.id).where(Dataset.video_id == video_id, Dataset.state.in_(ACTIVE_STATES)).limit(1)
+    )
+    if running is not None:
+        raise VideoInUse("A dataset of this video is still being made; cancel it first.")
+    dataset_ids = (await session.scalars(select(Dataset.id).where(Dataset.video_id == video_id))).all()
+    return [f"datasets/{dataset_id}" for dataset_id in dataset_ids]
+
+
+async def usage(session: AsyncSession, *, user_id: uuid.UUID) -> quota_service.Usage:
+    """What the user uses of the quotas, from the video and dataset tables: summed here, as
+    datasets sit above videos and quotas (the quota checks' `UsageOf`). A dataset's frames count
+    in the month it was confirmed, delivered ones or else the quoted ones, unless it failed or
+    was cancelled."""
+    videos = await video_service.usage(session, user_id=user_id)
+    frames = func.coalesce(Dataset.delivered_frames, Dataset.quote["frames"].as_integer(), 0)
+    counted_month = (
+        (Dataset.confirmed_at >= quota_service.month_start())
+        & Dataset.state.not_in([DatasetState.cancelled, DatasetState.failed])
+    )
+    dataset_bytes, frames_this_month, running_jobs = (await session.execute(
+        select(
+            func.coalesce(func.sum(Dataset.size_bytes), 0),
+            func.coalesce(func.sum(frames).filter(counted_month), 0),
+            func.count().filter(Dataset.state.in_(ACTIVE_STATES)),
+        ).where(Dataset.owner_id == user_id)
+    )).one()
+    return quota_service.Usage(
+        storage_bytes=videos.size_bytes + int(dataset_bytes),
+        videos=videos.count,
+        frames_this_month=int(frames_this_month),
+        running_jobs=running_jobs,
+    )
 
 
 async def search_for_owner(
@@ -184,7 +225,7 @@ async def confirm(
     priced = await quote(session, dataset=locked)
     if expected_total_cents is not None and expected_total_cents != priced.total_cents:
         raise PriceChanged("The price changed since the quote you saw; review the new quote and confirm again.")
-    await quota_service.check_dataset_confirm(session, user_id=locked.owner_id, frames=priced.frames)
+    await quota_service.check_dataset_confirm(session, user_id=locked.owner_id, frames=priced.frames, usage=usage)
     await billing_service.reserve(session, user_id=locked.owner_id, dataset_id=locked.id, amount_cents=priced.total_cents)
     locked.options = options_of(locked).model_dump()
     locked.quote = priced.model_dump()

@@ -1,8 +1,12 @@
-"""Quotas: what a user may use, what they use now (summed from the database), and the
-checks the video and dataset services call inside their own transaction.
+"""Quotas: what a user may use, and the checks the video and dataset services call inside
+their own transaction. What a user uses now is summed by the domains that own the figures
+(videos and datasets sit above quotas): the checks are handed that sum, a `UsageOf`
+(`datasets.service.usage`, which sees both; the domains below datasets get it from the host:
+`app.state.usage`, set by src.main.create_app, and the worker's `ctx["usage"]`).
 
-Every check first locks the user's row (`lock_user`), so the check and the insert that
-follows it are serialised per user: 20 concurrent uploads against a limit of 5 admit 5.
+Every check first locks the user's row (`lock_user`) and only then sums the usage, so the
+check and the insert that follows it are serialised per user: 20 concurrent uploads against
+a limit of 5 admit 5.
 """
 
 from __future__ import annotations
@@ -10,15 +14,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.datasets.models import ACTIVE_STATES, Dataset, DatasetState
 from src.quotas.exceptions import QuotaExceeded
 from src.quotas.models import QUOTA_FIELDS, QuotaDefault, UserQuota
 from src.units import human_bytes, human_duration  # noqa: F401 - the quota messages' words, re-exported
-from src.videos.models import Video, VideoStatus
 
 ASK_ADMIN = "ask an administrator for more"
 
@@ -39,6 +42,11 @@ class Usage:
     videos: int
     frames_this_month: int
     running_jobs: int
+
+
+class UsageOf(Protocol):
+    async def __call__(self, session: AsyncSession, *, user_id: uuid.UUID) -> Usage:
+        """What the user uses now, summed from the tables of the domains that own the figures."""
 
 
 # Used until an admin saves the defaults (the migration writes the same row).
@@ -80,28 +88,10 @@ def month_start(now: datetime | None = None) -> datetime:
 
 
 async def usage(session: AsyncSession, *, user_id: uuid.UUID) -> Usage:
-    video_bytes, videos = (await session.execute(
-        select(func.coalesce(func.sum(Video.size_bytes), 0), func.count().filter(Video.status != VideoStatus.failed))
-        .where(Video.owner_id == user_id)
-    )).one()
-    frames = func.coalesce(Dataset.delivered_frames, Dataset.quote["frames"].as_integer(), 0)
-    counted_month = (
-        (Dataset.confirmed_at >= month_start())
-        & Dataset.state.not_in([DatasetState.cancelled, DatasetState.failed])
-    )
-    dataset_bytes, frames_this_month, running_jobs = (await session.execute(
-        select(
-            func.coalesce(func.sum(Dataset.size_bytes), 0),
-            func.coalesce(func.sum(frames).filter(counted_month), 0),
-            func.count().filter(Dataset.state.in_(ACTIVE_STATES)),
-        ).where(Dataset.owner_id == user_id)
-    )).one()
-    return Usage(
-        storage_bytes=int(video_bytes) + int(dataset_bytes),
-        videos=videos,
-        frames_this_month=int(frames_this_month),
-        running_jobs=running_jobs,
-    )
+    """Until the pages that show usage take it from above (issue 19): datasets.service.usage."""
+    from src.datasets import service as dataset_service
+
+    return await dataset_service.usage(session, user_id=user_id)
 
 
 # --- changing (admin) ------------------------------------------------------------------
@@ -138,14 +128,16 @@ async def lock_user(session: AsyncSession, *, user_id: uuid.UUID) -> None:
     await session.execute(text('SELECT id FROM "user" WHERE id = :id FOR UPDATE'), {"id": user_id})
 
 
-async def upload_byte_limit(session: AsyncSession, *, user_id: uuid.UUID) -> int:
+async def upload_byte_limit(session: AsyncSession, *, user_id: uuid.UUID, usage: UsageOf) -> int:
     """How many bytes an upload may have right now (no lock: only to cut a stream early)."""
     quota = await effective_quota(session, user_id=user_id)
     used = await usage(session, user_id=user_id)
     return max(0, min(quota.max_video_bytes, quota.max_storage_bytes - used.storage_bytes))
 
 
-async def check_new_video(session: AsyncSession, *, user_id: uuid.UUID, size_bytes: int, duration_s: float) -> None:
+async def check_new_video(
+    session: AsyncSession, *, user_id: uuid.UUID, size_bytes: int, duration_s: float, usage: UsageOf
+) -> None:
     await lock_user(session, user_id=user_id)
     quota = await effective_quota(session, user_id=user_id)
     used = await usage(session, user_id=user_id)
@@ -174,7 +166,7 @@ async def check_new_video(session: AsyncSession, *, user_id: uuid.UUID, size_byt
         )
 
 
-async def check_dataset_confirm(session: AsyncSession, *, user_id: uuid.UUID, frames: int) -> None:
+async def check_dataset_confirm(session: AsyncSession, *, user_id: uuid.UUID, frames: int, usage: UsageOf) -> None:
     await lock_user(session, user_id=user_id)
     quota = await effective_quota(session, user_id=user_id)
     used = await usage(session, user_id=user_id)

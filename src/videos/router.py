@@ -28,13 +28,14 @@ FRAME_CACHE = "private, max-age=86400, immutable"
                  "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
 async def upload_video(request: Request, session: SessionDep, user: CurrentUser):
     """Upload a video (multipart field `file`), streamed to disk; refused with 413/422 on quota or bad file."""
-    return await service.upload(session, request, user=user)
+    return await service.upload(session, request, user=user, usage=request.app.state.usage)
 
 
 @router.post("/import", status_code=202, response_model=VideoRead)
 async def import_video(body: VideoImport, request: Request, session: SessionDep, user: CurrentUser):
     """Download a video from an http(s) link in the background; poll GET /api/v1/videos/{id}."""
-    return await service.request_import(session, request.app.state.redis, user=user, url=str(body.url), name=body.name)
+    return await service.request_import(session, request.app.state.redis, user=user, url=str(body.url), name=body.name,
+                                        usage=request.app.state.usage)
 
 
 @router.get("", response_model=list[VideoRead], responses=LIST_RESPONSES)
@@ -52,8 +53,8 @@ async def read_video(video: OwnedVideo):
 
 
 @router.delete("/{video_id}", status_code=204)
-async def delete_video(video: OwnedVideo, session: SessionDep, background: BackgroundTasks):
-    prefixes = await service.delete(session, video=video)
+async def delete_video(request: Request, video: OwnedVideo, session: SessionDep, background: BackgroundTasks):
+    prefixes = await service.delete(session, video=video, before_delete=request.app.state.video_ports.before_delete)
     background.add_task(service.delete_files, prefixes)  # after the commit
 
 

@@ -3,7 +3,10 @@
 Files live in storage under `videos/<id>/` (source, thumb.jpg); the uploaded name is only
 a display name. Quotas (src.quotas) are checked before the body is read (Content-Length),
 while it streams (byte limit), and in the transaction that inserts the row (count,
-duration, storage) under a per-user lock.
+duration, storage) under a per-user lock. Two things come from the domains above, as
+videos never import datasets: the usage the checks count (videos and datasets, a
+`quotas.service.UsageOf`: `app.state.usage`, the worker's `ctx["usage"]`) and the datasets'
+say in a delete (`src.videos.ports`).
 """
 
 from __future__ import annotations
@@ -11,22 +14,24 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from fastapi import Request
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src import pagination
 from src.auth.models import Role, User
 from src.database import on_commit, utcnow
 from src.pagination import PageParams
-from src.datasets.models import ACTIVE_STATES, Dataset
 from src.quotas import service as quota_service
+from src.quotas.service import UsageOf
 from src.storage import get_storage
-from src.videos.exceptions import InvalidVideo, VideoInUse, VideoNotFound
+from src.videos.exceptions import InvalidVideo, VideoNotFound
 from src.videos.models import Video, VideoStatus
+from src.videos.ports import BeforeDelete
 from src.videos.upload import receive_file
 from src.vision.types import VideoInfo
 
@@ -114,10 +119,11 @@ def stored_probe(video: Video) -> VideoInfo | None:
 
 
 async def store_probed_file(
-    session: AsyncSession, *, video: Video, path: Path, info: VideoInfo, size: int
+    session: AsyncSession, *, video: Video, path: Path, info: VideoInfo, size: int, usage: UsageOf
 ) -> Video:
     """Quota check under the user lock, then move the file into place and mark the video ready."""
-    await quota_service.check_new_video(session, user_id=video.owner_id, size_bytes=size, duration_s=info.duration_s)
+    await quota_service.check_new_video(
+        session, user_id=video.owner_id, size_bytes=size, duration_s=info.duration_s, usage=usage)
     storage = get_storage()
     apply_probe(video, info)
     video.size_bytes = size
@@ -136,17 +142,17 @@ async def store_probed_file(
     return video
 
 
-async def upload(session: AsyncSession, request: Request, *, user: User) -> Video:
+async def upload(session: AsyncSession, request: Request, *, user: User, usage: UsageOf) -> Video:
     """Stream the request's `file` to disk, probe it, check quotas, store it. Nothing is kept on error."""
     storage = get_storage()
-    limit = await quota_service.upload_byte_limit(session, user_id=user.id)
+    limit = await quota_service.upload_byte_limit(session, user_id=user.id, usage=usage)
     temp = storage.temp_file()
     video_id = uuid.uuid4()
     try:
         received = await receive_file(request, temp, limit=limit)
         info = await asyncio.to_thread(probe_file, temp)
         video = Video(id=video_id, owner_id=user.id, display_name=display_name(received.filename))
-        return await store_probed_file(session, video=video, path=temp, info=info, size=received.size)
+        return await store_probed_file(session, video=video, path=temp, info=info, size=received.size, usage=usage)
     except BaseException:
         temp.unlink(missing_ok=True)
         storage.delete_prefix(f"videos/{video_id}")
@@ -174,6 +180,23 @@ async def get_ready_for_user(session: AsyncSession, *, video_id: uuid.UUID, user
     if video.status != VideoStatus.ready:
         raise VideoNotFound()
     return video
+
+
+@dataclass(frozen=True)
+class VideoUsage:
+    """A user's videos as the quotas count them."""
+
+    size_bytes: int  # of every video, failed ones included
+    count: int  # of the videos not failed
+
+
+async def usage(session: AsyncSession, *, user_id: uuid.UUID) -> VideoUsage:
+    """The videos' part of the user's quota usage (the whole: datasets.service.usage)."""
+    size_bytes, count = (await session.execute(
+        select(func.coalesce(func.sum(Video.size_bytes), 0), func.count().filter(Video.status != VideoStatus.failed))
+        .where(Video.owner_id == user_id)
+    )).one()
+    return VideoUsage(size_bytes=int(size_bytes), count=count)
 
 
 async def list_for_owner(session: AsyncSession, *, user: User) -> list[Video]:
@@ -213,19 +236,15 @@ async def frame_jpeg(video: Video, *, n: int, width: int | None) -> bytes:
         raise VideoNotFound() from error
 
 
-async def delete(session: AsyncSession, *, video: Video) -> list[str]:
-    """Delete a video with its drafts and datasets. Refused while a dataset job runs.
+async def delete(session: AsyncSession, *, video: Video, before_delete: BeforeDelete) -> list[str]:
+    """Delete a video with its drafts and datasets; `before_delete` (the datasets' say:
+    datasets.service.before_video_delete) refuses while a dataset job runs.
 
     Returns the storage prefixes to remove once the transaction has committed."""
-    running = await session.scalar(
-        select(Dataset.id).where(Dataset.video_id == video.id, Dataset.state.in_(ACTIVE_STATES)).limit(1)
-    )
-    if running is not None:
-        raise VideoInUse("A dataset of this video is still being made; cancel it first.")
-    dataset_ids = (await session.scalars(select(Dataset.id).where(Dataset.video_id == video.id))).all()
+    dataset_prefixes = await before_delete(session, video_id=video.id)
     await session.delete(video)
     await session.flush()
-    return [f"videos/{video.id}", *(f"datasets/{dataset_id}" for dataset_id in dataset_ids)]
+    return [f"videos/{video.id}", *dataset_prefixes]
 
 
 def delete_files(prefixes: list[str]) -> None:
@@ -234,13 +253,15 @@ def delete_files(prefixes: list[str]) -> None:
         storage.delete_prefix(prefix)
 
 
-async def request_import(session: AsyncSession, redis, *, user: User, url: str, name: str | None) -> Video:
+async def request_import(
+    session: AsyncSession, redis, *, user: User, url: str, name: str | None, usage: UsageOf
+) -> Video:
     """Create an `importing` video and enqueue its download (job id `import:<video_id>`; if
     the enqueue never happens, Redis being down, the stale-import sweep starts it)."""
     from src.videos.url_import import check_url
 
     await check_url(url)
-    await quota_service.check_new_video(session, user_id=user.id, size_bytes=0, duration_s=0.0)
+    await quota_service.check_new_video(session, user_id=user.id, size_bytes=0, duration_s=0.0, usage=usage)
     fallback = url.rstrip("/").split("/")[-1].split("?")[0]
     video = Video(
         owner_id=user.id, display_name=display_name(name or fallback), status=VideoStatus.importing, source_url=url

@@ -82,7 +82,7 @@ async def import_video(ctx: dict, video_id: str, attempt: int = 0) -> str:
             return "skipped"
         video.heartbeat_at = utcnow()
         url, owner_id = video.source_url, video.owner_id
-        limit = await quota_service.upload_byte_limit(session, user_id=owner_id)
+        limit = await quota_service.upload_byte_limit(session, user_id=owner_id, usage=ctx["usage"])
 
     storage = get_storage()
     temp = storage.temp_file()
@@ -109,7 +109,8 @@ async def import_video(ctx: dict, video_id: str, attempt: int = 0) -> str:
             if video is None:
                 return "skipped"
             video.import_progress = 1.0
-            await service.store_probed_file(session, video=video, path=temp, info=info, size=temp.stat().st_size)
+            await service.store_probed_file(session, video=video, path=temp, info=info, size=temp.stat().st_size,
+                                            usage=ctx["usage"])
         return "ready"
     except DomainError as error:
         await _mark_failed(ctx, vid, attempt, error.message)

@@ -1,5 +1,6 @@
 """Lists for scripts: `?page=&per_page=` with X-Total-Count and Link, filters, the old plain list
-without `page`; a dataset deleted (files gone, ledger kept; refused while its job runs)."""
+without `page`; a dataset deleted (files gone, ledger kept; refused while its job runs), and a
+video deleted with its datasets (refused while one is being made)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from sqlalchemy import text
 
 from tests.conftest import login_cookie, register
 from tests.datasets.conftest import CROSSING, make_draft
-from tests.videos.conftest import upload
+from tests.videos.conftest import stored_files, upload
 
 
 async def test_video_and_dataset_lists_page_and_filter(user_client):
@@ -90,3 +91,28 @@ async def test_delete_dataset_refused_while_running(app, user_client, make_clien
                                         {"id": draft["id"]})).scalar_one()
     assert keyframes == 0
     assert (await user_client.delete(f"/api/v1/datasets/{draft['id']}")).status_code == 404
+
+
+async def test_delete_video_refused_while_a_dataset_is_made(app, user_client):
+    from src.config import get_settings
+
+    storage_root = get_settings().storage_path
+    draft = await make_draft(user_client, name="from this video")
+    video_id = draft["video_id"]
+    assert "from this video" in (await user_client.get(f"/videos/{video_id}")).text  # the video page lists it
+
+    async with app.state.engine.begin() as conn:
+        await conn.execute(text("UPDATE dataset SET state = 'building' WHERE id = :id"), {"id": draft["id"]})
+    running = await user_client.delete(f"/api/v1/videos/{video_id}")
+    assert running.status_code == 409
+    assert running.json()["detail"] == "A dataset of this video is still being made; cancel it first."
+    assert (await user_client.post(f"/videos/{video_id}/delete")).status_code == 409
+
+    async with app.state.engine.begin() as conn:
+        await conn.execute(text("UPDATE dataset SET state = 'ready' WHERE id = :id"), {"id": draft["id"]})
+    delivered = storage_root / "datasets" / draft["id"] / "yolo.zip"
+    delivered.parent.mkdir(parents=True)
+    delivered.write_bytes(b"zip")
+    assert (await user_client.delete(f"/api/v1/videos/{video_id}")).status_code == 204
+    assert (await user_client.get(f"/api/v1/datasets/{draft['id']}")).status_code == 404
+    assert stored_files(storage_root) == []  # the video's files and the dataset's

@@ -1,5 +1,6 @@
 """Each quota refuses exactly at its limit, with a message naming it; usage is summed
-from the video and dataset tables; concurrent checks admit exactly the limit."""
+from the video and dataset tables (datasets.service.usage, the checks' `usage`); concurrent
+checks admit exactly the limit."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from src.database import unit_of_work
+from src.datasets import service as dataset_service
 from src.datasets.models import DatasetState
 from src.quotas import service as quotas
 from src.quotas.exceptions import QuotaExceeded
@@ -25,12 +27,13 @@ async def set_quota(app, user_id, **values):
 
 async def check_video(app, user_id, *, size_bytes=1, duration_s=1.0):
     async with unit_of_work(app.state.sessionmaker) as session:
-        await quotas.check_new_video(session, user_id=user_id, size_bytes=size_bytes, duration_s=duration_s)
+        await quotas.check_new_video(session, user_id=user_id, size_bytes=size_bytes, duration_s=duration_s,
+                                     usage=dataset_service.usage)
 
 
 async def check_confirm(app, user_id, *, frames):
     async with unit_of_work(app.state.sessionmaker) as session:
-        await quotas.check_dataset_confirm(session, user_id=user_id, frames=frames)
+        await quotas.check_dataset_confirm(session, user_id=user_id, frames=frames, usage=dataset_service.usage)
 
 
 async def test_usage_is_summed_from_the_tables(app, client):
@@ -43,7 +46,7 @@ async def test_usage_is_summed_from_the_tables(app, client):
     await add_dataset(app, user_id, state=DatasetState.ready, delivered_frames=500,
                       confirmed_at=quotas.month_start() - timedelta(seconds=1))  # last month
     async with unit_of_work(app.state.sessionmaker) as session:
-        used = await quotas.usage(session, user_id=user_id)
+        used = await dataset_service.usage(session, user_id=user_id)
     # every dataset brings its own (0-byte) video; failed videos are not counted
     assert used == quotas.Usage(storage_bytes=360, videos=5, frames_this_month=140, running_jobs=1)
 
@@ -80,7 +83,7 @@ async def test_storage_quota(app, client):
         await check_video(app, user_id, size_bytes=100_000_001)
     assert caught.value.status_code == 413
     async with unit_of_work(app.state.sessionmaker) as session:
-        assert await quotas.upload_byte_limit(session, user_id=user_id) == 100_000_000
+        assert await quotas.upload_byte_limit(session, user_id=user_id, usage=dataset_service.usage) == 100_000_000
 
 
 async def test_frames_per_month_and_concurrent_jobs(app, client):
@@ -123,7 +126,8 @@ async def test_twenty_concurrent_uploads_admit_exactly_the_limit(app, client):
     async def upload() -> bool:
         try:
             async with unit_of_work(app.state.sessionmaker) as session:
-                await quotas.check_new_video(session, user_id=user_id, size_bytes=10, duration_s=1.0)
+                await quotas.check_new_video(session, user_id=user_id, size_bytes=10, duration_s=1.0,
+                                             usage=dataset_service.usage)
                 await asyncio.sleep(0.01)  # widen the window between the check and the insert
                 session.add(Video(owner_id=user_id, display_name="v", size_bytes=10))
             return True
@@ -133,4 +137,4 @@ async def test_twenty_concurrent_uploads_admit_exactly_the_limit(app, client):
     results = await asyncio.gather(*(upload() for _ in range(20)))
     assert sum(results) == 5
     async with unit_of_work(app.state.sessionmaker) as session:
-        assert (await quotas.usage(session, user_id=user_id)).videos == 5
+        assert (await dataset_service.usage(session, user_id=user_id)).videos == 5

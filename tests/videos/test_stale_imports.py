@@ -60,7 +60,7 @@ def fast_staleness(monkeypatch):
 
 
 def _ctx(app) -> dict:
-    return {"sessionmaker": app.state.sessionmaker, "redis": app.state.redis}
+    return {"sessionmaker": app.state.sessionmaker, "redis": app.state.redis, "usage": app.state.usage}
 
 
 async def _row(app, video_id: str) -> dict:
