@@ -6,7 +6,7 @@ A tiny YOLO (yolov8n.yaml, random init, offline) is trained on ground-truth boxe
 FIRST HALF of every shared sequence (every 5th frame, one class "object"), so it has seen
 the objects: an optimistic, small-data flywheel model, not a pretrained detector. For each
 sequence, seeded on frame 0: propagate, pick `budget` of the frames (a) by the tracker's
-expected error alone, (b) with the detector's disagreement added (src.detectors.disagreement);
+expected error alone, (b) with the detector's disagreement added (src.vision.disagreement);
 replace those frames by ground truth, re-propagate, and report the share of frames with
 IoU >= 0.5 vs ground truth.
 
@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 
 from bench.common import SEQUENCES, first_seeds, load_sequence, review, score
-from src.detectors import disagreement, inference, training
+from src.detectors import inference, training
+from src.vision import disagreement
 from src.vision.hard_frames import budget_to_count, select_hard_frames
 from src.vision.propagate import propagate
 from src.vision.video import iter_frames

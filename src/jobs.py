@@ -28,6 +28,7 @@ from src.database import unit_of_work
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
+    from src.datasets.ports import DatasetJobPorts
     from src.quotas.service import UsageOf
 
 T = TypeVar("T")
@@ -49,6 +50,7 @@ class JobContext(TypedDict, total=False):
     pool: ProcessPoolExecutor  # CPU-heavy steps, through run_cpu
     interactive: ThreadPoolExecutor  # one thread for short work a user waits on
     usage: UsageOf  # the quota usage (datasets.service.usage), for the video import
+    dataset_ports: DatasetJobPorts  # review and detectors, as the dataset job sees them
 
 
 def redis_settings(url: str | None = None) -> RedisSettings:

@@ -33,12 +33,15 @@ from src.config import ROOT, get_settings
 from src.database import create_engine, create_sessionmaker
 from src.datasets import pages as dataset_pages
 from src.datasets import service as dataset_service
+from src.datasets.ports import DatasetPagePorts
 from src.datasets.router import router as datasets_router
 from src.detectors import pages as detector_pages
+from src.detectors import service as detector_service
 from src.detectors.router import router as detectors_router
 from src.exceptions import DomainError
 from src.gpu import routing
 from src import api_errors, outages
+from src.review import desk as review_desk
 from src.review import pages as review_pages
 from src.review.router import admin_router as review_admin_router
 from src.review.router import router as review_router
@@ -137,6 +140,9 @@ def create_app() -> FastAPI:
     app.state.usage = dataset_service.usage
     app.state.video_ports = VideoPorts(datasets_of=dataset_service.list_for_video,
                                        before_delete=dataset_service.before_video_delete)
+    # What the dataset pages need from the domains above datasets (src/datasets/ports.py).
+    app.state.dataset_ports = DatasetPagePorts(review_summary=review_desk.review_summary,
+                                               model_choices=detector_service.model_choices)
     # What the domains above auth do for every new account (src/auth/users.py, AfterRegister;
     # src.cli.create_admin passes the same).
     app.state.after_register = (billing_service.grant_starting_balance,)

@@ -18,11 +18,13 @@ from arq import cron
 from src.config import get_settings
 from src.database import create_engine, create_sessionmaker
 from src.datasets import service as dataset_service
+from src.datasets.ports import DatasetJobPorts
 from src.datasets.tasks import build_dataset, preview_dataset, requeue_stale
-from src.detectors.tasks import evaluate_detector, predict_frame, train_detector, validate_detector
+from src.detectors.tasks import apply_model, evaluate_detector, predict_frame, train_detector, validate_detector
 from src.gpu import ADVERT_EVERY_S, GPU_QUEUE, advertise, describe_devices, release_gpu_jobs, routing, withdraw, worker_id
 from src.jobs import JobContext, job_session, redis_settings, run_cpu
 from src.supervisor import die_with_parent
+from src.review.desk import ReviewDesk
 from src.review.tasks import cvat_accept_jobs, cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
 from src.webhooks.tasks import deliver_webhook
 from src.videos.tasks import import_video, requeue_stale_imports
@@ -74,6 +76,8 @@ async def startup(ctx: JobContext) -> None:
     ctx["engine"] = create_engine(settings.database_url)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     ctx["usage"] = dataset_service.usage  # the quota usage an import counts against (src/quotas/service.py)
+    # What the dataset job needs from the domains above datasets (src/datasets/ports.py).
+    ctx["dataset_ports"] = DatasetJobPorts(review=ReviewDesk(), apply_model=apply_model)
     # spawn, not fork: the worker process holds an event loop, sockets and threads. The pool's
     # processes end with this worker, however it ends (src/supervisor.py, die_with_parent).
     ctx["pool"] = ProcessPoolExecutor(settings.worker_processes, mp_context=multiprocessing.get_context("spawn"),

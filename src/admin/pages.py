@@ -200,8 +200,6 @@ async def accept_both_submit(request: Request, job_id: int, session: SessionDep,
                                                              qc_job_id=job_id))
     if error := accepted.error:
         return await _review_page(request, session, status_code=error.status_code, error=error.message)
-    if accepted.value.finished:
-        review_service.resume_on_commit(session, request.app.state.redis, accepted.value.dataset_id)
     if is_htmx(request):
         return await _review_page(request, session, message=f"QC job #{job_id} and its primary job accepted.")
     return redirect_to(request, "admin_review_page")

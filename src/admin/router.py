@@ -102,8 +102,6 @@ async def cancel_job(request: Request, session: SessionDep, admin: AdminUser, da
 async def accept_both(job_id: JobId, request: Request, session: SessionDep, admin: AdminUser):
     """Accept a QC job and the primary job it checks, whatever their agreement (audited)."""
     accepted = await service.accept_qc_pair(session, request.app.state.redis, admin=admin, qc_job_id=job_id)
-    if accepted.finished:
-        review_service.resume_on_commit(session, request.app.state.redis, accepted.dataset_id)
     return [row for row in await review_service.review_overview(session) if row["dataset_id"] == accepted.dataset_id]
 
 

@@ -19,6 +19,7 @@ from src.auth.users import UserManager
 from src.billing import service as billing_service
 from src.billing.models import PriceList
 from src.billing.service import PRICE_FIELDS
+from src.datasets import service as dataset_service
 from src.datasets.models import Dataset
 from src.exceptions import Conflict, NotFound
 from src.quotas import service as quota_service
@@ -83,7 +84,7 @@ async def _with_figures(session: AsyncSession, users: list[User]) -> list[dict[s
 async def user_detail(session: AsyncSession, *, user_id: uuid.UUID) -> dict[str, Any]:
     user = await get_user_or_raise(session, user_id=user_id)
     (row,) = await _with_figures(session, [user])
-    usage = await quota_service.usage(session, user_id=user_id)
+    usage = await dataset_service.usage(session, user_id=user_id)
     return {
         **row,
         "quota": await quota_service.effective_quota(session, user_id=user_id),
@@ -177,7 +178,7 @@ async def send_password_reset(
 async def accept_qc_pair(session: AsyncSession, redis, *, admin: User, qc_job_id: int) -> review_service.AcceptedPair:
     """The review page's "Accept both": the QC job and the primary job(s) it checks are
     accepted whatever their agreement (review's `accept_pair`), audited as `review.accept_both`."""
-    accepted = await review_service.accept_pair(session, qc_job_id=qc_job_id, admin=admin, redis=redis)
+    accepted = await review_service.accept_pair(session, redis, qc_job_id=qc_job_id, admin=admin)
     await audit.record(
         session, admin_id=admin.id, action="review.accept_both", target=f"dataset:{accepted.dataset_id}",
         after={"qc_job_id": accepted.qc_job_id, "accepted_job_ids": accepted.accepted_job_ids,

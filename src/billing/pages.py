@@ -23,7 +23,7 @@ async def billing_page(request: Request, session: SessionDep, user: PageUser, pa
         "currency": prices.currency,
         "balance_cents": await service.balance_cents(session, user_id=user.id),
         "quota": await quota_service.effective_quota(session, user_id=user.id),
-        "usage": await quota_service.usage(session, user_id=user.id),
+        "usage": await request.app.state.usage(session, user_id=user.id),  # summed above billing
         "ledger": await service.ledger(session, user_id=user.id, limit=PER_PAGE, offset=(page - 1) * PER_PAGE),
         "page": page,
         "per_page": PER_PAGE,

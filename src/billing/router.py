@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from src.auth.dependencies import CurrentUser
 from src.billing import service
@@ -35,7 +35,7 @@ async def prices(session: SessionDep, user: CurrentUser):
 
 
 @router.get("/usage")
-async def usage(session: SessionDep, user: CurrentUser):
-    """The user's quotas and what they use now."""
+async def usage(request: Request, session: SessionDep, user: CurrentUser):
+    """The user's quotas and what they use now (summed above billing: `app.state.usage`)."""
     quota = await quota_service.effective_quota(session, user_id=user.id)
-    return {"quota": vars(quota), "usage": vars(await quota_service.usage(session, user_id=user.id))}
+    return {"quota": vars(quota), "usage": vars(await request.app.state.usage(session, user_id=user.id))}

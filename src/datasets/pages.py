@@ -59,7 +59,7 @@ async def _cabinet_context(session, user) -> dict:
         "balance": await billing_service.balance_cents(session, user_id=user.id),
         "currency": (await billing_service.current_price_list(session)).currency,
         "quota": await quota_service.effective_quota(session, user_id=user.id),
-        "usage": await quota_service.usage(session, user_id=user.id),
+        "usage": await service.usage(session, user_id=user.id),
         "ledger": await billing_service.ledger(session, user_id=user.id, limit=10),
     }
 
@@ -74,13 +74,8 @@ async def create_page(request: Request, dataset: PageDataset, session: SessionDe
     if dataset.state != DatasetState.draft:
         return redirect_to(request, "dataset_overview", dataset_id=dataset.id)
     context = await _create_context(session, dataset, user, options=service.options_of(dataset))
-    return render(request, "datasets/create.html", {**context, "models": await _ready_models(session, user)})
-
-
-async def _ready_models(session, user) -> list:
-    from src.detectors import service as detector_service
-
-    return [d for d in await detector_service.list_for_user(session, user=user) if d.state == "ready"]
+    models = await request.app.state.dataset_ports.model_choices(session, user=user)
+    return render(request, "datasets/create.html", {**context, "models": models})
 
 
 async def _create_context(session, dataset, user, *, options: DatasetOptions | None, errors: list[str] = ()) -> dict:
@@ -195,14 +190,12 @@ async def overview(
 ):
     class_id = int(class_id) if class_id.strip().isdigit() else None  # "" is "all classes"
     manifest = service.read_artifact(dataset, "manifest.json") if dataset.state == DatasetState.ready else None
-    from src.review import service as review_service
     from src.videos.models import Video
 
-    task = await review_service.get_task(session, dataset_id=dataset.id)
-    own_jobs = await review_service.own_review_jobs(session, dataset_id=dataset.id, user=user) if task else []
+    review = await request.app.state.dataset_ports.review_summary(session, dataset_id=dataset.id, user=user)
     context = {
-        "own_jobs": own_jobs,
-        "review_message": task.message if task is not None else None,
+        "own_jobs": review.own_jobs,
+        "review_message": review.message,
         "dataset": dataset, "view": await service.to_read(session, dataset=dataset),
         "video": await session.get(Video, dataset.video_id),
         "active": dataset.state in ACTIVE_STATES,

@@ -1,16 +1,13 @@
 """The CPU-heavy steps of a dataset job, run in the worker's process pool.
 
 Plain functions over paths and small values (picklable), importing only `src.vision`.
-Progress goes through a small JSON file that the job's coroutine polls: a process pool
-has no other cheap channel back to the event loop.
+Progress goes through a small JSON file that the job's coroutine polls
+(src.vision.progress.ProgressFile).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,36 +17,16 @@ import numpy as np
 
 from src.vision.attribute_checks import attribute_check_count, select_attribute_frames
 from src.vision.attributes import AttributeSpec, keyframe_values
+from src.vision.delivery import Delivery
+from src.vision.disagreement import as_error_tracks
 from src.vision.formats.build import build_exports
 from src.vision.frame_cache import FrameCache
 from src.vision.formats.model import ExportSpec, labeled_frames, split_by_blocks
 from src.vision.hard_frames import select_hard_frames
+from src.vision.progress import ProgressFile
 from src.vision.propagate import propagate
-from src.vision.sampling import sample_frames
 from src.vision.types import PropagationResult, SeedObject, VideoInfo
-
-
-class ProgressFile:
-    """`{"done": d, "total": t}` written atomically, at most every `interval` seconds."""
-
-    def __init__(self, path: Path, interval: float = 0.3):
-        self.path, self.interval, self.last = Path(path), interval, 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last < self.interval and done < total:
-            return
-        self.last = now
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"done": int(done), "total": int(total)}))
-        os.replace(tmp, self.path)
-
-    @staticmethod
-    def read(path: Path) -> dict[str, int] | None:
-        try:
-            return json.loads(Path(path).read_text())
-        except (FileNotFoundError, ValueError):
-            return None
+from src.vision.video import probe
 
 
 def seed_objects(seeds: dict[int, list[dict[str, Any]]]) -> dict[int, list[SeedObject]]:
@@ -64,31 +41,45 @@ def seed_objects(seeds: dict[int, list[dict[str, Any]]]) -> dict[int, list[SeedO
     return out
 
 
-def run_propagation(
+@dataclass(frozen=True)
+class Tracked:
+    """The tracking stage's output: the tracks, the frames to deliver (sampling), and the
+    folder holding those frames' images when they were written in the same decode (None:
+    the build decodes them)."""
+
+    result: PropagationResult
+    delivered: list[int]
+    images: str | None = None
+
+
+def run_tracking(
     video_path: str, seeds: dict[int, list[dict]], info: VideoInfo | None, tracker_model: str | None,
-    reuse_path: str | None, keep_path: str | None, progress_path: str,
-) -> PropagationResult:
-    """``info``: what the upload's probe stored (None: probe again). The probe decodes the end
+    reuse_path: str | None, keep_path: str | None, sampling: dict[str, Any], images_dir: str | None,
+    progress_path: str,
+) -> Tracked:
+    """Propagate, sample and (with ``images_dir``) write the delivered frames' images, over
+    one decode of the video (src.vision.delivery taps the engine's decoder).
+
+    ``info``: what the upload's probe stored (None: probe again). The probe decodes the end
     of the file to check the frame count (a GOP, often a few hundred frames): once is enough.
     ``tracker_model``: TRACKER_MODEL_DIR (the result says which engine ran: ``engine``).
     ``keep_path``: where the run's Reusable goes (src.vision.segments); ``reuse_path``: an
     earlier run's, so that only the spans next to the keyframes added since (the review's
-    corrections) are propagated again: the same tracks as a whole run, in a fraction of it."""
+    corrections) are tracked again: the same tracks as a whole run. The decode still covers
+    the whole video, for the sampling and the images."""
     from src.vision.segments import Reusable
 
+    info = info or probe(video_path)
+    delivery = Delivery(sampling, info.width, Path(images_dir) if images_dir else None)
     reuse = Reusable.from_bytes(Path(reuse_path).read_bytes()) if reuse_path else None
-    result = propagate(video_path, seed_objects(seeds), budget=0, info=info, progress=ProgressFile(Path(progress_path)),
-                       tracker_model=tracker_model, reuse=reuse, keep=keep_path is not None)
+    try:
+        result = propagate(video_path, seed_objects(seeds), budget=0, info=info, progress=ProgressFile(Path(progress_path)),
+                           tracker_model=tracker_model, reuse=reuse, keep=keep_path is not None, tap=delivery)
+    finally:
+        delivered = delivery.close()
     if keep_path is not None:
         Path(keep_path).write_bytes(result.reusable.to_bytes())
-    return result
-
-
-def run_sampling(video_path: str, sampling: dict[str, Any], progress_path: str | None = None) -> list[int]:
-    return sample_frames(
-        video_path, mode=sampling["mode"], every_n=sampling.get("every_n", 1),
-        ssim_threshold=sampling.get("ssim_threshold", 0.95),
-    )
+    return Tracked(result, delivered, images_dir)
 
 
 @dataclass(frozen=True)
@@ -116,7 +107,7 @@ def pick_review_frames(
     `keyframe_attributes`); what that pick leaves (no mutable attribute, no risk, no AVA frame
     delivered) goes back to the box checks: hard frames by the tracker's expected error, plus
     the detector's disagreement with the tracks (`model_scores`, per frame, from
-    src.detectors.disagreement) when given."""
+    src.vision.disagreement) when given."""
     count = math.floor(budget * len(delivered) + 1e-9)
     if count <= 0:
         return ReviewPick([])
@@ -130,8 +121,6 @@ def pick_review_frames(
     exclude = set(keyframes) | set(attribute_checks) | {f for f in range(result.video.frames) if f not in delivered_set}
     tracks = result.tracks
     if model_scores is not None:
-        from src.detectors.disagreement import as_error_tracks
-
         tracks = [*tracks, *as_error_tracks(np.asarray(model_scores[: result.video.frames]))]
     box_checks = select_hard_frames(tracks, result.video.frames, count - len(attribute_checks), exclude=exclude)
     return ReviewPick(box_checks, attribute_checks)
@@ -139,15 +128,16 @@ def pick_review_frames(
 
 def run_build(
     video_path: str, result: PropagationResult, spec: ExportSpec, delivered: list[int],
-    split: dict[str, Any], keep_empty: bool, out_dir: str, progress_path: str,
+    split: dict[str, Any], keep_empty: bool, out_dir: str, progress_path: str, images_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Split, label and export; returns the zip paths and the actual quantities for the charge."""
+    """Split, label and export; returns the zip paths and the actual quantities for the charge.
+    ``images_dir``: the frames' images, already written (``Tracked.images``)."""
     assignment = split_by_blocks(delivered, split, int(split.get("seed", 0)))
     class_ids = {name: i for i, name in enumerate(spec.classes)}
     sequence = labeled_frames(result, delivered, assignment, class_ids, reviewed=spec.reviewed_frames, keep_empty=True)
     frames = [f for f in sequence if keep_empty or f.objects]
     zips = build_exports(Path(video_path), result, spec, frames, Path(out_dir), progress=ProgressFile(Path(progress_path)),
-                         sequence=sequence)
+                         sequence=sequence, images=Path(images_dir) if images_dir else None)
     return {
         "zips": {fmt: str(path) for fmt, path in zips.items()},
         "frames": len(frames),

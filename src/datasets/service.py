@@ -1,5 +1,6 @@
-"""The dataset lifecycle: options, quote, confirm (quota + reservation), cancel, retry,
-progress and downloads. The job itself is in tasks.py; the pure steps in pipeline.py.
+"""The dataset lifecycle: options, quote, confirm (quota + reservation), review, settle,
+cancel, retry, progress and downloads. The job itself is in flow.py (its runs in runs.py);
+the pure steps in pipeline.py.
 
 States: draft -> queued -> propagating -> in_review -> building -> ready, plus failed and
 cancelled. Every transition is a row update under a row lock, so a job that runs twice or
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,7 +27,6 @@ from src.datasets.schemas import DatasetOptions, DatasetRead, Progress, Quote
 from src import pagination
 from src.pagination import PageParams
 from src.quotas import service as quota_service
-from src.review.service import qc_frames
 from src.storage import get_storage
 from src.videos import service as video_service
 from src.videos.exceptions import VideoInUse
@@ -38,6 +39,16 @@ CANCELLABLE = (DatasetState.queued, DatasetState.propagating, DatasetState.in_re
 FORMAT_NAMES = {"yolo": "YOLO (Ultralytics)", "yolo_track": "YOLO with track ids", "coco": "COCO (RF-DETR)",
                 "cvat": "CVAT for video 1.1", "cvat_images": "CVAT for images 1.1", "ava": "AVA v2.x CSV",
                 "mot": "MOT Challenge"}
+
+
+def qc_frames(frames: Sequence[int], share: float) -> list[int]:
+    """The frames of a review given to a second annotator (QC): `share` of the (sorted) review
+    frames, spread evenly over them; at least one when share > 0. The quote prices them; the
+    review's QC jobs are made of them."""
+    if share <= 0 or not frames:
+        return []
+    n = min(len(frames), max(1, int(len(frames) * share + 0.5)))
+    return sorted({frames[int((i + 0.5) * len(frames) / n)] for i in range(n)})
 
 
 def job_id(dataset_id: uuid.UUID, attempt: int = 0) -> str:
@@ -293,10 +304,60 @@ async def quote_warnings(session: AsyncSession, *, dataset: Dataset) -> list[str
 
 def enqueue(session: AsyncSession, redis, dataset: Dataset) -> None:
     """Enqueue the build job once the transaction has committed (the job must see the row).
-    The dataset is handed to that job id (any earlier run's token is void: see tasks._load)."""
+    The dataset is handed to that job id (any earlier run's token is void: see runs.claim)."""
     name, key = str(dataset.id), job_id(dataset.id, dataset.attempts)
     dataset.run_job_id, dataset.run_token = key, None
     on_commit(session, lambda: redis.enqueue_job("build_dataset", name, _job_id=key))
+
+
+async def enter_review(session: AsyncSession, redis, *, dataset: Dataset, frames: int, percent: float) -> None:
+    """The job opened the dataset's review (in this transaction) and lets go of it: in review
+    until the review's end resumes it (`resume_after_review` enqueues the run that claims it
+    afresh); `dataset.needs_review` webhooks after the commit."""
+    dataset.state = DatasetState.in_review
+    dataset.progress = {"stage": "in_review", "percent": percent, "frames_total": frames}
+    dataset.heartbeat_at, dataset.run_job_id, dataset.run_token = utcnow(), None, None
+    await webhook_service.emit_dataset(session, redis, dataset=dataset, event=WebhookEvent.dataset_needs_review)
+
+
+def resume_job_id(dataset_id: uuid.UUID) -> str:
+    """The job that resumes a dataset after its review."""
+    return f"dataset:{dataset_id}:review"
+
+
+async def resume_after_review(session: AsyncSession, redis, *, dataset_id: uuid.UUID) -> bool:
+    """The dataset's review is over (every job accepted): the dataset goes on to build, and the
+    run that re-propagates with the corrections and builds is enqueued once this transaction
+    commits (it claims the dataset afresh). False when the dataset is no longer in review
+    (cancelled meanwhile)."""
+    dataset = await session.get(Dataset, dataset_id, with_for_update=True, populate_existing=True)
+    if dataset is None or dataset.state != DatasetState.in_review:
+        return False
+    dataset.state = DatasetState.building
+    dataset.progress = {"stage": "building", "percent": 75}
+    await session.flush()
+    key = resume_job_id(dataset_id)
+    on_commit(session, lambda: redis.enqueue_job("build_dataset", str(dataset_id), _job_id=key))
+    return True
+
+
+async def settle_ready(
+    session: AsyncSession, redis, *, dataset: Dataset, frames: int, object_frames: int, review_frames: int,
+    qc_reviewed: int, size_bytes: int, splits: dict[str, int],
+) -> None:
+    """Charge the actual quantities at the quote's price list and mark the dataset ready, in
+    the caller's transaction (billing.settle is idempotent besides); `dataset.ready` webhooks
+    after the commit."""
+    version = (dataset.quote or {}).get("price_list_version")
+    price_list = await billing_service.get_price_list(session, version=version) if version else None
+    price_list = price_list or await billing_service.current_price_list(session)
+    final = billing_service.price(price_list, frames=frames, object_frames=object_frames,
+                                  review_frames=review_frames, qc_frames=qc_reviewed)
+    dataset.charged_cents = await billing_service.settle(session, dataset_id=dataset.id, final_cents=final["total_cents"])
+    dataset.delivered_frames, dataset.size_bytes = frames, size_bytes
+    dataset.state, dataset.finished_at = DatasetState.ready, utcnow()
+    dataset.progress = {"stage": "ready", "percent": 100, "splits": splits}
+    await webhook_service.emit_dataset(session, redis, dataset=dataset, event=WebhookEvent.dataset_ready)
 
 
 async def cancel(session: AsyncSession, redis=None, *, dataset_id: uuid.UUID) -> Dataset:

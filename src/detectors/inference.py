@@ -201,7 +201,7 @@ class VideoDetections:
 def track_video(path: str, kind: str, classes: list[str], video_path: str, *, imgsz: int | None = None,
                 conf: float = 0.1, progress_path: str | None = None) -> VideoDetections:
     """Run the detector over every frame with ByteTrack association (`model.track(persist=True)`)."""
-    from src.datasets.pipeline import ProgressFile
+    from src.vision.progress import ProgressFile
     from src.vision.video import iter_frames, probe
 
     model = load(path, kind)

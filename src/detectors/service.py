@@ -21,6 +21,7 @@ from src.config import get_settings
 from src.database import on_commit, utcnow
 from src.datasets import service as dataset_service
 from src.datasets.models import Dataset, DatasetState
+from src.datasets.ports import ModelChoice
 from src.detectors import extras
 from src.detectors.exceptions import (DetectorNotFound, InvalidModel, InvalidTraining, ModelNotReady,
                                       WorkerUnavailable)
@@ -144,6 +145,12 @@ async def get_ready_for_user(session: AsyncSession, *, detector_id: uuid.UUID, u
 async def list_for_user(session: AsyncSession, *, user: User) -> list[Detector]:
     query = select(Detector).where(or_(Detector.owner_id == user.id, Detector.shared.is_(True)))
     return list((await session.scalars(query.order_by(Detector.created_at.desc()))).all())
+
+
+async def model_choices(session: AsyncSession, *, user: User) -> list[ModelChoice]:
+    """The ready models `user` may apply to a dataset (src.datasets.ports.ModelChoices: the
+    dataset create page's list)."""
+    return [ModelChoice(d.id, d.name) for d in await list_for_user(session, user=user) if d.state == DetectorState.ready]
 
 
 async def search_for_user(

@@ -7,7 +7,8 @@ import shutil
 
 import numpy as np
 
-from src.detectors import disagreement, fusion, inference, master
+from src.detectors import inference, master
+from src.vision import disagreement, fusion
 from src.vision.types import PropagationResult
 
 

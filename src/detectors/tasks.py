@@ -16,6 +16,7 @@ from sqlalchemy import delete
 
 from src.datasets import service as dataset_service
 from src.datasets.models import Dataset
+from src.datasets.ports import ModelApplied
 from src.detectors import inference, master, service, steps, training
 from src.detectors.exceptions import InvalidModel, OfflineDownload
 from src.detectors.models import Detector, DetectorEvaluation, DetectorState, MasterDataset
@@ -262,14 +263,15 @@ async def _detections(ctx: dict, *, dataset: Dataset, model_id: uuid.UUID, video
 
 
 async def apply_model(ctx: dict, *, dataset: Dataset, video_path: str, result, classes: list[str],
-                      rank: bool) -> tuple[Any, list[float] | None, int]:
-    """The dataset's `model_id` option: `(fused result, disagreement scores per frame or None, boxes
-    filled)`. The scores compare the detector with the unfused tracks (only when `rank` and the
+                      rank: bool) -> ModelApplied:
+    """The dataset's `model_id` option (src.datasets.ports.ModelRunner; the worker plugs it into
+    the dataset job): the fused result, the disagreement scores per frame or None, the boxes
+    filled. The scores compare the detector with the unfused tracks (only when `rank` and the
     dataset has a review budget); the fused result is what reviewers see and what is exported."""
     options = dataset_service.options_of(dataset)
     model_id = getattr(options, "model_id", None)
     if model_id is None:
-        return result, None, 0
+        return ModelApplied(result, None, 0)
     detections = await _detections(ctx, dataset=dataset, model_id=model_id, video_path=video_path)
     scores = None
     if rank and options.review_budget > 0:
@@ -278,4 +280,4 @@ async def apply_model(ctx: dict, *, dataset: Dataset, video_path: str, result, c
         scores = await run_cpu(ctx, steps.model_scores, detections, result.tracks, classes, counts)
     fused, filled = await run_cpu(ctx, steps.fuse_result, result, detections, classes)
     log.info("dataset %s: model %s filled %d boxes of lost or hesitant tracks", dataset.id, model_id, filled)
-    return fused, scores, filled
+    return ModelApplied(fused, scores, filled)

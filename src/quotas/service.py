@@ -87,13 +87,6 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-async def usage(session: AsyncSession, *, user_id: uuid.UUID) -> Usage:
-    """Until the pages that show usage take it from above (issue 19): datasets.service.usage."""
-    from src.datasets import service as dataset_service
-
-    return await dataset_service.usage(session, user_id=user_id)
-
-
 # --- changing (admin) ------------------------------------------------------------------
 
 async def update_defaults(session: AsyncSession, *, changes: dict) -> Quota:

@@ -237,9 +237,9 @@ async def import_annotations(session: AsyncSession, *, job: ReviewJob, boxes: di
     await session.flush()
 
 
-async def sync_job(session: AsyncSession, *, job: ReviewJob, config: CvatConfig) -> bool:
-    """Bring one job in step with CVAT. Returns True when this completed the whole review
-    (the caller then calls `service.resume_on_commit`). Raises CvatUnavailable."""
+async def sync_job(session: AsyncSession, redis, *, job: ReviewJob, config: CvatConfig) -> bool:
+    """Bring one job in step with CVAT. Returns True when this completed the whole review (the
+    dataset then resumes once this commits). Raises CvatUnavailable."""
     if job.cvat_job_id is None or job.stage == JobStage.acceptance:
         return False
     remote = await cvat.call(config, cvat.job_state, job.cvat_job_id)
@@ -254,7 +254,7 @@ async def sync_job(session: AsyncSession, *, job: ReviewJob, config: CvatConfig)
             # the agreement compares the two annotations as completed, before any validation
             await import_annotations(session, job=job, boxes=await cvat.call(config, cvat.job_annotations, job.cvat_job_id))
             before = {j.id for j in jobs if j.stage == JobStage.acceptance}
-            finished = await service.check_agreement(session, task_id=job.task_id)
+            finished = await service.check_agreement(session, redis, task_id=job.task_id)
             await push_accepted([j for j in jobs if j.stage == JobStage.acceptance and j.id not in before], config=config)
             if job.stage == JobStage.acceptance:
                 return finished
@@ -270,9 +270,9 @@ async def sync_job(session: AsyncSession, *, job: ReviewJob, config: CvatConfig)
     if done:
         boxes = await cvat.call(config, cvat.job_annotations, job.cvat_job_id)
         await import_annotations(session, job=job, boxes=boxes)
-        return await service.validate(session, job=job, user=None, accept=True)
+        return await service.validate(session, redis, job=job, user=None, accept=True)
     if (stage == "validation" and state == "rejected") or (stage == "annotation" and state != "completed"):
-        await service.validate(session, job=job, user=None, accept=False,
+        await service.validate(session, redis, job=job, user=None, accept=False,
                                issue=remote["issue"] or "Rejected in CVAT (no issue text).")
         annotator = await session.get(User, job.assignee_id) if job.assignee_id else None
         await cvat.call(config, cvat.update_job, job.cvat_job_id, stage="annotation", state="in progress",

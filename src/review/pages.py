@@ -127,13 +127,10 @@ async def complete_submit(request: Request, job_id: int, session: SessionDep, us
     job = await service.get_job_for(session, job_id=job_id, user=user)
     if not pending_ok and await service.pending_count(session, job=job):
         return redirect(request, _job_url(request, job_id, ask_complete="true"))
-    completed = await attempt(session, service.complete(session, job=job, user=user))
+    completed = await attempt(session, service.complete(session, request.app.state.redis, job=job, user=user))
     if error := completed.error:
         return await _job_page(request, session, user, job, error=error.message, status_code=error.status_code)
-    finished = completed.value
     task = await session.get(ReviewTask, job.task_id)
-    if finished:
-        service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
     if user.role == Role.user:  # an owner reviewing their own dataset goes back to it
         return redirect_to(request, "dataset_overview", dataset_id=task.dataset_id)
     return redirect_to(request, "my_review_jobs")
@@ -143,10 +140,8 @@ async def complete_submit(request: Request, job_id: int, session: SessionDep, us
 async def validate_submit(request: Request, job_id: int, session: SessionDep, user: PageUser,
                           accept: Annotated[bool, Form()] = False, issue: Annotated[str, Form()] = ""):
     job = await service.get_job_for(session, job_id=job_id, user=user)
-    validated = await attempt(session, service.validate(session, job=job, user=user, accept=accept, issue=issue))
+    validated = await attempt(session, service.validate(session, request.app.state.redis, job=job, user=user,
+                                                         accept=accept, issue=issue))
     if error := validated.error:  # nothing of the refused validation stays (it once recorded the reviewer)
         return await _job_page(request, session, user, job, error=error.message, status_code=error.status_code)
-    if validated.value:
-        task = await session.get(ReviewTask, job.task_id)
-        service.resume_on_commit(session, request.app.state.redis, task.dataset_id)
     return redirect_to(request, "my_review_jobs")

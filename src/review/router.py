@@ -67,22 +67,16 @@ async def complete(job_id: JobId, request: Request, session: SessionDep, user: C
     """The annotator is done: the job goes to validation by a second person (or, in double
     review, is accepted with its QC pair when they agree enough)."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
-    finished = await service.complete(session, job=job, user=user)
-    view = await service.job_view(session, job=job)
-    if finished:
-        service.resume_on_commit(session, request.app.state.redis, view.dataset_id)
-    return view
+    await service.complete(session, request.app.state.redis, job=job, user=user)
+    return await service.job_view(session, job=job)
 
 
 @router.post("/jobs/{job_id}/validate", response_model=ReviewJobRead)
 async def validate(job_id: JobId, body: ValidationIn, request: Request, session: SessionDep, user: CurrentUser):
     """Accept (the corrections are imported; the last acceptance resumes the dataset) or reject with an issue."""
     job = await service.get_job_for(session, job_id=job_id, user=user)
-    finished = await service.validate(session, job=job, user=user, accept=body.accept, issue=body.issue)
-    view = await service.job_view(session, job=job)
-    if finished:
-        service.resume_on_commit(session, request.app.state.redis, view.dataset_id)
-    return view
+    await service.validate(session, request.app.state.redis, job=job, user=user, accept=body.accept, issue=body.issue)
+    return await service.job_view(session, job=job)
 
 
 @router.post("/jobs/{job_id}/assign", response_model=ReviewJobRead)

@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import Role, User
 from src.database import on_commit, utcnow
+from src.datasets import service as dataset_service
 from src.datasets.models import Dataset, DatasetState
+from src.datasets.service import qc_frames
 from src.review import agreement
 from src.review.exceptions import InvalidCorrection, NotYourJob, ReviewJobNotFound, WrongStage
 from src.review.models import FrameDecision, JobStage, ReviewBackend, ReviewFrame, ReviewJob, ReviewTask, TaskState
@@ -76,14 +78,6 @@ async def open_review(
                            picked=set(qc_frames(frames, double_review_share)), attribute_checks=attribute_checks)
     await session.flush()
     return task
-
-
-def qc_frames(frames: Sequence[int], share: float) -> list[int]:
-    """`share` of the (sorted) hard frames, spread evenly over them; at least one when share > 0."""
-    if share <= 0 or not frames:
-        return []
-    n = min(len(frames), max(1, int(len(frames) * share + 0.5)))
-    return sorted({frames[int((i + 0.5) * len(frames) / n)] for i in range(n)})
 
 
 async def _add_qc_jobs(
@@ -268,24 +262,26 @@ async def pending_count(session: AsyncSession, *, job: ReviewJob) -> int:
     return sum(f.decision == FrameDecision.pending for f in await frames_of_job(session, job_id=job.id))
 
 
-async def complete(session: AsyncSession, *, job: ReviewJob, user: User | None) -> bool:
+async def complete(session: AsyncSession, redis, *, job: ReviewJob, user: User | None) -> bool:
     """`complete_annotation`, then the QC check of the task (agreement, auto-accept).
 
-    Returns True when an automatic acceptance completed the whole task (the caller then
-    calls `resume_on_commit`)."""
+    Returns True when an automatic acceptance completed the whole task (the dataset then
+    resumes once this commits: `finish_if_complete`)."""
     await complete_annotation(session, job=job, user=user)
     task = await session.get(ReviewTask, job.task_id)
     if self_reviewed(job, await session.get(Dataset, task.dataset_id)):
         job.stage, job.imported, job.reviewer_id = JobStage.acceptance, True, job.assignee_id
         await session.flush()
-        return await finish_if_complete(session, task_id=job.task_id)
-    return await check_agreement(session, task_id=job.task_id)
+        return await finish_if_complete(session, redis, task_id=job.task_id)
+    return await check_agreement(session, redis, task_id=job.task_id)
 
 
-async def validate(session: AsyncSession, *, job: ReviewJob, user: User | None, accept: bool, issue: str = "") -> bool:
+async def validate(session: AsyncSession, redis, *, job: ReviewJob, user: User | None, accept: bool,
+                   issue: str = "") -> bool:
     """validation -> acceptance, or back to annotation with the reviewer's issue text.
 
-    Returns True when this acceptance completed the whole task (the dataset can go on)."""
+    Returns True when this acceptance completed the whole task (the dataset then resumes once
+    this commits: `finish_if_complete`)."""
     if job.stage != JobStage.validation:
         raise WrongStage("This job is not waiting for validation.")
     if user is not None and not can_validate(job, user):
@@ -297,27 +293,23 @@ async def validate(session: AsyncSession, *, job: ReviewJob, user: User | None, 
             raise InvalidCorrection("Say what is wrong, so the annotator can fix it.")
         job.stage, job.issue = JobStage.annotation, issue.strip()
         await session.flush()
-        return await check_agreement(session, task_id=job.task_id)  # its QC figures wait for the redo
+        return await check_agreement(session, redis, task_id=job.task_id)  # its QC figures wait for the redo
     job.stage, job.issue, job.imported = JobStage.acceptance, None, True
     await session.flush()
-    return await finish_if_complete(session, task_id=job.task_id)
+    return await finish_if_complete(session, redis, task_id=job.task_id)
 
 
-async def finish_if_complete(session: AsyncSession, *, task_id: int) -> bool:
-    """When every job is accepted: close the task and hand the dataset back to the worker."""
+async def finish_if_complete(session: AsyncSession, redis, *, task_id: int) -> bool:
+    """When every job is accepted: close the task and hand the dataset back to the worker
+    (datasets.service.resume_after_review: the run after the review is enqueued once this
+    transaction commits). True when that happened."""
     task = await session.get(ReviewTask, task_id, with_for_update=True)
     if task.state == TaskState.done:
         return False
     if any(j.stage != JobStage.acceptance for j in await jobs_of_task(session, task_id=task_id)):
         return False
     task.state, task.completed_at, task.message = TaskState.done, utcnow(), None
-    dataset = await session.get(Dataset, task.dataset_id, with_for_update=True)
-    if dataset.state != DatasetState.in_review:
-        return False
-    dataset.state = DatasetState.building
-    dataset.progress = {"stage": "building", "percent": 75}
-    await session.flush()
-    return True
+    return await dataset_service.resume_after_review(session, redis, dataset_id=task.dataset_id)
 
 
 async def corrections(session: AsyncSession, *, dataset_id: uuid.UUID) -> tuple[dict[int, list[dict]], list[int], list[int]]:
@@ -367,15 +359,6 @@ async def qc_reviewed_count(session: AsyncSession, *, dataset_id: uuid.UUID) -> 
         select(func.count(ReviewFrame.id)).join(ReviewJob, ReviewFrame.job_id == ReviewJob.id)
         .where(ReviewJob.task_id == task.id, ReviewJob.stage == JobStage.acceptance, ReviewJob.qc.is_(True))
     ) or 0)
-
-
-def resume_job_id(dataset_id: uuid.UUID) -> str:
-    return f"dataset:{dataset_id}:review"
-
-
-def resume_on_commit(session: AsyncSession, redis, dataset_id: uuid.UUID) -> None:
-    """After the last acceptance: once it has committed, the worker re-propagates and builds."""
-    on_commit(session, lambda: redis.enqueue_job("build_dataset", str(dataset_id), _job_id=resume_job_id(dataset_id)))
 
 
 async def decide(
@@ -522,7 +505,7 @@ def meets(row: dict[str, Any], threshold: float) -> bool:
             and all(k is None or k >= threshold for k in attributes))
 
 
-async def check_agreement(session: AsyncSession, *, task_id: int) -> bool:
+async def check_agreement(session: AsyncSession, redis, *, task_id: int) -> bool:
     """Store the task's QC figures and, with an auto-accept threshold, accept both jobs of each
     ready pair that meets it (no human validation). True when that completed the task."""
     task = await session.get(ReviewTask, task_id)
@@ -538,7 +521,7 @@ async def check_agreement(session: AsyncSession, *, task_id: int) -> bool:
             for job_id in (row["job_id"], row["qc_job_id"]):
                 job = await session.get(ReviewJob, job_id)
                 if job.stage == JobStage.validation:
-                    finished = await validate(session, job=job, user=None, accept=True) or finished
+                    finished = await validate(session, redis, job=job, user=None, accept=True) or finished
                     auto.add(job_id)
         figures = await qc_agreement(session, task_id=task_id)
     task.agreement = {**figures, "auto_accepted": sorted(auto), "checked_at": utcnow().isoformat()}
@@ -557,7 +540,7 @@ class AcceptedPair:
     finished: bool  # that completed the task
 
 
-async def accept_pair(session: AsyncSession, *, qc_job_id: int, admin: User, redis=None) -> AcceptedPair:
+async def accept_pair(session: AsyncSession, redis, *, qc_job_id: int, admin: User) -> AcceptedPair:
     """Admin: accept a QC job and the primary job(s) it shares frames with, whatever the
     agreement (both must have completed annotation). The caller audits it (src.admin.service).
     On CVAT, once committed, the worker moves those CVAT jobs to acceptance too (``redis``)."""
@@ -572,11 +555,11 @@ async def accept_pair(session: AsyncSession, *, qc_job_id: int, admin: User, red
     for job_id in [qc.id, *(r["job_id"] for r in rows)]:
         job = await session.get(ReviewJob, job_id)
         if job.stage == JobStage.validation:
-            finished = await validate(session, job=job, user=admin, accept=True) or finished
+            finished = await validate(session, redis, job=job, user=admin, accept=True) or finished
             accepted.append(job_id)
     task = await session.get(ReviewTask, qc.task_id)
     agreement_rows = [{k: r[k] for k in ("job_id", "a", "b", "box_f1", "label_kappa")} for r in rows]
-    await check_agreement(session, task_id=qc.task_id)
+    await check_agreement(session, redis, task_id=qc.task_id)
     if redis is not None and task.backend == ReviewBackend.cvat and accepted:
         on_commit(session, lambda: redis.enqueue_job("cvat_accept_jobs", accepted))
     return AcceptedPair(dataset_id=task.dataset_id, qc_job_id=qc.id, accepted_job_ids=accepted,

@@ -9,7 +9,7 @@ import logging
 
 from sqlalchemy import select
 
-from src.review import cvat_sync, service
+from src.review import cvat_sync
 from src.review.cvat import CvatConfig, CvatUnavailable
 from src.review.cvat_sync import UNREACHABLE
 from src.review.models import JobStage, ReviewBackend, ReviewJob, ReviewTask, TaskState
@@ -54,8 +54,7 @@ async def cvat_sync_job(ctx: dict, job_id: int) -> str:
             task = await session.get(ReviewTask, job.task_id)
             if task.state != TaskState.open:
                 return "not open"
-            if await cvat_sync.sync_job(session, job=job, config=config):
-                service.resume_on_commit(session, ctx["redis"], task.dataset_id)
+            await cvat_sync.sync_job(session, ctx["redis"], job=job, config=config)
             if task.message == UNREACHABLE:
                 task.message = None
             stage = job.stage.value

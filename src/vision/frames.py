@@ -31,6 +31,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -211,6 +212,13 @@ class FrameReader:
         return Frame.of((lv[k] for lv in self._levels), [c[k] for c in self._chroma] if self._chroma else None)
 
 
+class FrameTap(Protocol):
+    """Something that sees every decoded frame: ``tap(i, bgr)`` for i = first, first + 1, ...
+    (full size, BGR, upright), on the decoder thread: it must be quick or hand the work on."""
+
+    def __call__(self, i: int, bgr: np.ndarray) -> None: ...
+
+
 class FrameStore:
     """Write side: owns the files and the decode thread; ``reader()`` gives the read side."""
 
@@ -226,15 +234,21 @@ class FrameStore:
         first: int = 0,
         colour: bool = False,
         decoded: tuple[str, int] | None = None,
+        tap: FrameTap | None = None,
     ):
         """Frames ``first`` .. ``n_frames - 1`` of the video. ``slots``: frames the ring holds
         (default: all); ``marks``: the readers' first marks, the lowest frame each will read
         (required when ``slots`` < the frames stored); ``colour``: keep the chroma planes too
         (``Frame.chroma``; the decoder then converts every frame to BGR, no luma shortcut).
         ``decoded``: (folder, frames) of a whole decoded video kept by ``keep_frames`` (a
-        FrameCache entry): nothing is decoded, readers read there."""
+        FrameCache entry): nothing is decoded, readers read there. ``tap``: called with each
+        decoded full-size BGR frame, in order, before it is shrunk (src.vision.delivery); the
+        decoder then reads BGR, as for ``colour``."""
         if not 0 <= first < n_frames:
             raise ValueError(f"first frame {first} outside 0-{n_frames - 1}")
+        if tap is not None and decoded is not None:
+            raise ValueError("a tap needs frames to be decoded; this store reads decoded ones")
+        self.tap = tap
         count = n_frames - first
         self.slots = max(1, min(slots or count, count)) if decoded is None else decoded[1]
         self.decoded = decoded
@@ -302,6 +316,8 @@ class FrameStore:
                 if not ok:
                     self.broken_at = i
                     raise RuntimeError(f"{self.path}: decoding stopped at frame {i} of {self.n_frames}")
+                if self.tap is not None:
+                    self.tap(i, frame)
                 chroma = ()
                 if frame.ndim == 3 and self.colour:
                     frame = shrink(frame, self.w, self.h)
@@ -337,8 +353,9 @@ class FrameStore:
         """The capture, at frame ``first``, and, when it can hand out the decoder's luma plane
         directly, that frame. Luma skips two colour conversions (YUV -> BGR -> grey): about
         20% of the decode time at 720p, 30% at 1080p. Anything unusual (not 8-bit, or not the
-        upright size the probe reported) falls back to BGR frames, and so does a colour store."""
-        if self.colour:
+        upright size the probe reported) falls back to BGR frames, and so does a colour store
+        or one with a tap."""
+        if self.colour or self.tap is not None:
             cap = open_capture(self.path)
             seek_to(cap, self.path, self.first)
             return cap, None

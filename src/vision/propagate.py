@@ -33,6 +33,7 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -40,7 +41,7 @@ import numpy as np
 from src.vision import kernels
 from src.vision.confidence import fused_confidence
 from src.vision.frame_cache import FrameCache
-from src.vision.frames import FrameReader, FrameSpec, FrameStore
+from src.vision.frames import FrameReader, FrameSpec, FrameStore, FrameTap
 from src.vision.hard_frames import select_hard_frames
 from src.vision.metrics import iou
 from src.vision.segments import Reusable, Span, changed_spans
@@ -53,7 +54,7 @@ from src.vision.types import (
     Track,
     VideoInfo,
 )
-from src.vision.video import VideoProbeError, probe
+from src.vision.video import VideoProbeError, iter_frames, probe
 
 LK_ENGINE = "lk-ncc"  # the built-in tracker's name in results and datasets
 CANCEL_POLL_S = 0.1  # how often a running propagation asks whether it is still wanted
@@ -180,6 +181,20 @@ def working_scale(info: VideoInfo, keyframes: dict[int, list[SeedObject]], slots
     return float(min(s, cap))
 
 
+class PassResult(NamedTuple):
+    """One pass between keyframes, frame by frame in the pass's own order (a backward pass runs
+    from its keyframe down): ``frames`` (m,), ``boxes`` (m, 4) full-res xyxy with NaN rows,
+    ``confidence`` (m,), ``lost`` (m,) bool: absent because tracking failed, ``left`` (m,)
+    bool: absent because the tracker judged the object out of the picture, or, before a
+    track's first keyframe, not yet there."""
+
+    frames: np.ndarray
+    boxes: np.ndarray
+    confidence: np.ndarray
+    lost: np.ndarray
+    left: np.ndarray
+
+
 class _Pass:
     """One tracking pass: from keyframe ``start`` (box in full-res px) over frames
     ``start+step .. stop`` inclusive; each ``advance`` covers one frame, or two or three (see
@@ -296,14 +311,11 @@ class _Pass:
             self.set_camera(store, dt)
         return self.tracker.step(frame, dt) if nano is None else self.tracker.step(frame, dt, nano)
 
-    def result(self):
-        """(frames (m,), boxes (m, 4) full-res with NaN rows, conf (m,), lost (m,) bool:
-        absent because tracking failed, left (m,) bool: absent because the tracker judged the
-        object out of the picture, or, before a track's first keyframe, not yet there)."""
-        return self.frames, self.boxes, self.conf, self.lost, self.left
+    def result(self) -> PassResult:
+        return PassResult(self.frames, self.boxes, self.conf, self.lost, self.left)
 
 
-def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[tuple]:
+def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[PassResult]:
     """Run a group of passes (``_Pass`` arguments: start, box, stop, step, mark, open_end,
     model_dir, params) together, one frame of each in turn, so that every pass of the group
     follows the decoder instead of the last ones waiting for the first to finish. Returns each pass's ``_Pass.result()``, in order."""
@@ -401,7 +413,8 @@ def _balanced_groups(lengths: list[int], k: int) -> list[list[int]]:
     return [g for g in groups if g]
 
 
-def _fuse(n: int, a: int, b: int, fwd, bwd, box_a=None, box_b=None, min_iou: float = DEFAULT_PARAMS.fuse_min_iou):
+def _fuse(n: int, a: int, b: int, fwd: PassResult | None, bwd: PassResult | None, box_a=None, box_b=None,
+          min_iou: float = DEFAULT_PARAMS.fuse_min_iou):
     """Combine passes between keyframes ``a`` < ``b`` (either may be None) into
     (boxes (n, 4), single-pass conf (n,), agreement (n,), both (n,), lost (n,), left (n,)) for
     frames a+1..b-1."""
@@ -410,20 +423,20 @@ def _fuse(n: int, a: int, b: int, fwd, bwd, box_a=None, box_b=None, min_iou: flo
     out_c = np.zeros(m)
     agree = np.zeros(m)
     both = np.zeros(m)
-    F = fwd[1][:m] if fwd is not None else np.full((m, 4), np.nan)
-    cf = fwd[2][:m] if fwd is not None else np.zeros(m)
+    F = fwd.boxes[:m] if fwd is not None else np.full((m, 4), np.nan)
+    cf = fwd.confidence[:m] if fwd is not None else np.zeros(m)
     if bwd is not None:  # backward pass runs b-1 .. a+1: reverse to frame order
-        B, cb = bwd[1][:m][::-1], bwd[2][:m][::-1]
+        B, cb = bwd.boxes[:m][::-1], bwd.confidence[:m][::-1]
     else:
         B, cb = np.full((m, 4), np.nan), np.zeros(m)
     lost = np.zeros(m, bool)
     left = np.zeros(m, bool)
     if fwd is not None:
-        lost |= fwd[3][:m]
-        left |= fwd[4][:m]
+        lost |= fwd.lost[:m]
+        left |= fwd.left[:m]
     if bwd is not None:
-        lost |= bwd[3][:m][::-1]
-        left |= bwd[4][:m][::-1]
+        lost |= bwd.lost[:m][::-1]
+        left |= bwd.left[:m][::-1]
     t = np.arange(a + 1, b)
     wf = (b - t) / (b - a) if (fwd is not None and bwd is not None) else np.ones(m)
     wb = 1.0 - wf if (fwd is not None and bwd is not None) else np.ones(m)
@@ -489,6 +502,7 @@ def propagate(
     cancelled: Callable[[], bool] | None = None,
     params: PropagationParams = DEFAULT_PARAMS,
     frame_cache: FrameCache | None = None,
+    tap: FrameTap | None = None,
 ) -> PropagationResult:
     """Propagate ``keyframes`` ({frame: [SeedObject]}, boxes full-res xyxy) through the video.
 
@@ -509,7 +523,10 @@ def propagate(
     ``params.process_min_work`` object-frames), else in threads. ``params``: the settings around
     the trackers (PropagationParams). ``frame_cache``: read the frames from there when this video
     was decoded at this scale before, and keep them there after a whole-video run (a preview's
-    next fix in place then decodes nothing). Raises VideoProbeError / SeedError.
+    next fix in place then decodes nothing). ``tap``: sees every frame of the video as it is
+    decoded (src.vision.frames.FrameTap; a dataset job's sampling and export images,
+    src.vision.delivery): the whole video is then decoded, also on a re-propagation, and
+    never read from ``frame_cache``. Raises VideoProbeError / SeedError.
     """
     t0 = time.perf_counter()
     info = info or probe(video_path)
@@ -534,6 +551,8 @@ def propagate(
         first = min((sp.start for sp in spans.values()), default=0)
         last = max((sp.stop for sp in spans.values()), default=-1)
         work = sum(len(sp) for sp in spans.values())
+    if tap is not None:  # the tap sees every frame: decode them all, the spans' passes read theirs
+        first, last, frame_cache = 0, n - 1, None
     workers = workers or max(1, os.cpu_count() or 1)
     if processes is None:
         processes = workers > 1 and work >= params.process_min_work
@@ -554,6 +573,7 @@ def propagate(
         store = FrameStore(
             video_path, last + 1, info.width, info.height, scale, slots,
             marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first, colour=colour, decoded=decoded,
+            tap=tap,
         )
         # One call at a time uses the shared process pool: a call's decoder waits for all of its
         # passes, so its groups must not queue behind another call's.
@@ -565,6 +585,14 @@ def propagate(
                     frame_cache.put(entry, store)
             finally:
                 store.close()
+    elif tap is not None:  # nothing to track (no pass changed): the tap still sees the video
+        fed = 0
+        for fed, frame in enumerate(iter_frames(video_path), 1):
+            tap(fed - 1, frame)
+            if fed == n:
+                break
+        if fed < n:
+            raise VideoProbeError(f"the video stops decoding at frame {fed} of {n}")
     passes = dict(zip(keys, results))
 
     earlier = {t.track_id: t for t in reuse.tracks} if spans is not None else {}

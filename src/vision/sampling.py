@@ -14,7 +14,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from src.vision.video import iter_frames, probe
+from src.vision.video import iter_frames, probe, resize
 
 SMALL_W = 160
 CUT_MIN_DIST = 0.35  # Bhattacharyya distance of 32-bin grey histograms ...
@@ -22,9 +22,7 @@ CUT_RATIO = 4.0  # ... and this many times the median of the last frames
 
 
 def _small_grey(path: str | Path):
-    info = probe(path)
-    scale = min(1.0, SMALL_W / info.width)
-    yield from iter_frames(path, scale=scale, grey=True)
+    yield from iter_frames(path, scale=small_scale(probe(path).width), grey=True)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,6 +65,65 @@ def detect_scene_cuts(video_path: str | Path) -> list[int]:
     return cuts
 
 
+class Sampler:
+    """The sampling decision frame by frame, for a decode that also serves other readers
+    (``sample_frames`` over its own decode; src.vision.delivery inside the engine's).
+
+    ``feed(i, small_grey)`` with every frame in order, as ``small_grey_of`` makes it;
+    ``kept``: the frames delivered so far (frame ``i``'s fate is known once it is fed)."""
+
+    def __init__(self, mode: Literal["all", "every_n", "dedup"] = "all", every_n: int = 1,
+                 ssim_threshold: float = 0.95):
+        if mode not in ("all", "every_n", "dedup"):
+            raise ValueError(f"unknown sampling mode {mode!r}")
+        if every_n < 1:
+            raise ValueError("every_n must be >= 1")
+        self.mode, self.every_n, self.ssim_threshold = mode, every_n, ssim_threshold
+        self.kept: list[int] = []
+        self._recent: list[float] = []
+        self._prev_h = self._last_kept = None
+        self._shot_start = 0
+
+    @property
+    def needs_pixels(self) -> bool:
+        """False for ``all``: every frame is kept, nothing needs looking at."""
+        return self.mode != "all"
+
+    def feed(self, i: int, g: np.ndarray | None) -> bool:
+        """Whether frame ``i`` is delivered; ``g``: its small grey copy (None for ``all``)."""
+        if self.mode == "all":
+            self.kept.append(i)
+            return True
+        h = _hist(g)
+        cut = False
+        if self._prev_h is not None:
+            d = cv2.compareHist(self._prev_h, h, cv2.HISTCMP_BHATTACHARYYA)
+            cut = _is_cut(d, self._recent)
+            self._recent = [] if cut else (self._recent + [d])[-30:]
+        self._prev_h = h
+        keep = i == 0 or cut
+        if keep:
+            self._shot_start, self._last_kept = i, g
+        elif self.mode == "every_n":
+            keep = (i - self._shot_start) % self.every_n == 0
+        elif ssim(g, self._last_kept) < self.ssim_threshold:
+            keep, self._last_kept = True, g
+        if keep:
+            self.kept.append(i)
+        return keep
+
+
+def small_scale(width: int) -> float:
+    """The scale of the small copy sampling and cut detection look at."""
+    return min(1.0, SMALL_W / width)
+
+
+def small_grey_of(bgr: np.ndarray, scale: float) -> np.ndarray:
+    """A decoded BGR frame as the sampler sees it (the same pixels as ``iter_frames(scale,
+    grey=True)`` gives)."""
+    return cv2.cvtColor(resize(bgr, None, scale), cv2.COLOR_BGR2GRAY)
+
+
 def sample_frames(
     video_path: str | Path,
     *,
@@ -81,33 +138,9 @@ def sample_frames(
     - ``dedup``: a frame is kept when its SSIM to the last kept frame is below
       ``ssim_threshold`` (and the first frame of each shot is always kept).
     """
-    if mode not in ("all", "every_n", "dedup"):
-        raise ValueError(f"unknown sampling mode {mode!r}")
-    if every_n < 1:
-        raise ValueError("every_n must be >= 1")
+    sampler = Sampler(mode, every_n, ssim_threshold)
     if mode == "all":
         return list(range(probe(video_path).frames))
-    kept: list[int] = []
-    recent: list[float] = []
-    prev_h = last_kept = None
-    shot_start = 0
     for i, g in enumerate(_small_grey(video_path)):
-        h = _hist(g)
-        cut = False
-        if prev_h is not None:
-            d = cv2.compareHist(prev_h, h, cv2.HISTCMP_BHATTACHARYYA)
-            cut = _is_cut(d, recent)
-            recent = [] if cut else (recent + [d])[-30:]
-        prev_h = h
-        if i == 0 or cut:
-            shot_start = i
-            kept.append(i)
-            last_kept = g
-            continue
-        if mode == "every_n":
-            if (i - shot_start) % every_n == 0:
-                kept.append(i)
-        elif ssim(g, last_kept) < ssim_threshold:
-            kept.append(i)
-            last_kept = g
-    return kept
+        sampler.feed(i, g)
+    return sampler.kept

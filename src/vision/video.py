@@ -191,7 +191,8 @@ def probe(path: str | Path) -> VideoInfo:
     )
 
 
-def _resize(frame: np.ndarray, width: int | None, scale: float | None) -> np.ndarray:
+def resize(frame: np.ndarray, width: int | None, scale: float | None) -> np.ndarray:
+    """``frame`` at ``width`` px wide (or ``scale`` of its size), aspect kept, INTER_AREA."""
     if width is None and (scale is None or scale == 1.0):
         return frame
     h, w = frame.shape[:2]
@@ -299,7 +300,7 @@ def read_frame(path: str | Path, n: int, width: int | None = None) -> np.ndarray
         except Exception:  # noqa: BLE001 - any PyAV trouble: OpenCV's seek below still answers
             frame = None
         if frame is not None:
-            return _resize(frame, width, None)
+            return resize(frame, width, None)
     cap = open_capture(path)
     try:
         if n > 0:
@@ -309,7 +310,7 @@ def read_frame(path: str | Path, n: int, width: int | None = None) -> np.ndarray
         cap.release()
     if not ok or frame is None:
         raise IndexError(f"{path}: no frame {n}")
-    return _resize(frame, width, None)
+    return resize(frame, width, None)
 
 
 def seek_to(cap: cv2.VideoCapture, path: str | Path, n: int) -> None:
@@ -349,7 +350,7 @@ def iter_frames(
             ok, frame = cap.read()
             if not ok:
                 return
-            frame = _resize(frame, None, scale)
+            frame = resize(frame, None, scale)
             if grey:
                 frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             yield frame

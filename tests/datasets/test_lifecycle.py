@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 
 from src.billing.models import LedgerEntry
 from src.config import get_settings
-from src.datasets.tasks import requeue_stale
+from src.datasets.runs import requeue_stale
 from tests.datasets.conftest import OPTIONS, make_draft, run_worker, top_up
 from tests.test_worker import burst_worker
 

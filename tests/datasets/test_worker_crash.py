@@ -233,7 +233,7 @@ async def test_a_worker_dies_mid_job_and_the_next_one_finishes_it(app, user_clie
     assert balance == 1_000_000 - done["charged_cents"]
 
 
-async def test_a_run_that_lost_the_dataset_writes_nothing(app, user_client, monkeypatch):
+async def test_a_run_that_lost_the_dataset_writes_nothing(app, user_client, monkeypatch, tmp_path):
     """The ownership rules themselves, without a worker: a live holder makes another job skip;
     once its heartbeat is stale (its arq job still "in progress": a dead or stalled worker) the
     sweep hands the dataset to a new job id, and from then on the old run's writes, charge and
@@ -241,7 +241,8 @@ async def test_a_run_that_lost_the_dataset_writes_nothing(app, user_client, monk
     from arq.constants import in_progress_key_prefix
 
     from src.config import get_settings
-    from src.datasets import tasks
+    from src.datasets import flow, runs, service
+    from src.datasets.ports import ReviewOutcome
     from tests.datasets.conftest import make_draft
 
     dataset = await make_draft(user_client)
@@ -250,38 +251,39 @@ async def test_a_run_that_lost_the_dataset_writes_nothing(app, user_client, monk
     did = uuid.UUID(dataset["id"])
     ctx = {"redis": app.state.redis, "sessionmaker": app.state.sessionmaker, "job_id": f"dataset:{did}", "job_try": 1}
 
-    claimed = await tasks._load(ctx, did)
-    token = claimed["token"]
-    await tasks._update(ctx, did, token, progress={"stage": "propagating", "percent": 20})
-    assert await tasks._load({**ctx, "job_id": f"dataset:{did}:retry9"}, did) is None  # the holder is alive
-    assert await tasks.requeue_stale(ctx) == 0  # its heartbeat is fresh
+    claimed = await runs.claim(ctx, did)
+    token = claimed.token
+    await runs.update(ctx, did, token, progress={"stage": "propagating", "percent": 20})
+    assert await runs.claim({**ctx, "job_id": f"dataset:{did}:retry9"}, did) is None  # the holder is alive
+    assert await runs.requeue_stale(ctx) == 0  # its heartbeat is fresh
 
     await app.state.redis.set(in_progress_key_prefix + ctx["job_id"], b"1")  # arq still has it running
     monkeypatch.setattr(get_settings(), "job_stale_seconds", 0)
-    assert await tasks.requeue_stale(ctx) == 1
+    assert await runs.requeue_stale(ctx) == 1
     row = await _row(app, str(did))
     assert (row.run_job_id, row.run_token, row.attempts) == (f"dataset:{did}:retry1", None, 1)
 
-    with pytest.raises(tasks.Superseded):
-        await tasks._update(ctx, did, token, progress={"stage": "propagating", "percent": 30})
-    with pytest.raises(tasks.Superseded):
-        await tasks._finish(ctx, did, token, {}, 0, reviewed=0)
-    await tasks._fail(ctx, did, token, "the old run's failure")
+    with pytest.raises(runs.Superseded):
+        await runs.update(ctx, did, token, progress={"stage": "propagating", "percent": 30})
+    with pytest.raises(runs.Superseded):
+        old_run = flow.Run(ctx, claimed, service.options_of(claimed.dataset), tmp_path)
+        await flow.deliver(old_run, flow.Built({}, str(tmp_path / "manifest.json"), 0, 0, {}), {}, ReviewOutcome())
+    await runs.fail(ctx, did, token, "the old run's failure")
     row = await _row(app, str(did))
     assert row.state.value == "queued" and row.error is None and row.progress["percent"] == 20
     assert await _ledger_kinds(app, str(did)) == ["reservation"]
 
     monkeypatch.setattr(get_settings(), "job_stale_seconds", 300)
-    again = await tasks._load({**ctx, "job_id": f"dataset:{did}:retry1"}, did)
-    assert again is not None and again["token"] not in (None, token)
-    assert await tasks._load(ctx, did) is None  # the old job, run again by arq, finds it taken
-    assert await tasks.requeue_stale(ctx) == 0
+    again = await runs.claim({**ctx, "job_id": f"dataset:{did}:retry1"}, did)
+    assert again is not None and again.token not in (None, token)
+    assert await runs.claim(ctx, did) is None  # the old job, run again by arq, finds it taken
+    assert await runs.requeue_stale(ctx) == 0
 
 
 async def test_steps_without_progress_keep_the_heartbeat(app, user_client):
     """A detector over the video or a long upload of the zips reports no progress: the job's
     heartbeat is kept fresh meanwhile, and stops once the run has lost the dataset."""
-    from src.datasets import tasks
+    from src.datasets import runs
     from tests.datasets.conftest import make_draft
 
     dataset = await make_draft(user_client)
@@ -289,9 +291,9 @@ async def test_steps_without_progress_keep_the_heartbeat(app, user_client):
     assert (await user_client.post(f"/api/v1/datasets/{dataset['id']}/confirm")).status_code == 202
     did = uuid.UUID(dataset["id"])
     ctx = {"redis": app.state.redis, "sessionmaker": app.state.sessionmaker, "job_id": f"dataset:{did}", "job_try": 1}
-    token = (await tasks._load(ctx, did))["token"]
+    token = (await runs.claim(ctx, did)).token
     first = (await _row(app, str(did))).heartbeat_at
-    async with tasks._heartbeat(ctx, did, token, every_s=0.2):
+    async with runs.heartbeat(ctx, did, token, every_s=0.2):
         await asyncio.sleep(1.0)
         beaten = (await _row(app, str(did))).heartbeat_at
         assert beaten > first

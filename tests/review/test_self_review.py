@@ -122,7 +122,7 @@ async def test_after_review_only_the_spans_next_to_a_fix_are_propagated_again(ap
     assert (await api.put(f"{url}/options", json=options)).status_code == 200
     assert (await api.post(f"{url}/confirm")).status_code == 202
     await run_worker(services[1])
-    assert (await api.get(url)).json()["progress"]["percent"] == 65  # where sampling ended
+    assert (await api.get(url)).json()["progress"]["percent"] == 65  # where the first run ended
     (job,) = (await api.get("/api/v1/review/jobs")).json()
     (frame,) = [f["video_frame"] for f in job["frames"]]
     span = [1, 0, 60] if frame < 60 else [1, 60, 119]  # between the keyframes around it
@@ -157,7 +157,9 @@ async def test_after_review_only_the_spans_next_to_a_fix_are_propagated_again(ap
     delivered = {f["frame"]: f["objects"] for f in json.loads(archive.read("manifest.json"))["frames"]}
     seeds = {0: [{"track_id": 1, "class": "person", "box": first_box(CROSSING)}], 60: person(60)["objects"],
              119: person(119)["objects"], frame: [{"track_id": 1, "class": "person", "box": fix}]}
-    (whole,) = propagate(CROSSING / "video.mp4", seed_objects(seeds), budget=0, processes=False).tracks
+    # decoded as a dataset job decodes it: BGR frames, for its tap (sampling, images)
+    (whole,) = propagate(CROSSING / "video.mp4", seed_objects(seeds), budget=0, processes=False,
+                         tap=lambda i, frame: None).tracks
     for f, objects in delivered.items():
         for o in objects:
             np.testing.assert_allclose(o["box"], whole.boxes[f], atol=0.01, err_msg=f"frame {f}")

@@ -5,7 +5,7 @@ import pytest
 
 from src.vision.metrics import frame_ious, iou
 from src.vision import propagate as propagate_module
-from src.vision.propagate import DEFAULT_PARAMS, PropagationParams, SeedError, _fuse, _Pass, propagate, store_slots, working_scale
+from src.vision.propagate import DEFAULT_PARAMS, PropagationParams, SeedError, _fuse, _Pass, PassResult, propagate, store_slots, working_scale
 
 STORE_AHEAD, MAX_STORE_BYTES = DEFAULT_PARAMS.store_ahead, DEFAULT_PARAMS.max_store_bytes
 from src.vision.types import SOURCE_ABSENT, SOURCE_KEYFRAME, SeedObject, VideoInfo
@@ -257,8 +257,9 @@ def test_very_slow_objects_are_tracked_every_third_frame(tmp_path):
     _check_stride(path, gt, max_steps_share=0.45, min_iou=0.9)
 
 
-def _pass(boxes: np.ndarray, conf: np.ndarray):
-    return np.arange(len(boxes)), boxes.astype(np.float64), conf.astype(np.float64), np.zeros(len(boxes), bool), np.zeros(len(boxes), bool)
+def _pass(boxes: np.ndarray, conf: np.ndarray) -> PassResult:
+    n = len(boxes)
+    return PassResult(np.arange(n), boxes.astype(np.float64), conf.astype(np.float64), np.zeros(n, bool), np.zeros(n, bool))
 
 
 @pytest.mark.parametrize("side", ["backward", "forward"])

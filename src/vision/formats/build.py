@@ -18,7 +18,7 @@ import cv2
 from src.vision.formats.ava import write_ava
 from src.vision.formats.coco import write_coco
 from src.vision.formats.cvat import write_cvat, write_cvat_images
-from src.vision.formats.model import ExportSpec, LabeledFrame, with_attributes
+from src.vision.formats.model import ExportSpec, LabeledFrame, image_name, with_attributes
 from src.vision.formats.mot import write_mot
 from src.vision.formats.yolo import write_yolo
 from src.vision.types import PropagationResult
@@ -42,7 +42,7 @@ def write_images(video_path: Path, frames: list[int], out: Path, progress: Calla
     cursor = 0
     for index, image in enumerate(iter_frames(video_path)):
         if index == wanted[cursor]:
-            cv2.imwrite(str(out / f"frame_{index:06d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            cv2.imwrite(str(out / image_name(index)), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             cursor += 1
             if progress:
                 progress(cursor, len(wanted))
@@ -93,22 +93,29 @@ def _zip(target: Path, root: Path, extra: list[tuple[Path, str]], manifest_json:
 def build_exports(
     video_path: Path, result: PropagationResult, spec: ExportSpec, frames: list[LabeledFrame], out_dir: Path,
     *, progress: Callable[[int, int], None] | None = None, sequence: list[LabeledFrame] | None = None,
+    images: Path | None = None,
 ) -> dict[str, Path]:
     """Write `<out_dir>/<format>.zip` for each format in `spec.formats`; returns their paths.
 
     `frames`: the exported frames; `sequence`: every delivered frame in time order, including
     those without objects that `keep_empty=False` left out of `frames` (default: `frames`);
-    SEQUENCE_FORMATS are written over it."""
+    SEQUENCE_FORMATS are written over it. `images`: a folder that already holds the frames'
+    images (written while the engine decoded, src.vision.delivery): the video is not decoded
+    again; without it, the wanted frames are decoded here."""
     sequence = frames if sequence is None else sequence
     values = spec.track_values(result)  # every box carries its track's attribute values on its frame
     frames, sequence = with_attributes(frames, values), with_attributes(sequence, values)
     work = out_dir / "work"
     shutil.rmtree(work, ignore_errors=True)  # a re-run starts clean
-    images = work / "images"
+    work.mkdir(parents=True)
     wanted = {f.frame for f in frames}
     if any(fmt in SEQUENCE_FORMATS for fmt in spec.formats):
         wanted |= {f.frame for f in sequence}
-    write_images(video_path, sorted(wanted), images, progress)
+    if images is None:
+        images = work / "images"
+        write_images(video_path, sorted(wanted), images, progress)
+    elif missing := sorted(f for f in wanted if not (images / image_name(f)).is_file()):
+        raise ValueError(f"{len(missing)} frame image(s) missing from {images}, the first frame {missing[0]}")
     manifest_json = json.dumps(manifest(spec, frames), indent=1)
     (out_dir / "manifest.json").write_text(manifest_json)
     zips = {}

@@ -23,6 +23,11 @@ SPLITS = ("train", "valid", "test")
 SOURCES = ("seed", "propagated", "reviewed", "detector")
 
 
+def image_name(frame: int) -> str:
+    """The image file of a frame in every export: ``frame_NNNNNN.jpg``."""
+    return f"frame_{frame:06d}.jpg"
+
+
 @dataclass(frozen=True)
 class LabeledObject:
     track_id: int
@@ -45,7 +50,7 @@ class LabeledFrame:
 
     @property
     def file_name(self) -> str:
-        return f"frame_{self.frame:06d}.jpg"
+        return image_name(self.frame)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.detectors.disagreement import as_error_tracks, frame_scores, iou_matrix, rarity_from_counts
+from src.vision.disagreement import as_error_tracks, frame_scores, iou_matrix, rarity_from_counts
 from src.vision.hard_frames import frame_error
 
 NAN4 = [np.nan] * 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.detectors.fusion import FusionParams, filled_frames, fuse
+from src.vision.fusion import FusionParams, filled_frames, fuse
 from src.detectors.inference import pack
 from src.vision.types import SOURCE_ABSENT, SOURCE_DETECTOR, SOURCE_KEYFRAME, SOURCE_PROPAGATED, Track
 

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from src.detectors.disagreement import iou_matrix
+from src.vision.disagreement import iou_matrix
 from src.vision.types import SOURCE_ABSENT, SOURCE_DETECTOR, SOURCE_KEYFRAME, SOURCE_PROPAGATED, Track
 
 

@@ -1,0 +1,88 @@
+"""One decode for tracking, sampling and export images (src/vision/delivery.py): what the
+engine's decoder hands its tap equals what the separate decodes gave, frame for frame."""
+
+import numpy as np
+import pytest
+
+from src.vision.delivery import Delivery
+from src.vision.formats.build import write_images
+from src.vision.formats.model import image_name
+from src.vision.propagate import propagate
+from src.vision.sampling import sample_frames
+from src.vision.video import iter_frames, probe
+from tests.vision.conftest import cut_sequence, seeds_at
+from tests.vision.test_learned import MODEL_DIR
+from tests.vision.test_sampling import cut_video, static_video  # noqa: F401 - fixtures
+
+SAMPLINGS = [{"mode": "all"}, {"mode": "every_n", "every_n": 7}, {"mode": "dedup", "ssim_threshold": 0.95},
+             {"mode": "dedup", "ssim_threshold": 0.0}]
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS, ids=lambda s: f"{s['mode']}-{s.get('every_n', s.get('ssim_threshold', ''))}")
+@pytest.mark.parametrize("video", ["cut_video", "static_video"])
+def test_the_tap_samples_as_sample_frames_does(video, sampling, request):
+    path = request.getfixturevalue(video)
+    delivery = Delivery(sampling, probe(path).width)
+    for i, frame in enumerate(iter_frames(path)):
+        delivery(i, frame)
+    assert delivery.close() == sample_frames(path, **{k: v for k, v in sampling.items()})
+
+
+def test_frames_must_come_in_order(cut_video):  # noqa: F811
+    delivery = Delivery({"mode": "all"}, 320)
+    frame = next(iter_frames(cut_video))
+    delivery(0, frame)
+    with pytest.raises(ValueError, match="in order"):
+        delivery(2, frame)
+
+
+def test_the_images_are_those_the_build_would_decode(cut_video, tmp_path):  # noqa: F811
+    delivery = Delivery({"mode": "every_n", "every_n": 7}, probe(cut_video).width, tmp_path / "tap")
+    for i, frame in enumerate(iter_frames(cut_video)):
+        delivery(i, frame)
+    kept = delivery.close()
+    write_images(cut_video, kept, tmp_path / "build")
+    assert sorted(p.name for p in (tmp_path / "tap").iterdir()) == [image_name(f) for f in kept]
+    for f in kept:  # the same pixels through the same encoder: the same bytes
+        assert (tmp_path / "tap" / image_name(f)).read_bytes() == (tmp_path / "build" / image_name(f)).read_bytes()
+
+
+class Recorder:
+    def __init__(self):
+        self.frames: list[int] = []
+        self.sums: list[int] = []
+
+    def __call__(self, i: int, bgr: np.ndarray) -> None:
+        self.frames.append(i)
+        self.sums.append(int(bgr.sum()))
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_the_engine_hands_every_frame_to_its_tap(tmp_path, processes):
+    """The engine's own decode feeds the tap every frame in order (the keyframe in the middle:
+    backward and forward passes), the same pixels as a plain decode, and a re-propagation of
+    one span still decodes the whole video for it."""
+    path, info, gt, _ = cut_sequence("otb_crossing", 0, 40, tmp_path)
+    seeds = {20: seeds_at(gt, 20)}
+    plain = [int(f.sum()) for f in iter_frames(path)]
+    tap = Recorder()
+    first = propagate(path, seeds, budget=0, info=info, processes=processes, workers=2, keep=True, tap=tap)
+    assert tap.frames == list(range(info.frames)) and tap.sums == plain
+    moved = {**seeds, 30: seeds_at(gt, 30)}
+    again = Recorder()
+    second = propagate(path, moved, budget=0, info=info, processes=processes, workers=2, reuse=first.reusable, tap=again)
+    assert second.spans is not None and again.frames == list(range(info.frames)) and again.sums == plain
+
+
+def test_a_colour_store_tracks_the_same_with_a_tap(tmp_path):
+    """The learned tracker reads BGR frames anyway: its tracks do not change with the tap."""
+    model = MODEL_DIR
+    if not model.is_dir():
+        pytest.skip("no NanoTrack files")
+    path, info, gt, _ = cut_sequence("otb_crossing", 0, 40, tmp_path)
+    seeds = {0: seeds_at(gt, 0)}
+    alone = propagate(path, seeds, budget=0, info=info, tracker_model=model, processes=False)
+    tapped = propagate(path, seeds, budget=0, info=info, tracker_model=model, processes=False, tap=Recorder())
+    for a, b in zip(alone.tracks, tapped.tracks):
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.confidence, b.confidence)
