@@ -111,7 +111,7 @@ def main(argv: list[str]) -> int:
     beta = fit(x, y, w / w.mean())
     print("\nfitted on all videos:")
     print(f"SINGLE_BIAS = {beta[0]:.2f}")
-    print("SINGLE_WEIGHTS = np.array([" + ", ".join(f"{b:.2f}" for b in beta[1:]) + "], np.float32)")
+    print("SINGLE_WEIGHTS = in_order({" + ", ".join(f'"{n}": {b:.2f}' for n, b in zip(FEATURES, beta[1:])) + "}, FEATURES)")
     print("# " + ", ".join(FEATURES))
     return 0
 

@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
     beta = fit(x, y, w / w.mean())
     print("\nfitted on all sequences:")
     print(f"LEARNED_BIAS = {beta[0]:.2f}")
-    print("LEARNED_WEIGHTS = np.array([" + ", ".join(f"{b:.2f}" for b in beta[1:]) + "], np.float32)")
+    print("LEARNED_WEIGHTS = in_order({" + ", ".join(f'"{n}": {b:.2f}' for n, b in zip(LEARNED_FEATURES, beta[1:])) + "}, LEARNED_FEATURES)")
     print("# " + ", ".join(LEARNED_FEATURES))
     return 0
 

@@ -30,9 +30,20 @@ import numpy as np
 
 FEATURES = ("log_fb", "good", "ncc_key", "ncc_recent", "peak_gap", "motion", "log_area", "log_dist", "lk_failed")
 
+
+
+def in_order(weights: dict[str, float], names: tuple[str, ...]) -> np.ndarray:
+    """Named weights as the array the features' layout wants (``names``' order): a weight
+    without its feature, or a feature without a weight, is refused at import."""
+    if set(weights) != set(names):
+        raise ValueError(f"weights {sorted(weights)} do not name exactly the features {sorted(names)}")
+    return np.array([weights[n] for n in names], np.float32)
+
+
 # logit = SINGLE_BIAS + SINGLE_WEIGHTS . features
 SINGLE_BIAS = -1.5
-SINGLE_WEIGHTS = np.array([-2.0, 1.0, 3.0, 2.0, -3.0, -2.0, -1.0, -0.3, -2.0], np.float32)
+SINGLE_WEIGHTS = in_order({"log_fb": -2.0, "good": 1.0, "ncc_key": 3.0, "ncc_recent": 2.0, "peak_gap": -3.0,
+                           "motion": -2.0, "log_area": -1.0, "log_dist": -0.3, "lk_failed": -2.0}, FEATURES)
 
 # fused logit = FUSED[0] + FUSED[1] * logit(single) + FUSED[2] * agreement + FUSED[3] * both
 FUSED = np.array([0.0, 1.0, 2.5, -1.25], np.float32)
@@ -75,7 +86,8 @@ LEARNED_FEATURES = ("nano_score", "ncc_key", "ncc_recent", "motion", "log_area",
 # (mean AUROC 0.85 against 0.88 over the 9 with errors; worse on uav123_person12_1 0.80 -> 0.54).
 # Similarity to the recent crop and distance from the keyframe carry most of it.
 LEARNED_BIAS = 2.19
-LEARNED_WEIGHTS = np.array([0.64, -0.23, 5.13, -1.61, 0.12, -1.00], np.float32)
+LEARNED_WEIGHTS = in_order({"nano_score": 0.64, "ncc_key": -0.23, "ncc_recent": 5.13, "motion": -1.61,
+                            "log_area": 0.12, "log_dist": -1.00}, LEARNED_FEATURES)
 
 
 def learned_confidence(features: np.ndarray) -> float:
