@@ -64,9 +64,12 @@ async def platform_run(video: Path, seeds, classes: list[str]) -> dict:
     try:
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=600) as c:
-                await c.post("/auth/register", json={"email": "bench@example.com", "password": "sunlit-meadow-42"})
-                await c.post("/auth/login", data={"username": "bench@example.com", "password": "sunlit-meadow-42"})
-                c.headers["X-CSRF-Token"] = (await c.get("/login")).cookies.get("forge_csrf") or c.cookies["forge_csrf"]
+                await c.get("/login")  # the CSRF cookie, which logging in needs too (login CSRF)
+                c.headers["X-CSRF-Token"] = c.cookies["forge_csrf"]
+                registered = await c.post("/auth/register", json={"email": "bench@example.com", "password": "sunlit-meadow-42"})
+                assert registered.status_code == 201, registered.text
+                logged_in = await c.post("/auth/login", data={"username": "bench@example.com", "password": "sunlit-meadow-42"})
+                assert logged_in.status_code in (200, 204), logged_in.text
                 async with unit_of_work(app.state.sessionmaker) as session:
                     user = (await session.scalars(select(User))).one()
                     await billing_service.top_up(session, user_id=user.id, amount_cents=10**9, reason="bench", admin_id=None)
@@ -74,7 +77,9 @@ async def platform_run(video: Path, seeds, classes: list[str]) -> dict:
                            "frames_per_month": 10**9, "max_videos": 1000}
                     await quota_service.set_overrides(session, user_id=user.id, changes=big)
                 with video.open("rb") as f:
-                    uploaded = (await c.post("/api/v1/videos", files={"file": (video.name, f, "video/mp4")})).json()
+                    response = await c.post("/api/v1/videos", files={"file": (video.name, f, "video/mp4")})
+                    assert response.status_code == 201, response.text
+                    uploaded = response.json()
                 draft = (await c.post("/api/v1/datasets", json={"video_id": uploaded["id"], "name": "bench", "classes": classes})).json()
                 for frame, objs in seeds.items():
                     body = {"objects": [{"track_id": s.track_id, "class": classes[0], "box": [float(v) for v in s.box]} for s in objs]}
@@ -111,7 +116,7 @@ def e2e(minutes: float) -> None:
         gt = make_video(synthetic, width=1280, height=720, n_frames=int(minutes * 60 * 30), n_objects=5, seed=3)
         cases.append((f"synthetic 720p {minutes:g} min, 5 objects", synthetic, first_seeds(gt)))
 
-    print("\n| video | frames | engine alone s | job propagating s | sampling s | building s | job total s | propagation overhead | whole job / engine |")
+    print("\n| video | frames | engine alone s | job propagating s (since 2026-12-02 with sampling and images) | sampling s | building s | job total s | propagation overhead | whole job / engine |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, video, seeds in cases:
         alone = engine_alone(video, seeds)

@@ -33,7 +33,7 @@ from typing import Any
 from src.config import get_settings
 from src.datasets import pipeline, runs, service
 from src.datasets.models import DatasetState
-from src.datasets.pipeline import ReviewPick, Tracked
+from src.datasets.pipeline import Built, ReviewPick, Tracked
 from src.datasets.ports import DatasetJobPorts, ModelApplied, ReviewOutcome
 from src.datasets.runs import Cancelled, Claim, Superseded
 from src.datasets.schemas import DatasetOptions
@@ -222,24 +222,14 @@ def export_spec(claim: Claim, options: DatasetOptions, outcome: ReviewOutcome) -
     )
 
 
-@dataclass(frozen=True)
-class Built:
-    """The exports of a run, in its scratch folder, and the quantities the charge counts."""
-
-    zips: dict[str, str]
-    manifest: str
-    frames: int
-    object_frames: int
-    splits: dict[str, int]
-
-
 async def build(run: Run, tracked: Tracked, applied: ModelApplied, outcome: ReviewOutcome) -> Built:
+    """The exports of the (fused) tracks on the delivered frames, from the track stage's images
+    when it wrote them (else this stage decodes the frames it needs)."""
     out_dir = run.scratch / "build"
-    built = await run.cpu_stage(
+    return await run.cpu_stage(
         "building", pipeline.run_build, run.claim.video_path, applied.result, export_spec(run.claim, run.options, outcome),
         tracked.delivered, run.options.split.model_dump(), run.options.keep_empty, str(out_dir),
         images_dir=tracked.images, state=DatasetState.building)
-    return Built(built["zips"], str(out_dir / "manifest.json"), built["frames"], built["object_frames"], built["splits"])
 
 
 def timeline(run: Run, tracked: Tracked, applied: ModelApplied, outcome: ReviewOutcome) -> dict[str, Any]:

@@ -126,24 +126,35 @@ def pick_review_frames(
     return ReviewPick(box_checks, attribute_checks)
 
 
+@dataclass(frozen=True)
+class Built:
+    """The build stage's output: the zips (in the run's scratch folder), the manifest beside
+    them, and the quantities the charge counts."""
+
+    zips: dict[str, str]
+    manifest: str
+    frames: int
+    object_frames: int
+    splits: dict[str, int]
+
+
 def run_build(
     video_path: str, result: PropagationResult, spec: ExportSpec, delivered: list[int],
     split: dict[str, Any], keep_empty: bool, out_dir: str, progress_path: str, images_dir: str | None = None,
-) -> dict[str, Any]:
-    """Split, label and export; returns the zip paths and the actual quantities for the charge.
-    ``images_dir``: the frames' images, already written (``Tracked.images``)."""
+) -> Built:
+    """Split, label and export. ``images_dir``: the frames' images, already written
+    (``Tracked.images``): the video is then not decoded."""
     assignment = split_by_blocks(delivered, split, int(split.get("seed", 0)))
     class_ids = {name: i for i, name in enumerate(spec.classes)}
     sequence = labeled_frames(result, delivered, assignment, class_ids, reviewed=spec.reviewed_frames, keep_empty=True)
     frames = [f for f in sequence if keep_empty or f.objects]
     zips = build_exports(Path(video_path), result, spec, frames, Path(out_dir), progress=ProgressFile(Path(progress_path)),
                          sequence=sequence, images=Path(images_dir) if images_dir else None)
-    return {
-        "zips": {fmt: str(path) for fmt, path in zips.items()},
-        "frames": len(frames),
-        "object_frames": sum(len(f.objects) for f in frames),
-        "splits": {s: sum(1 for f in frames if f.split == s) for s in ("train", "valid", "test")},
-    }
+    return Built(
+        zips={fmt: str(path) for fmt, path in zips.items()}, manifest=str(Path(out_dir) / "manifest.json"),
+        frames=len(frames), object_frames=sum(len(f.objects) for f in frames),
+        splits={s: sum(1 for f in frames if f.split == s) for s in ("train", "valid", "test")},
+    )
 
 
 def preview_spans(reuse_path: str, seeds: dict[int, list[dict]], info: VideoInfo,

@@ -76,8 +76,8 @@ def test_the_build_reads_the_written_images_not_the_video(clip, tmp_path):
     built = pipeline.run_build(str(tmp_path / "no-such-video.mp4"), tracked.result, spec, tracked.delivered,
                                options.split.model_dump(), True, str(tmp_path / "out"), str(tmp_path / "b.json"),
                                images_dir=tracked.images)
-    assert built["frames"] == FRAMES and built["object_frames"] == int(tracked.result.tracks[0].present.sum())
-    names = zipfile.ZipFile(built["zips"]["coco"]).namelist()
+    assert built.frames == FRAMES and built.object_frames == int(tracked.result.tracks[0].present.sum())
+    names = zipfile.ZipFile(built.zips["coco"]).namelist()
     assert {n.rpartition("/")[2] for n in names if n.endswith(".jpg")} == {image_name(f) for f in range(FRAMES)}
     (images / image_name(3)).unlink()  # an image missing: refused, not a half-empty export
     with pytest.raises(ValueError, match="missing"):

@@ -241,7 +241,7 @@ async def test_a_run_that_lost_the_dataset_writes_nothing(app, user_client, monk
     from arq.constants import in_progress_key_prefix
 
     from src.config import get_settings
-    from src.datasets import flow, runs, service
+    from src.datasets import flow, pipeline, runs, service
     from src.datasets.ports import ReviewOutcome
     from tests.datasets.conftest import make_draft
 
@@ -267,7 +267,7 @@ async def test_a_run_that_lost_the_dataset_writes_nothing(app, user_client, monk
         await runs.update(ctx, did, token, progress={"stage": "propagating", "percent": 30})
     with pytest.raises(runs.Superseded):
         old_run = flow.Run(ctx, claimed, service.options_of(claimed.dataset), tmp_path)
-        await flow.deliver(old_run, flow.Built({}, str(tmp_path / "manifest.json"), 0, 0, {}), {}, ReviewOutcome())
+        await flow.deliver(old_run, pipeline.Built({}, str(tmp_path / "manifest.json"), 0, 0, {}), {}, ReviewOutcome())
     await runs.fail(ctx, did, token, "the old run's failure")
     row = await _row(app, str(did))
     assert row.state.value == "queued" and row.error is None and row.progress["percent"] == 20

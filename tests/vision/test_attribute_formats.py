@@ -74,7 +74,7 @@ def exported(scene, tmp_path_factory):  # noqa: F811
                       reviewed_frames=frozenset({REVIEWED}), attributes=SPECS, keyframe_attributes=KEYFRAMES)
     built = run_build(str(video), result, spec, delivered, split, True, str(tmp / "out"), str(tmp / "progress.json"))
     dirs = {}
-    for fmt, path in built["zips"].items():
+    for fmt, path in built.zips.items():
         dirs[fmt] = tmp / fmt
         with zipfile.ZipFile(path) as zf:
             zf.extractall(dirs[fmt])

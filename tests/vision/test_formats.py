@@ -71,7 +71,7 @@ def _export(scene, tmp: Path, *, every_n: int, keep_empty: bool, split: dict, de
                       split=split, reviewed_frames=frozenset({REVIEWED}))
     built = run_build(str(video), result, spec, delivered, split, keep_empty, str(tmp / "out"), str(tmp / "progress.json"))
     dirs = {}
-    for fmt, zpath in built["zips"].items():
+    for fmt, zpath in built.zips.items():
         dirs[fmt] = tmp / fmt
         with zipfile.ZipFile(zpath) as zf:
             zf.extractall(dirs[fmt])
