@@ -1,14 +1,15 @@
 """The dataset job as named stages, each taking and giving typed values:
 
-    claim -> review outcome -> track (propagate + sample + images, one decode) -> apply model
+    claim -> review outcome -> track (propagate + sample + images) -> apply model
           -> pick review frames -> [open review: the job ends; the review's end resumes it]
           -> build -> deliver (store the files, settle the charge, mark ready)
 
 A first run with a review budget ends at "open review"; the run after the review
 (`Claim.resumed`) takes the corrections as keyframes, tracks again only the spans next to
-them (on top of the first run's Reusable), and goes on to build. Each run decodes the video
-once: tracking, sampling and, when the run goes on to build, the export images come from the
-same decode (src.vision.delivery). A chosen detector decodes the video once more.
+them (on top of the first run's Reusable), and goes on to build. Sampling and, when the run
+goes on to build, the export images see every frame as the engine tracks (src.vision.delivery,
+a tap: the engine's own decode with the learned tracker, a second decode alongside with the
+built-in one), so the build decodes nothing. A chosen detector decodes the video once more.
 
 Idempotent: the state is checked under a row lock before each write (src.datasets.runs), a
 stage's output is rewritten from scratch on a re-run, and the charge is settled once
@@ -131,7 +132,7 @@ def goes_to_build(claim: Claim, options: DatasetOptions) -> bool:
 
 async def track(run: Run, outcome: ReviewOutcome) -> Tracked:
     """Propagate the keyframes (and the review's corrections), sample the frames to deliver
-    and, when the run goes on to build, write their images: one decode of the video."""
+    and, when the run goes on to build, write their images, while the engine decodes."""
     claim, storage = run.claim, get_storage()
     reuse_key = service.artifact_key(claim.dataset_id, REUSE_ARTIFACT)
     reuse_path = keep_path = None

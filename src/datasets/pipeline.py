@@ -57,16 +57,16 @@ def run_tracking(
     reuse_path: str | None, keep_path: str | None, sampling: dict[str, Any], images_dir: str | None,
     progress_path: str,
 ) -> Tracked:
-    """Propagate, sample and (with ``images_dir``) write the delivered frames' images, over
-    one decode of the video (src.vision.delivery taps the engine's decoder).
+    """Propagate, sample and (with ``images_dir``) write the delivered frames' images while the
+    engine decodes (src.vision.delivery, the engine's tap: see ``propagate``).
 
     ``info``: what the upload's probe stored (None: probe again). The probe decodes the end
     of the file to check the frame count (a GOP, often a few hundred frames): once is enough.
     ``tracker_model``: TRACKER_MODEL_DIR (the result says which engine ran: ``engine``).
     ``keep_path``: where the run's Reusable goes (src.vision.segments); ``reuse_path``: an
     earlier run's, so that only the spans next to the keyframes added since (the review's
-    corrections) are tracked again: the same tracks as a whole run. The decode still covers
-    the whole video, for the sampling and the images."""
+    corrections) are tracked again: the same tracks as a whole run; the sampling and the
+    images still see the whole video."""
     from src.vision.segments import Reusable
 
     info = info or probe(video_path)

@@ -1,9 +1,10 @@
-"""What one decode of the video gives a dataset besides the tracks: the frames to deliver
-(sampling) and, when wanted, their images for the exports.
+"""What a dataset takes from the frames the engine decodes, besides the tracks: the frames to
+deliver (sampling) and, when wanted, their images for the exports.
 
-The engine's frame store hands every decoded frame to a ``FrameTap`` (src.vision.frames)
-before it shrinks it for the trackers; ``Delivery`` is that tap for a dataset job, so the
-job decodes the video once: tracking, sampling and the export images from the same frames.
+The engine hands every frame to a ``FrameTap`` (src.vision.frames; ``propagate(tap=)``: from
+its own decode when its store reads BGR, else from a second decode alongside the passes);
+``Delivery`` is that tap for a dataset job, so sampling and the export images need no decode
+of their own, and the build none at all.
 Sampling decides each frame as it arrives (src.vision.sampling.Sampler), so the image of a
 delivered frame is written right away, by a writer thread (JPEG encoding would otherwise
 slow the decoder every pass waits for).

@@ -487,6 +487,38 @@ def _settle_end_runs(F, cf, B, cb, apart, box_a, box_b, out_b, out_c) -> None:
         out_b[k:], out_c[k:] = (B[k:], cb[k:]) if take_b else (F[k:], cf[k:])
 
 
+class _TapFeed:
+    """A second decode of the whole video feeding a tap, in a thread alongside the passes (the
+    built-in tracker's store reads the decoder's luma plane, a tap wants BGR). Leaving the
+    block waits for it and raises what it raised; VideoProbeError when the video stops early."""
+
+    def __init__(self, video_path: str | Path, n: int, tap: FrameTap):
+        self.video_path, self.n, self.tap = video_path, n, tap
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="forge-tap")
+        self._stop = threading.Event()
+
+    def _feed(self) -> None:
+        fed = 0
+        for fed, frame in enumerate(iter_frames(self.video_path), 1):
+            if self._stop.is_set():  # the propagation failed: nobody wants the rest
+                return
+            self.tap(fed - 1, frame)
+            if fed == self.n:
+                return
+        raise VideoProbeError(f"the video stops decoding at frame {fed} of {self.n}")
+
+    def __enter__(self) -> _TapFeed:
+        self._future = self._pool.submit(self._feed)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None:
+            self._stop.set()
+        self._pool.shutdown(wait=True)
+        if exc[0] is None:
+            self._future.result()
+
+
 def propagate(
     video_path: str | Path,
     keyframes: dict[int, list[SeedObject]],
@@ -523,10 +555,13 @@ def propagate(
     ``params.process_min_work`` object-frames), else in threads. ``params``: the settings around
     the trackers (PropagationParams). ``frame_cache``: read the frames from there when this video
     was decoded at this scale before, and keep them there after a whole-video run (a preview's
-    next fix in place then decodes nothing). ``tap``: sees every frame of the video as it is
-    decoded (src.vision.frames.FrameTap; a dataset job's sampling and export images,
-    src.vision.delivery): the whole video is then decoded, also on a re-propagation, and
-    never read from ``frame_cache``. Raises VideoProbeError / SeedError.
+    next fix in place then decodes nothing). ``tap``: sees every frame of the video, full size,
+    BGR, in order (src.vision.frames.FrameTap; a dataset job's sampling and export images,
+    src.vision.delivery). When the frame store reads BGR anyway (the learned tracker) the tap
+    sees the engine's own decode, which then covers the whole video (also on a re-propagation)
+    and never reads ``frame_cache``; the built-in tracker reads the decoder's luma plane, so
+    there a second decode feeds the tap alongside the passes (``_TapFeed``). The tracks are
+    the same with a tap or without. Raises VideoProbeError / SeedError.
     """
     t0 = time.perf_counter()
     info = info or probe(video_path)
@@ -551,48 +586,42 @@ def propagate(
         first = min((sp.start for sp in spans.values()), default=0)
         last = max((sp.stop for sp in spans.values()), default=-1)
         work = sum(len(sp) for sp in spans.values())
-    if tap is not None:  # the tap sees every frame: decode them all, the spans' passes read theirs
+    colour = engine.model_dir is not None  # the learned tracker reads colour crops: BGR frames
+    store_tap = tap if colour and jobs else None
+    if store_tap is not None:  # the tap sees every frame: decode them all, the spans' passes read theirs
         first, last, frame_cache = 0, n - 1, None
     workers = workers or max(1, os.cpu_count() or 1)
     if processes is None:
         processes = workers > 1 and work >= params.process_min_work
     results = []
-    if jobs:
-        colour = engine.model_dir is not None  # the learned tracker reads colour crops
-        slots = store_slots(last + 1 - first, jobs, params)
-        entry = decoded = None
-        whole = first == 0 and last == n - 1
-        if frame_cache is not None:
-            entry = frame_cache.entry(video_path, n, info.width, info.height, scale, colour)
-            cached = frame_cache.lookup(entry)
-            decoded = (str(entry), cached) if cached is not None and cached >= last + 1 else None
-            if decoded is None and whole:
-                w, h = max(16, round(info.width * scale)), max(16, round(info.height * scale))
-                if frame_cache.fits(int(n * w * h * (4 / 3) * (1.5 if colour else 1.0))):
-                    slots = n  # the whole video in the store, to be kept
-        store = FrameStore(
-            video_path, last + 1, info.width, info.height, scale, slots,
-            marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first, colour=colour, decoded=decoded,
-            tap=tap,
-        )
-        # One call at a time uses the shared process pool: a call's decoder waits for all of its
-        # passes, so its groups must not queue behind another call's.
-        with _pool_user if processes else contextlib.nullcontext():
-            try:
-                runs = [(*job[:4], mark, job[4], engine.model_dir, params) for mark, job in enumerate(jobs)]
-                results = _run_all(store, runs, workers, processes, progress, cancelled)
-                if entry is not None and decoded is None and whole:
-                    frame_cache.put(entry, store)
-            finally:
-                store.close()
-    elif tap is not None:  # nothing to track (no pass changed): the tap still sees the video
-        fed = 0
-        for fed, frame in enumerate(iter_frames(video_path), 1):
-            tap(fed - 1, frame)
-            if fed == n:
-                break
-        if fed < n:
-            raise VideoProbeError(f"the video stops decoding at frame {fed} of {n}")
+    with _TapFeed(video_path, n, tap) if tap is not None and store_tap is None else contextlib.nullcontext():
+        if jobs:
+            slots = store_slots(last + 1 - first, jobs, params)
+            entry = decoded = None
+            whole = first == 0 and last == n - 1
+            if frame_cache is not None:
+                entry = frame_cache.entry(video_path, n, info.width, info.height, scale, colour)
+                cached = frame_cache.lookup(entry)
+                decoded = (str(entry), cached) if cached is not None and cached >= last + 1 else None
+                if decoded is None and whole:
+                    w, h = max(16, round(info.width * scale)), max(16, round(info.height * scale))
+                    if frame_cache.fits(int(n * w * h * (4 / 3) * (1.5 if colour else 1.0))):
+                        slots = n  # the whole video in the store, to be kept
+            store = FrameStore(
+                video_path, last + 1, info.width, info.height, scale, slots,
+                marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first, colour=colour,
+                decoded=decoded, tap=store_tap,
+            )
+            # One call at a time uses the shared process pool: a call's decoder waits for all of its
+            # passes, so its groups must not queue behind another call's.
+            with _pool_user if processes else contextlib.nullcontext():
+                try:
+                    runs = [(*job[:4], mark, job[4], engine.model_dir, params) for mark, job in enumerate(jobs)]
+                    results = _run_all(store, runs, workers, processes, progress, cancelled)
+                    if entry is not None and decoded is None and whole:
+                        frame_cache.put(entry, store)
+                finally:
+                    store.close()
     passes = dict(zip(keys, results))
 
     earlier = {t.track_id: t for t in reuse.tracks} if spans is not None else {}

@@ -47,15 +47,15 @@ def _claim(path, info, seeds, state=DatasetState.propagating) -> Claim:
 
 
 def test_one_decode_tracks_samples_and_writes_the_images(clip, tmp_path):
-    """run_tracking: the tracks of a plain propagation (decoded the same way), the frames
-    sample_frames picks, and the images write_images would write, byte for byte."""
+    """run_tracking: the tracks of a plain propagation, the frames sample_frames picks, and
+    the images write_images would write, byte for byte."""
     path, info, gt = clip
     sampling = {"mode": "every_n", "every_n": 4}
     seeds = _seeds(gt, 0)
     tracked = pipeline.run_tracking(str(path), seeds, info, None, None, None, sampling, str(tmp_path / "images"),
                                     progress_path=str(tmp_path / "progress.json"))
     assert tracked.delivered == sample_frames(path, mode="every_n", every_n=4)
-    alone = propagate(path, pipeline.seed_objects(seeds), budget=0, info=info, tap=lambda i, frame: None)
+    alone = propagate(path, pipeline.seed_objects(seeds), budget=0, info=info)
     np.testing.assert_array_equal(tracked.result.tracks[0].boxes, alone.tracks[0].boxes)
     write_images(path, tracked.delivered, tmp_path / "decoded")
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [image_name(f) for f in tracked.delivered]

@@ -157,9 +157,7 @@ async def test_after_review_only_the_spans_next_to_a_fix_are_propagated_again(ap
     delivered = {f["frame"]: f["objects"] for f in json.loads(archive.read("manifest.json"))["frames"]}
     seeds = {0: [{"track_id": 1, "class": "person", "box": first_box(CROSSING)}], 60: person(60)["objects"],
              119: person(119)["objects"], frame: [{"track_id": 1, "class": "person", "box": fix}]}
-    # decoded as a dataset job decodes it: BGR frames, for its tap (sampling, images)
-    (whole,) = propagate(CROSSING / "video.mp4", seed_objects(seeds), budget=0, processes=False,
-                         tap=lambda i, frame: None).tracks
+    (whole,) = propagate(CROSSING / "video.mp4", seed_objects(seeds), budget=0, processes=False).tracks
     for f, objects in delivered.items():
         for o in objects:
             np.testing.assert_allclose(o["box"], whole.boxes[f], atol=0.01, err_msg=f"frame {f}")

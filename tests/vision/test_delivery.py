@@ -58,31 +58,41 @@ class Recorder:
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
-def test_the_engine_hands_every_frame_to_its_tap(tmp_path, processes):
-    """The engine's own decode feeds the tap every frame in order (the keyframe in the middle:
-    backward and forward passes), the same pixels as a plain decode, and a re-propagation of
-    one span still decodes the whole video for it."""
+@pytest.mark.parametrize("engine", ["lk-ncc", "nanotrack-v2"])
+def test_the_engine_hands_every_frame_to_its_tap(tmp_path, processes, engine):
+    """Every frame reaches the tap in order (the keyframe in the middle: backward and forward
+    passes), the same pixels as a plain decode, also on a re-propagation of one span."""
+    model = MODEL_DIR if engine == "nanotrack-v2" else None
+    if model is not None and not model.is_dir():
+        pytest.skip("no NanoTrack files")
     path, info, gt, _ = cut_sequence("otb_crossing", 0, 40, tmp_path)
     seeds = {20: seeds_at(gt, 20)}
     plain = [int(f.sum()) for f in iter_frames(path)]
     tap = Recorder()
-    first = propagate(path, seeds, budget=0, info=info, processes=processes, workers=2, keep=True, tap=tap)
+    first = propagate(path, seeds, budget=0, info=info, processes=processes, workers=2, keep=True, tap=tap,
+                      tracker_model=model)
     assert tap.frames == list(range(info.frames)) and tap.sums == plain
     moved = {**seeds, 30: seeds_at(gt, 30)}
     again = Recorder()
-    second = propagate(path, moved, budget=0, info=info, processes=processes, workers=2, reuse=first.reusable, tap=again)
+    second = propagate(path, moved, budget=0, info=info, processes=processes, workers=2, reuse=first.reusable, tap=again,
+                       tracker_model=model)
     assert second.spans is not None and again.frames == list(range(info.frames)) and again.sums == plain
 
 
-def test_a_colour_store_tracks_the_same_with_a_tap(tmp_path):
-    """The learned tracker reads BGR frames anyway: its tracks do not change with the tap."""
-    model = MODEL_DIR
-    if not model.is_dir():
+@pytest.mark.parametrize("engine", ["lk-ncc", "nanotrack-v2"])
+def test_the_tracks_are_the_same_with_a_tap(tmp_path, engine):
+    """What the editor previews (no tap) is what the dataset delivers (a tap). The learned
+    tracker's store reads BGR anyway and feeds the tap itself; the built-in tracker's reads the
+    decoder's luma plane (another picture: limited range), so a second decode feeds the tap."""
+    model = MODEL_DIR if engine == "nanotrack-v2" else None
+    if model is not None and not model.is_dir():
         pytest.skip("no NanoTrack files")
     path, info, gt, _ = cut_sequence("otb_crossing", 0, 40, tmp_path)
     seeds = {0: seeds_at(gt, 0)}
     alone = propagate(path, seeds, budget=0, info=info, tracker_model=model, processes=False)
-    tapped = propagate(path, seeds, budget=0, info=info, tracker_model=model, processes=False, tap=Recorder())
-    for a, b in zip(alone.tracks, tapped.tracks):
+    tap = Recorder()
+    tapped = propagate(path, seeds, budget=0, info=info, tracker_model=model, processes=False, tap=tap)
+    assert tapped.engine == engine and tap.frames == list(range(info.frames))
+    for a, b in zip(alone.tracks, tapped.tracks, strict=True):
         np.testing.assert_array_equal(a.boxes, b.boxes)
         np.testing.assert_array_equal(a.confidence, b.confidence)
