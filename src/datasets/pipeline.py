@@ -71,12 +71,13 @@ def run_tracking(
 
     info = info or probe(video_path)
     delivery = Delivery(sampling, info.width, Path(images_dir) if images_dir else None)
+    tap = delivery if delivery.needs_frames else None  # every frame delivered, no images: no frame to see
     reuse = Reusable.from_bytes(Path(reuse_path).read_bytes()) if reuse_path else None
     try:
         result = propagate(video_path, seed_objects(seeds), budget=0, info=info, progress=ProgressFile(Path(progress_path)),
-                           tracker_model=tracker_model, reuse=reuse, keep=keep_path is not None, tap=delivery)
+                           tracker_model=tracker_model, reuse=reuse, keep=keep_path is not None, tap=tap)
     finally:
-        delivered = delivery.close()
+        delivered = delivery.close() if tap is not None else list(range(info.frames))
     if keep_path is not None:
         Path(keep_path).write_bytes(result.reusable.to_bytes())
     return Tracked(result, delivered, images_dir)

@@ -20,7 +20,6 @@ from src.auth.models import Role, User
 from src.database import on_commit, utcnow
 from src.datasets import service as dataset_service
 from src.datasets.models import Dataset, DatasetState
-from src.datasets.service import qc_frames
 from src.review import agreement
 from src.review.exceptions import InvalidCorrection, NotYourJob, ReviewJobNotFound, WrongStage
 from src.review.models import FrameDecision, JobStage, ReviewBackend, ReviewFrame, ReviewJob, ReviewTask, TaskState
@@ -75,7 +74,7 @@ async def open_review(
                                     attribute_check=frame in attribute_checks))
     if double_review_share > 0 and len(people) >= 2:
         await _add_qc_jobs(session, task=task, primaries=primaries, proposed=proposed, people=people,
-                           picked=set(qc_frames(frames, double_review_share)), attribute_checks=attribute_checks)
+                           picked=set(dataset_service.qc_frames(frames, double_review_share)), attribute_checks=attribute_checks)
     await session.flush()
     return task
 

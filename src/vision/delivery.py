@@ -43,6 +43,11 @@ class Delivery:
         if images is not None:
             images.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def needs_frames(self) -> bool:
+        """False when there is nothing to look at: every frame delivered, no images wanted."""
+        return self.sampler.needs_pixels or self.images is not None
+
     def __call__(self, i: int, bgr: np.ndarray) -> None:
         if i != self.fed:
             raise ValueError(f"frame {i} fed to the delivery after {self.fed - 1}: frames must come in order")

@@ -242,12 +242,13 @@ class FrameStore:
         (``Frame.chroma``; the decoder then converts every frame to BGR, no luma shortcut).
         ``decoded``: (folder, frames) of a whole decoded video kept by ``keep_frames`` (a
         FrameCache entry): nothing is decoded, readers read there. ``tap``: called with each
-        decoded full-size BGR frame, in order, before it is shrunk (src.vision.delivery); the
-        decoder then reads BGR, as for ``colour``."""
+        decoded full-size BGR frame, in order, before it is shrunk (src.vision.delivery); a
+        colour store's only, as a grey one reads the decoder's luma plane (propagate feeds a
+        tap from a second decode then)."""
         if not 0 <= first < n_frames:
             raise ValueError(f"first frame {first} outside 0-{n_frames - 1}")
-        if tap is not None and decoded is not None:
-            raise ValueError("a tap needs frames to be decoded; this store reads decoded ones")
+        if tap is not None and (decoded is not None or not colour):
+            raise ValueError("a tap needs a colour store that decodes (a grey one reads luma, a decoded one nothing)")
         self.tap = tap
         count = n_frames - first
         self.slots = max(1, min(slots or count, count)) if decoded is None else decoded[1]
@@ -353,9 +354,8 @@ class FrameStore:
         """The capture, at frame ``first``, and, when it can hand out the decoder's luma plane
         directly, that frame. Luma skips two colour conversions (YUV -> BGR -> grey): about
         20% of the decode time at 720p, 30% at 1080p. Anything unusual (not 8-bit, or not the
-        upright size the probe reported) falls back to BGR frames, and so does a colour store
-        or one with a tap."""
-        if self.colour or self.tap is not None:
+        upright size the probe reported) falls back to BGR frames, and so does a colour store."""
+        if self.colour:
             cap = open_capture(self.path)
             seek_to(cap, self.path, self.first)
             return cap, None

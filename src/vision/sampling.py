@@ -22,7 +22,9 @@ CUT_RATIO = 4.0  # ... and this many times the median of the last frames
 
 
 def _small_grey(path: str | Path):
-    yield from iter_frames(path, scale=small_scale(probe(path).width), grey=True)
+    scale = small_scale(probe(path).width)
+    for frame in iter_frames(path):
+        yield small_grey_of(frame, scale)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -119,8 +121,8 @@ def small_scale(width: int) -> float:
 
 
 def small_grey_of(bgr: np.ndarray, scale: float) -> np.ndarray:
-    """A decoded BGR frame as the sampler sees it (the same pixels as ``iter_frames(scale,
-    grey=True)`` gives)."""
+    """A decoded BGR frame as the sampler sees it (``sample_frames`` over its own decode, the
+    delivery tap over the engine's)."""
     return cv2.cvtColor(resize(bgr, None, scale), cv2.COLOR_BGR2GRAY)
 
 

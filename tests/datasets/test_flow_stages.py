@@ -103,6 +103,7 @@ def test_the_review_pick_and_what_the_reviewer_sees(clip, tmp_path):
     claim = _claim(path, info, _seeds(gt, 0))
     tracked = pipeline.run_tracking(str(path), claim.seeds, info, None, None, None, {"mode": "all"}, None,
                                     progress_path=str(tmp_path / "p.json"))
+    assert tracked.delivered == list(range(FRAMES)) and tracked.images is None  # every frame, nothing decoded for it
     run = flow.Run({}, claim, DatasetOptions(review_budget=0.1), tmp_path)
     pick = flow.pick_review(run, tracked, ModelApplied(tracked.result, None, 0))
     assert len(pick.frames) == 3 and 0 not in pick.frames  # floor(0.1 x 30); never the keyframe

@@ -6,6 +6,7 @@ import pytest
 
 from src.vision.delivery import Delivery
 from src.vision.formats.build import write_images
+from src.vision.frames import FrameStore
 from src.vision.formats.model import image_name
 from src.vision.propagate import propagate
 from src.vision.sampling import sample_frames
@@ -45,6 +46,20 @@ def test_the_images_are_those_the_build_would_decode(cut_video, tmp_path):  # no
     assert sorted(p.name for p in (tmp_path / "tap").iterdir()) == [image_name(f) for f in kept]
     for f in kept:  # the same pixels through the same encoder: the same bytes
         assert (tmp_path / "tap" / image_name(f)).read_bytes() == (tmp_path / "build" / image_name(f)).read_bytes()
+
+
+def test_a_grey_store_takes_no_tap(cut_video):  # noqa: F811
+    """A grey store reads the decoder's luma plane, not the BGR frames a tap wants (the tracks
+    would change with the tap): propagate feeds the tap from a second decode instead."""
+    info = probe(cut_video)
+    with pytest.raises(ValueError, match="colour store"):
+        FrameStore(cut_video, info.frames, info.width, info.height, 0.5, tap=lambda i, frame: None)
+    FrameStore(cut_video, info.frames, info.width, info.height, 0.5, colour=True, tap=lambda i, frame: None).close()
+
+
+def test_nothing_to_see_needs_no_frames():
+    assert not Delivery({"mode": "all"}, 320).needs_frames
+    assert Delivery({"mode": "every_n", "every_n": 2}, 320).needs_frames
 
 
 class Recorder:
