@@ -101,7 +101,7 @@ async def test_qc_jobs_go_to_a_second_annotator_and_corrections_come_from_primar
 
 
 async def test_the_quote_prices_frames_reviewed_twice(user_client):
-    from src.review.service import qc_frames
+    from src.datasets.service import qc_frames
 
     dataset = await make_draft(user_client)
     url = f"/api/v1/datasets/{dataset['id']}"
@@ -190,7 +190,7 @@ def test_create_form_options():
 
 
 def test_qc_frames_are_spread_and_deterministic():
-    from src.review.service import qc_frames
+    from src.datasets.service import qc_frames
 
     frames = [3, 10, 20, 31, 40, 52, 60, 77]
     assert qc_frames(frames, 0.5) == [10, 31, 52, 77]
