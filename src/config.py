@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     cvat_webhook_secret: SecretStr | None = None
     # A running dataset job whose heartbeat is older than this is taken as dead and retried.
     job_stale_seconds: int = 300
+    # Long videos in segment jobs (src/datasets/segment_jobs.py): a video of at least this many
+    # frames is propagated as segment jobs that any worker takes (0: never; shorter videos run in
+    # one piece, their sampling riding on the engine's decode). About SEGMENT_WORK frames of
+    # passes (frames x objects) per segment. A segment whose worker stopped renewing its lease
+    # for SEGMENT_LEASE_SECONDS is taken over by another worker.
+    segment_min_frames: int = 3000
+    segment_work: int = 4000
+    segment_lease_seconds: int = 20
 
     # First admin (forge up / forge create-admin)
     forge_admin_email: str | None = None

@@ -19,7 +19,7 @@ from src.config import get_settings
 from src.database import create_engine, create_sessionmaker
 from src.datasets import service as dataset_service
 from src.datasets.ports import DatasetJobPorts
-from src.datasets.tasks import build_dataset, preview_dataset, requeue_stale
+from src.datasets.tasks import build_dataset, preview_dataset, propagate_segment, requeue_stale
 from src.detectors.tasks import apply_model, evaluate_detector, predict_frame, train_detector, validate_detector
 from src.gpu import ADVERT_EVERY_S, GPU_QUEUE, advertise, describe_devices, release_gpu_jobs, routing, withdraw, worker_id
 from src.jobs import JobContext, job_session, redis_settings, run_cpu
@@ -102,7 +102,8 @@ async def shutdown(ctx: JobContext) -> None:
 def task_functions() -> list:
     """Every domain's arq functions; a domain adds its own here."""
     return [health_job, import_video, build_dataset, cvat_create_task, cvat_sync_job, cvat_retry, cvat_poll, cvat_accept_jobs,
-            validate_detector, train_detector, evaluate_detector, predict_frame, preview_dataset, deliver_webhook]
+            validate_detector, train_detector, evaluate_detector, predict_frame, preview_dataset, deliver_webhook,
+            propagate_segment]
 
 
 def cron_jobs() -> list:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from src.config import get_settings
-from src.datasets import pipeline, runs, service
+from src.datasets import pipeline, runs, segment_jobs, service
 from src.datasets.models import DatasetState
 from src.datasets.pipeline import Built, ReviewPick, Tracked
 from src.datasets.ports import DatasetJobPorts, ModelApplied, ReviewOutcome
@@ -68,6 +68,7 @@ class Run:
     options: DatasetOptions
     scratch: Path  # this run's temporary files (the images, the zips); removed at its end
     timings: dict[str, float] = field(default_factory=dict)  # wall time per stage, kept in timeline.json
+    segments: int = 0  # segment jobs the track stage ran in (0: one piece), kept in timeline.json
 
     @property
     def ports(self) -> DatasetJobPorts:
@@ -84,10 +85,11 @@ class Run:
         return runs.heartbeat(self.ctx, self.claim.dataset_id, self.claim.token)
 
     async def cpu_stage(self, stage: str, fn: Callable, *args: Any, state: DatasetState | None = None,
-                        **kwargs: Any) -> Any:
+                        span: tuple[float, float] | None = None, **kwargs: Any) -> Any:
         """`fn(*args, progress_path=..., **kwargs)` in the process pool, its progress file
-        mirrored into the dataset row every second (percent, frames, ETA, heartbeat)."""
-        lo, hi = self.stages[stage]
+        mirrored into the dataset row every second (percent, frames, ETA, heartbeat); ``span``:
+        the part of the stage's percent range it covers (default: all of it)."""
+        lo, hi = span or self.stages[stage]
         progress_path = get_storage().temp_file(".progress.json")
         await self.update(progress={"stage": stage, "percent": lo}, **({"state": state} if state else {}))
         started = time.monotonic()
@@ -141,12 +143,16 @@ async def track(run: Run, outcome: ReviewOutcome) -> Tracked:
     elif not claim.resumed:
         keep_path = run.scratch / "propagation.reuse.npz"
     images = run.scratch / "images" if goes_to_build(claim, run.options) else None
-    tracked: Tracked = await run.cpu_stage(
-        "propagating", pipeline.run_tracking, claim.video_path, {**claim.seeds, **outcome.seeds},
-        video_service.stored_probe(claim.video),
-        await asyncio.to_thread(resolve_model_dir, get_settings().tracker_model_dir),
-        reuse_path, keep_path and str(keep_path), run.options.sampling.model_dump(), images and str(images),
-        state=None if claim.resumed else DatasetState.propagating)
+    seeds = {**claim.seeds, **outcome.seeds}
+    tracked = None
+    if segment_jobs.wanted(claim.video.frame_count):  # a long video: in segment jobs any worker takes
+        tracked = await segment_jobs.track(run, seeds, reuse_path, keep_path, images)
+    if tracked is None:
+        tracked = await run.cpu_stage(
+            "propagating", pipeline.run_tracking, claim.video_path, seeds, video_service.stored_probe(claim.video),
+            await asyncio.to_thread(resolve_model_dir, get_settings().tracker_model_dir),
+            reuse_path, keep_path and str(keep_path), run.options.sampling.model_dump(), images and str(images),
+            state=None if claim.resumed else DatasetState.propagating)
     if keep_path is not None:
         await asyncio.to_thread(storage.put_file, reuse_key, keep_path)
     result = tracked.result
@@ -241,7 +247,7 @@ def timeline(run: Run, tracked: Tracked, applied: ModelApplied, outcome: ReviewO
         "hard_frames": sorted(outcome.reviewed + outcome.dropped), "reviewed_frames": outcome.reviewed,
         "keyframes": sorted(run.claim.seeds), "delivered": len(tracked.delivered),
         "engine_seconds": round(result.seconds, 3), "engine": result.engine, "engine_note": result.engine_note,
-        "stage_seconds": run.timings,
+        "stage_seconds": run.timings, "segments": run.segments,
         # after a review: [[track_id, first, last]] propagated again (None: the whole video)
         "propagated_spans": None if result.spans is None else [[s.track_id, s.start, s.stop] for s in result.spans],
     }

@@ -8,6 +8,7 @@ Progress goes through a small JSON file that the job's coroutine polls
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from src.vision.hard_frames import select_hard_frames
 from src.vision.progress import ProgressFile
 from src.vision.propagate import propagate
 from src.vision.types import PropagationResult, SeedObject, VideoInfo
-from src.vision.video import probe
+from src.vision.video import VideoProbeError, probe
 
 
 def seed_objects(seeds: dict[int, list[dict[str, Any]]]) -> dict[int, list[SeedObject]]:
@@ -80,6 +81,100 @@ def run_tracking(
         delivered = delivery.close() if tap is not None else list(range(info.frames))
     if keep_path is not None:
         Path(keep_path).write_bytes(result.reusable.to_bytes())
+    return Tracked(result, delivered, images_dir)
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """A propagation split into segment jobs (src.datasets.segment_jobs): the plan, its
+    segments and each one's result name (``keys``, src.vision.segments.segment_key)."""
+
+    plan: Any  # src.vision.propagate.Plan
+    segments: list[Any]  # src.vision.segments.Segment
+    keys: list[str]
+
+
+def plan_segments(
+    video_path: str, seeds: dict[int, list[dict]], info: VideoInfo, tracker_model: str | None,
+    reuse_path: str | None, target_work: int, video_identity: str, engine_version: str,
+) -> SegmentPlan:
+    """The passes a propagation of ``seeds`` runs (after a review, with ``reuse_path``: only
+    those next to the corrections), in segments of about ``target_work`` frames of passes."""
+    from dataclasses import asdict
+
+    from src.vision.propagate import DEFAULT_PARAMS, plan_propagation
+    from src.vision.segments import Reusable, segment_key, split_passes
+
+    reuse = Reusable.from_bytes(Path(reuse_path).read_bytes()) if reuse_path else None
+    plan = plan_propagation(video_path, seed_objects(seeds), info=info, tracker_model=tracker_model, reuse=reuse)
+    segments = split_passes(plan.jobs, target_work)
+    engine = f"{plan.engine.name}:{engine_version}"
+    keys = [segment_key(s, plan.jobs, video=video_identity, engine=engine, scale=plan.scale,
+                        params=asdict(DEFAULT_PARAMS)) for s in segments]
+    return SegmentPlan(plan, segments, keys)
+
+
+def run_segment(
+    video_path: str, info: VideoInfo, jobs: list[tuple], first: int, last: int, scale: float,
+    tracker_model: str | None, engine: str, out_path: str, progress_path: str,
+) -> int:
+    """One segment job's passes over frames ``first`` .. ``last`` at ``scale``, on whatever
+    machine took it; their PassResults go to ``out_path`` (src.vision.segments.pack_passes).
+    Refuses to run another engine than the plan's (``engine``: this machine lacks the learned
+    tracker's files): its boxes would not be the dataset's. Returns the frames stepped through."""
+    from src.vision.propagate import DEFAULT_PARAMS, resolve_engine, track_passes
+    from src.vision.segments import pack_passes
+
+    here = resolve_engine(tracker_model)
+    if here.name != engine:
+        raise RuntimeError(f"this worker runs the {here.name} engine, the dataset's segments need {engine}"
+                           f"{f' ({here.note})' if here.note else ''}")
+    work = sum(abs(j[2] - j[0]) for j in jobs)
+    workers = max(1, os.cpu_count() or 1)
+    results = track_passes(video_path, info, jobs, scale, here.model_dir, first=first, last=last, workers=workers,
+                           processes=workers > 1 and work >= DEFAULT_PARAMS.process_min_work,
+                           progress=ProgressFile(Path(progress_path)))
+    Path(out_path).write_bytes(pack_passes(results))
+    return work
+
+
+def finish_segments(
+    video_path: str, segmented: SegmentPlan, result_paths: list[str], reuse_path: str | None, keep_path: str | None,
+    sampling: dict[str, Any], images_dir: str | None, progress_path: str,
+) -> Tracked:
+    """The tracks from every segment's passes (box for box those of one piece), and the
+    delivered frames and their images from one decode of the video (segment jobs decode only
+    their own frames, so the sampling cannot ride on them)."""
+    from src.vision.propagate import assemble
+    from src.vision.segments import Reusable, unpack_passes
+    from src.vision.video import iter_frames
+
+    plan = segmented.plan
+    passes = {}
+    for segment, path in zip(segmented.segments, result_paths):
+        for i, result in zip(segment.passes, unpack_passes(Path(path).read_bytes())):
+            passes[plan.keys[i]] = result
+    reuse = Reusable.from_bytes(Path(reuse_path).read_bytes()) if reuse_path else None
+    result = assemble(plan, passes, reuse=reuse, keep=keep_path is not None, budget=0)
+    if keep_path is not None:
+        Path(keep_path).write_bytes(result.reusable.to_bytes())
+    info = plan.info
+    delivery = Delivery(sampling, info.width, Path(images_dir) if images_dir else None)
+    if not delivery.needs_frames:
+        return Tracked(result, list(range(info.frames)), images_dir)
+    progress = ProgressFile(Path(progress_path))
+    fed = 0
+    try:
+        for fed, frame in enumerate(iter_frames(video_path), 1):
+            delivery(fed - 1, frame)
+            if fed % 25 == 0:
+                progress(fed, info.frames)
+            if fed == info.frames:
+                break
+    finally:
+        delivered = delivery.close()
+    if fed < info.frames:
+        raise VideoProbeError(f"the video stops decoding at frame {fed} of {info.frames}")
     return Tracked(result, delivered, images_dir)
 
 

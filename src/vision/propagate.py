@@ -44,7 +44,7 @@ from src.vision.frame_cache import FrameCache
 from src.vision.frames import FrameReader, FrameSpec, FrameStore, FrameTap
 from src.vision.hard_frames import select_hard_frames
 from src.vision.metrics import iou
-from src.vision.segments import Reusable, Span, changed_spans
+from src.vision.segments import Reusable, Span, balanced_groups, changed_spans
 from src.vision.tracker import ObjectTracker
 from src.vision.types import (
     SOURCE_KEYFRAME,
@@ -360,7 +360,7 @@ def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool
     cv2.setNumThreads(1)
     try:
         store.start(None if progress is None else (lambda done: progress(done, n)))
-        groups = _balanced_groups([abs(j[2] - j[0]) for j in jobs], workers)
+        groups = balanced_groups([abs(j[2] - j[0]) for j in jobs], workers)
         pool = _process_pool(workers) if processes else ThreadPoolExecutor(workers)
         results: list = [None] * len(jobs)
         try:
@@ -399,18 +399,6 @@ def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool
         return results
     finally:
         cv2.setNumThreads(cv_threads)
-
-
-def _balanced_groups(lengths: list[int], k: int) -> list[list[int]]:
-    """Indices of ``lengths`` split into at most ``k`` groups of near-equal total (longest
-    first, each to the lightest group)."""
-    groups: list[list[int]] = [[] for _ in range(k)]
-    load = [0] * k
-    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        g = load.index(min(load))
-        groups[g].append(i)
-        load[g] += lengths[i]
-    return [g for g in groups if g]
 
 
 def _fuse(n: int, a: int, b: int, fwd: PassResult | None, bwd: PassResult | None, box_a=None, box_b=None,
@@ -564,17 +552,59 @@ def propagate(
     the same with a tap or without. Raises VideoProbeError / SeedError.
     """
     t0 = time.perf_counter()
+    plan = plan_propagation(video_path, keyframes, info=info, tracker_model=tracker_model, reuse=reuse, params=params)
+    n, first, last = plan.info.frames, plan.first, plan.last
+    colour = plan.engine.model_dir is not None  # the learned tracker reads colour crops: BGR frames
+    store_tap = tap if colour and plan.jobs else None
+    if store_tap is not None:  # the tap sees every frame: decode them all, the spans' passes read theirs
+        first, last, frame_cache = 0, n - 1, None
+    if processes is None:
+        processes = (workers or max(1, os.cpu_count() or 1)) > 1 and plan.work >= params.process_min_work
+    results = []
+    with _TapFeed(video_path, n, tap) if tap is not None and store_tap is None else contextlib.nullcontext():
+        if plan.jobs:
+            results = track_passes(video_path, plan.info, plan.jobs, plan.scale, plan.engine.model_dir, first=first,
+                                   last=last, workers=workers, processes=processes, progress=progress,
+                                   cancelled=cancelled, params=params, frame_cache=frame_cache, tap=store_tap)
+    return assemble(plan, dict(zip(plan.keys, results)), reuse=reuse, keep=keep, budget=budget, params=params,
+                    seconds=time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a propagation will run, before it runs: the validated keyframes per track, the
+    engine, the working scale, and the passes (``keys[i]`` = (track id, "fwd" | "bwd",
+    keyframe index) names ``jobs[i]`` = (start, box, stop, step, open_end)). On a
+    re-propagation (``spans`` not None) only the passes inside the spans are in ``jobs``;
+    frames ``first`` .. ``last`` are what they read, ``work`` the object-frames they cover."""
+
+    info: VideoInfo
+    keyframes: dict[int, list[SeedObject]]
+    per_object: dict[int, list[tuple[int, SeedObject]]]
+    engine: Engine
+    keys: list[tuple[int, str, int]]
+    jobs: list[tuple]
+    scale: float
+    spans: dict[int, Span] | None
+    first: int
+    last: int
+    work: int
+
+
+def plan_propagation(video_path: str | Path, keyframes: dict[int, list[SeedObject]], *, info: VideoInfo | None = None,
+                     tracker_model: str | Path | None = None, reuse: Reusable | None = None,
+                     params: PropagationParams = DEFAULT_PARAMS) -> Plan:
+    """The passes ``propagate`` would run for these arguments (src.vision.segments splits them
+    into segment jobs). Raises SeedError for keyframes that do not fit the video."""
     info = info or probe(video_path)
     keyframes = validate_keyframes({int(f): list(objs) for f, objs in keyframes.items()}, info)
     n = info.frames
-
     per_object: dict[int, list[tuple[int, SeedObject]]] = {}
     for f in sorted(keyframes):
         for o in keyframes[f]:
             per_object.setdefault(o.track_id, []).append((f, o))
-
     engine = resolve_engine(tracker_model)
-    keys, jobs = _pass_jobs(per_object, n)  # (track id, kind, keyframe index), (start, box, stop, step, open_end)
+    keys, jobs = _pass_jobs(per_object, n)
     # the scale of a full run, also on a re-propagation: the same passes give the same boxes
     scale = working_scale(info, keyframes, store_slots(n, jobs, params), params)
     spans = _spans_to_rerun(reuse, keyframes, n, scale, engine)
@@ -586,44 +616,58 @@ def propagate(
         first = min((sp.start for sp in spans.values()), default=0)
         last = max((sp.stop for sp in spans.values()), default=-1)
         work = sum(len(sp) for sp in spans.values())
-    colour = engine.model_dir is not None  # the learned tracker reads colour crops: BGR frames
-    store_tap = tap if colour and jobs else None
-    if store_tap is not None:  # the tap sees every frame: decode them all, the spans' passes read theirs
-        first, last, frame_cache = 0, n - 1, None
-    workers = workers or max(1, os.cpu_count() or 1)
-    if processes is None:
-        processes = workers > 1 and work >= params.process_min_work
-    results = []
-    with _TapFeed(video_path, n, tap) if tap is not None and store_tap is None else contextlib.nullcontext():
-        if jobs:
-            slots = store_slots(last + 1 - first, jobs, params)
-            entry = decoded = None
-            whole = first == 0 and last == n - 1
-            if frame_cache is not None:
-                entry = frame_cache.entry(video_path, n, info.width, info.height, scale, colour)
-                cached = frame_cache.lookup(entry)
-                decoded = (str(entry), cached) if cached is not None and cached >= last + 1 else None
-                if decoded is None and whole:
-                    w, h = max(16, round(info.width * scale)), max(16, round(info.height * scale))
-                    if frame_cache.fits(int(n * w * h * (4 / 3) * (1.5 if colour else 1.0))):
-                        slots = n  # the whole video in the store, to be kept
-            store = FrameStore(
-                video_path, last + 1, info.width, info.height, scale, slots,
-                marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first, colour=colour,
-                decoded=decoded, tap=store_tap,
-            )
-            # One call at a time uses the shared process pool: a call's decoder waits for all of its
-            # passes, so its groups must not queue behind another call's.
-            with _pool_user if processes else contextlib.nullcontext():
-                try:
-                    runs = [(*job[:4], mark, job[4], engine.model_dir, params) for mark, job in enumerate(jobs)]
-                    results = _run_all(store, runs, workers, processes, progress, cancelled)
-                    if entry is not None and decoded is None and whole:
-                        frame_cache.put(entry, store)
-                finally:
-                    store.close()
-    passes = dict(zip(keys, results))
+    return Plan(info, keyframes, per_object, engine, keys, jobs, scale, spans, first, last, work)
 
+
+def track_passes(video_path: str | Path, info: VideoInfo, jobs: list[tuple], scale: float, model_dir: str | None, *,
+                 first: int = 0, last: int | None = None, workers: int | None = None, processes: bool = False,
+                 progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None,
+                 params: PropagationParams = DEFAULT_PARAMS, frame_cache: FrameCache | None = None,
+                 tap: FrameTap | None = None) -> list[PassResult]:
+    """Run the passes ``jobs`` ((start, box, stop, step, open_end), see ``Plan``) over frames
+    ``first`` .. ``last`` (default: the end) decoded at ``scale``: each pass's PassResult, in
+    order. A segment job runs a part of a plan's passes this way, on any machine: the same
+    passes at the same scale give the same boxes as in one piece."""
+    n = info.frames
+    last = n - 1 if last is None else last
+    colour = model_dir is not None
+    workers = workers or max(1, os.cpu_count() or 1)
+    slots = store_slots(last + 1 - first, jobs, params)
+    entry = decoded = None
+    whole = first == 0 and last == n - 1
+    if frame_cache is not None:
+        entry = frame_cache.entry(video_path, n, info.width, info.height, scale, colour)
+        cached = frame_cache.lookup(entry)
+        decoded = (str(entry), cached) if cached is not None and cached >= last + 1 else None
+        if decoded is None and whole:
+            w, h = max(16, round(info.width * scale)), max(16, round(info.height * scale))
+            if frame_cache.fits(int(n * w * h * (4 / 3) * (1.5 if colour else 1.0))):
+                slots = n  # the whole video in the store, to be kept
+    store = FrameStore(
+        video_path, last + 1, info.width, info.height, scale, slots,
+        marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first, colour=colour,
+        decoded=decoded, tap=tap,
+    )
+    # One call at a time uses the shared process pool: a call's decoder waits for all of its
+    # passes, so its groups must not queue behind another call's.
+    with _pool_user if processes else contextlib.nullcontext():
+        try:
+            runs = [(*job[:4], mark, job[4], model_dir, params) for mark, job in enumerate(jobs)]
+            results = _run_all(store, runs, workers, processes, progress, cancelled)
+            if entry is not None and decoded is None and whole:
+                frame_cache.put(entry, store)
+        finally:
+            store.close()
+    return results
+
+
+def assemble(plan: Plan, passes: dict[tuple[int, str, int], PassResult], *, reuse: Reusable | None = None,
+             keep: bool = False, budget: float = 0.05, params: PropagationParams = DEFAULT_PARAMS,
+             seconds: float = 0.0) -> PropagationResult:
+    """The tracks from the plan's passes (``passes``: PassResult by ``Plan.keys`` entry): fused
+    between keyframes, spliced into ``reuse``'s tracks on a re-propagation, collapsed boxes
+    excluded, hard frames picked (``budget``); ``keep``: with this run's Reusable."""
+    info, n, spans, per_object = plan.info, plan.info.frames, plan.spans, plan.per_object
     earlier = {t.track_id: t for t in reuse.tracks} if spans is not None else {}
     tracks = []
     for tid, kfs in per_object.items():
@@ -663,10 +707,10 @@ def propagate(
         _clip(tr, info)
         tracks.append(tr)
     tracks.sort(key=lambda t: t.track_id)
-    reusable = Reusable(n, keyframes, [_copy_track(t) for t in tracks], scale, _engine_key(engine)) if keep else None
+    reusable = Reusable(n, plan.keyframes, [_copy_track(t) for t in tracks], plan.scale, _engine_key(plan.engine)) if keep else None
     exclude_collapsed(tracks, params.collapse_iou)
-    hard = select_hard_frames(tracks, n, budget, exclude=keyframes.keys())
-    return PropagationResult(info, tracks, hard, time.perf_counter() - t0, engine=engine.name, engine_note=engine.note,
+    hard = select_hard_frames(tracks, n, budget, exclude=plan.keyframes.keys())
+    return PropagationResult(info, tracks, hard, seconds, engine=plan.engine.name, engine_note=plan.engine.note,
                              reusable=reusable, spans=None if spans is None else sorted(spans.values(), key=lambda s: s.track_id))
 
 
@@ -675,14 +719,7 @@ def spans_to_rerun(keyframes: dict[int, list[SeedObject]], info: VideoInfo, reus
                    ) -> dict[int, Span] | None:
     """What ``propagate(keyframes, info=info, reuse=reuse, tracker_model=...)`` will run again,
     without running it (e.g. to mark those frames while it runs); None: the whole video."""
-    keyframes = validate_keyframes({int(f): list(objs) for f, objs in keyframes.items()}, info)
-    per_object: dict[int, list[tuple[int, SeedObject]]] = {}
-    for f in sorted(keyframes):
-        for o in keyframes[f]:
-            per_object.setdefault(o.track_id, []).append((f, o))
-    _, jobs = _pass_jobs(per_object, info.frames)
-    scale = working_scale(info, keyframes, store_slots(info.frames, jobs, params), params)
-    return _spans_to_rerun(reuse, keyframes, info.frames, scale, resolve_engine(tracker_model))
+    return plan_propagation("", keyframes, info=info, tracker_model=tracker_model, reuse=reuse, params=params).spans
 
 
 def _spans_to_rerun(reuse: Reusable | None, keyframes: dict[int, list[SeedObject]], n: int, scale: float,

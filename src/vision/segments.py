@@ -129,3 +129,114 @@ def changed_spans(before: dict[int, list[SeedObject]], after: dict[int, list[See
         stop = min((f for f in steady if f > changed[-1]), default=n - 1)
         spans[tid] = Span(tid, start, stop)
     return spans
+
+
+# --- segment jobs --------------------------------------------------------------------------
+# A long video's passes (src.vision.propagate.Plan) split into parts that separate jobs, on
+# separate machines, run at once (src.datasets.segment_jobs). Passes are never cut: a pass
+# restarted half-way from its own last box would lose the keyframe it started from (its
+# template, its appearance check) and give other boxes. So the parts are groups of whole
+# passes, and the tracks assembled from them are box for box those of one piece.
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Passes ``passes`` (indices into the plan's jobs), reading frames ``first`` .. ``last``;
+    ``work``: the frames they step through together."""
+
+    first: int
+    last: int
+    passes: tuple[int, ...]
+    work: int
+
+
+def _interval(job: tuple) -> tuple[int, int]:
+    start, _, stop = job[0], job[1], job[2]
+    return min(start, stop), max(start, stop)
+
+
+def split_passes(jobs: list[tuple], target_work: int) -> list[Segment]:
+    """The passes ``jobs`` ((start, box, stop, step, open_end)) in segments of about
+    ``target_work`` frames of passes each, in frame order.
+
+    Passes whose frames overlap (more than the keyframe two of them start from) are tracked
+    from frames they share, so they stay in one stretch; stretches apart from each other
+    (between keyframes that every track has) are independent and small neighbours are merged
+    up to ``target_work``; a stretch with more work than that (many objects, or one long
+    stretch without keyframes) is split by passes into balanced groups, each decoding the
+    stretch for itself."""
+    if not jobs:
+        return []
+    order = sorted(range(len(jobs)), key=lambda i: _interval(jobs[i]))
+    stretches: list[list[int]] = []
+    reach = None
+    for i in order:
+        lo, hi = _interval(jobs[i])
+        if reach is None or lo >= reach:  # touching at one frame (a keyframe) is not sharing
+            stretches.append([])
+            reach = hi
+        stretches[-1].append(i)
+        reach = max(reach, hi)
+
+    def work(group: list[int]) -> int:
+        return sum(abs(jobs[i][2] - jobs[i][0]) for i in group)
+
+    merged: list[list[int]] = []
+    for stretch in stretches:
+        if merged and work(merged[-1]) + work(stretch) <= target_work:
+            merged[-1] = merged[-1] + stretch
+        else:
+            merged.append(list(stretch))
+    out = []
+    for group in merged:
+        parts = max(1, min(len(group), -(-work(group) // max(1, target_work))))
+        for indices in balanced_groups([abs(jobs[i][2] - jobs[i][0]) for i in group], parts):
+            part = [group[j] for j in indices]
+            lo = min(_interval(jobs[i])[0] for i in part)
+            hi = max(_interval(jobs[i])[1] for i in part)
+            out.append(Segment(lo, hi, tuple(sorted(part)), work(part)))
+    return out
+
+
+def balanced_groups(lengths: list[int], k: int) -> list[list[int]]:
+    """Indices of ``lengths`` split into at most ``k`` groups of near-equal total (longest
+    first, each to the lightest group)."""
+    groups: list[list[int]] = [[] for _ in range(k)]
+    load = [0] * k
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        g = load.index(min(load))
+        groups[g].append(i)
+        load[g] += lengths[i]
+    return [g for g in groups if g]
+
+
+def segment_key(segment: Segment, jobs: list[tuple], *, video: str, engine: str, scale: float, params: dict) -> str:
+    """A name for a segment's result that changes with anything that changes its boxes: the
+    video (``video``: its stored identity), the engine (name and version), the working scale,
+    the passes' seeds and the propagation parameters."""
+    import hashlib
+
+    doc = {"video": video, "engine": engine, "scale": round(float(scale), 9), "first": segment.first,
+           "last": segment.last, "params": params,
+           "passes": [[int(jobs[i][0]), [round(float(v), 4) for v in jobs[i][1]], int(jobs[i][2]), int(jobs[i][3]),
+                       bool(jobs[i][4])] for i in segment.passes]}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def pack_passes(results: list) -> bytes:
+    """A segment's PassResults (src.vision.propagate), in order, as an ``.npz``."""
+    arrays = {"count": np.asarray([len(results)])}
+    for k, r in enumerate(results):
+        arrays |= {f"frames{k}": r.frames, f"boxes{k}": r.boxes, f"confidence{k}": r.confidence,
+                   f"lost{k}": r.lost, f"left{k}": r.left}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def unpack_passes(data: bytes) -> list:
+    from src.vision.propagate import PassResult
+
+    with np.load(io.BytesIO(data)) as z:
+        return [PassResult(z[f"frames{k}"], z[f"boxes{k}"], z[f"confidence{k}"], z[f"lost{k}"], z[f"left{k}"])
+                for k in range(int(z["count"][0]))]

@@ -11,8 +11,15 @@ import numpy as np
 import pytest
 
 from src.vision.frames import FrameStore
-from src.vision.propagate import PropagationCancelled, propagate, spans_to_rerun
-from src.vision.segments import Reusable, Span, changed_spans
+from src.vision.propagate import (
+    PropagationCancelled,
+    assemble,
+    plan_propagation,
+    propagate,
+    spans_to_rerun,
+    track_passes,
+)
+from src.vision.segments import Reusable, Span, changed_spans, pack_passes, split_passes, unpack_passes
 from src.vision.synthetic import make_video
 from src.vision.types import SeedObject
 from src.vision.video import probe
@@ -169,3 +176,50 @@ def test_a_store_starting_mid_video_lands_on_its_frame_on_variable_frame_rate_vi
                 np.testing.assert_array_equal(reader.get(i)[0], whole.get(i)[0], err_msg=f"frame {i}")
         finally:
             store.close()
+
+
+# --- segment jobs: groups of whole passes ---------------------------------------------------
+
+def _job(start: int, stop: int) -> tuple:
+    return (start, np.zeros(4, np.float32), stop, 1 if stop >= start else -1, False)
+
+
+def test_split_passes_cuts_only_between_stretches_that_share_no_frame():
+    # track 1: keyframes 0, 100, 200; track 2: 0 and 200 (its passes cross 100)
+    jobs = [_job(0, 99), _job(100, 199), _job(100, 1), _job(200, 101), _job(200, 299),
+            _job(0, 199), _job(200, 1), _job(200, 299)]
+    parts = split_passes(jobs, target_work=150)
+    assert sorted(i for p in parts for i in p.passes) == list(range(len(jobs)))  # every pass, once
+    stretch = {0, 1, 2, 3, 5, 6}  # crossing keyframe 100: one stretch, split by passes only
+    for p in parts:
+        inside = set(p.passes)
+        assert inside <= stretch or not inside & stretch
+        lo = min(min(jobs[i][0], jobs[i][2]) for i in p.passes)
+        hi = max(max(jobs[i][0], jobs[i][2]) for i in p.passes)
+        assert (p.first, p.last) == (lo, hi)
+    assert len(parts) >= 3  # work 99+99+99+99+99+199+199+99 over a target of 150
+    # small neighbours are merged up to the target
+    merged = split_passes([_job(0, 49), _job(50, 99), _job(100, 149)], target_work=200)
+    assert len(merged) == 1 and merged[0].passes == (0, 1, 2)
+    assert split_passes([], 100) == []
+
+
+def test_segments_run_apart_give_the_tracks_of_one_piece(h264_objects, tmp_path):
+    """Each segment decodes only its own frames (a store from its first frame), as a job on
+    another machine would; assembled, the tracks are those of one propagate call."""
+    path, gt = h264_objects
+    keyframes = _keyframes(gt, [0, 60, 120])
+    keyframes[90] = [_seed(2, gt[2][90])]  # a keyframe of one track only: its neighbours' passes cross it
+    want = propagate(path, keyframes, budget=0, workers=2, processes=False)
+    plan = plan_propagation(path, keyframes)
+    parts = split_passes(plan.jobs, target_work=120)
+    assert len(parts) >= 4 and any(p.first > 0 for p in parts)
+    passes = {}
+    for p in reversed(parts):  # any order
+        jobs = [plan.jobs[i] for i in p.passes]
+        results = unpack_passes(pack_passes(track_passes(path, plan.info, jobs, plan.scale, None, first=p.first,
+                                                         last=p.last, workers=1)))
+        passes |= {plan.keys[i]: r for i, r in zip(p.passes, results)}
+    got = assemble(plan, passes, budget=0)
+    _assert_same(got, want)
+    assert got.engine == want.engine

@@ -1,0 +1,263 @@
+"""A long video's propagation as segment jobs that any worker, on any machine, takes.
+
+The dataset run that holds the dataset (src.datasets.flow, the "coordinator") plans the
+passes (src.vision.propagate.Plan), splits them into segments (src.vision.segments.
+split_passes: groups of whole passes, so the tracks are box for box those of one piece),
+enqueues one `propagate_segment` job per segment whose result is not stored yet, and then
+takes segments itself like any other worker until every result is stored. So one worker
+alone finishes the dataset, and N workers share it.
+
+Who runs a segment: whoever sets its lease in Redis first (SET NX with an expiry, renewed
+every quarter of SEGMENT_LEASE_SECONDS while it runs). A worker that dies stops renewing,
+the lease expires and the next worker that looks (the coordinator, every half second) takes
+the segment over: a dead worker loses only its segment. Results are stored per segment under
+a name that changes with anything that changes its boxes (the video, the engine and its
+version, the scale, the seeds: src.vision.segments.segment_key), so a coordinator run again
+after its own worker died reuses every segment already done, and the run after a review
+(which plans only the passes next to the corrections) reuses nothing it must not.
+
+A segment job needs only DATABASE_URL, REDIS_URL and the storage settings: it reads the video
+through the store's local copy (a read-through cache on S3) and writes its result into the
+store. The sampling and the export images need every frame in order, so the coordinator
+decodes the video once more for them after the segments (pipeline.finish_segments).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from src.config import get_settings
+from src.datasets import pipeline, service
+from src.datasets.models import Dataset, DatasetState
+from src.datasets.pipeline import SegmentPlan, Tracked
+from src.datasets.preview import ENGINE_VERSION
+from src.jobs import job_session, run_cpu
+from src.storage import get_storage, resolve_model_dir
+from src.videos import service as video_service
+from src.vision.progress import ProgressFile
+from src.vision.propagate import SeedError
+from src.vision.types import VideoInfo
+from src.vision.video import VideoProbeError
+
+log = logging.getLogger("forge.datasets")
+
+WAIT_S = 0.5  # how often a coordinator looks at the segments others run
+SEGMENT_SHARE = 0.85  # of the propagating stage's progress: the segments (the rest: the final decode)
+ERROR_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class SegmentTask:
+    """What a segment job needs, on any machine: the passes (src.vision.propagate.Plan jobs)
+    over frames ``first`` .. ``last`` of the stored video ``video_key`` at ``scale``, run by
+    ``engine`` (its name), stored as ``key``; ``work``: the frames of passes it steps through."""
+
+    dataset_id: str
+    video_key: str
+    info: VideoInfo
+    engine: str
+    scale: float
+    first: int
+    last: int
+    jobs: list[tuple]
+    key: str
+    work: int
+
+
+class SegmentFailed(RuntimeError):
+    """A segment's worker could not run it; ``str()`` says why."""
+
+
+def wanted(frame_count: int | None) -> bool:
+    """Whether a video this long is propagated in segment jobs (SEGMENT_MIN_FRAMES)."""
+    least = get_settings().segment_min_frames
+    return least > 0 and (frame_count or 0) >= least
+
+
+def result_key(dataset_id: str | uuid.UUID, key: str) -> str:
+    return service.artifact_key(uuid.UUID(str(dataset_id)), f"segments/{key}.npz")
+
+
+def _lease(key: str) -> str:
+    return f"forge:segment:{key}:lease"
+
+
+def _error(key: str) -> str:
+    return f"forge:segment:{key}:error"
+
+
+def holder_of(ctx: dict) -> str:
+    """Who holds a lease: machine, worker process and arq job (what `forge` logs name)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{ctx.get('job_id')}"
+
+
+@contextlib.asynccontextmanager
+async def _renewing(redis, key: str, holder: str, seconds: int):
+    """Keep ``holder``'s lease on segment ``key`` alive while the block runs; release it after."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(max(0.2, seconds / 4))
+            if await redis.get(_lease(key)) == holder.encode():
+                await redis.expire(_lease(key), seconds)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if await redis.get(_lease(key)) == holder.encode():
+            await redis.delete(_lease(key))
+
+
+async def run_here(ctx: dict, task: SegmentTask, holder: str,
+                   on_progress: Callable[[int], Awaitable[None]] | None = None) -> bool:
+    """Run ``task`` in this worker's process pool unless its result is stored or another
+    worker holds it; True when it ran here. ``on_progress(frames decoded)`` every second.
+    A failure is recorded for the coordinator (SegmentFailed carries it there) and raised."""
+    storage, redis, settings = get_storage(), ctx["redis"], get_settings()
+    stored = result_key(task.dataset_id, task.key)
+    if await asyncio.to_thread(storage.exists, stored):
+        return False
+    if not await redis.set(_lease(task.key), holder, nx=True, ex=settings.segment_lease_seconds):
+        return False
+    out = storage.temp_file(".segment.npz")
+    progress_path = storage.temp_file(".progress.json")
+    try:
+        async with _renewing(redis, task.key, holder, settings.segment_lease_seconds):
+            if await asyncio.to_thread(storage.exists, stored):  # finished while we looked
+                return False
+            started = time.monotonic()
+            video_path = str(await asyncio.to_thread(storage.local_path, task.video_key))
+            model = await asyncio.to_thread(resolve_model_dir, settings.tracker_model_dir)
+            future = asyncio.ensure_future(run_cpu(
+                ctx, pipeline.run_segment, video_path, task.info, task.jobs, task.first, task.last, task.scale,
+                model, task.engine, str(out), str(progress_path)))
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=1.0)
+                if done:
+                    future.result()
+                    break
+                if on_progress is not None:
+                    report = await asyncio.to_thread(ProgressFile.read, progress_path) or {}
+                    await on_progress(int(report.get("done") or 0))
+            await asyncio.to_thread(storage.put_file, stored, out)
+            log.info("segment %s of dataset %s (frames %d-%d, %d passes) done by %s in %.1f s", task.key,
+                     task.dataset_id, task.first, task.last, len(task.jobs), holder, time.monotonic() - started)
+            return True
+    except Exception as error:
+        await redis.set(_error(task.key), str(error) or type(error).__name__, ex=ERROR_TTL_S)
+        raise
+    finally:
+        out.unlink(missing_ok=True)
+        progress_path.unlink(missing_ok=True)
+
+
+async def propagate_segment(ctx: dict, task: SegmentTask) -> str:
+    """arq job: one segment of a dataset's propagation, on whichever worker takes it first.
+    "done", "skipped" (stored, or another worker holds it), "not wanted" (the dataset went
+    on without it: cancelled, failed) or "failed" (recorded for the coordinator)."""
+    async with job_session(ctx) as session:
+        dataset = await session.get(Dataset, uuid.UUID(task.dataset_id))
+        if dataset is None or dataset.state not in (DatasetState.propagating, DatasetState.building):
+            return "not wanted"
+    try:
+        return "done" if await run_here(ctx, task, holder_of(ctx)) else "skipped"
+    except Exception:
+        log.exception("segment %s of dataset %s failed", task.key, task.dataset_id)
+        return "failed"
+
+
+def _failure(message: str) -> Exception:
+    """The coordinator's error for a failed segment: the dataset fails with the message for
+    bad input (the run's usual rule), and is retried otherwise."""
+    if message.startswith(("the video stops decoding", "the video ")):
+        return VideoProbeError(message)
+    return SegmentFailed(f"a segment job failed: {message}")
+
+
+async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_path: Path | None,
+                images: Path | None) -> Tracked | None:
+    """The track stage in segment jobs (``run``: src.datasets.flow.Run). None when the plan
+    has fewer than two segments: then one piece is better (it decodes once for everything)."""
+    ctx, claim, settings, storage = run.ctx, run.claim, get_settings(), get_storage()
+    redis = ctx["redis"]
+    started = time.monotonic()
+    model = await asyncio.to_thread(resolve_model_dir, settings.tracker_model_dir)
+    identity = f"{claim.video.storage_key}:{claim.video.size_bytes}"
+    info = video_service.stored_probe(claim.video)
+    segmented: SegmentPlan = await run_cpu(ctx, pipeline.plan_segments, claim.video_path, seeds, info, model,
+                                           reuse_path, settings.segment_work, identity, ENGINE_VERSION)
+    if len(segmented.segments) < 2:
+        return None
+    plan = segmented.plan
+    run.segments = len(segmented.segments)
+    tasks = [SegmentTask(str(claim.dataset_id), claim.video.storage_key, plan.info, plan.engine.name, plan.scale,
+                         s.first, s.last, [plan.jobs[i] for i in s.passes], key, s.work)
+             for s, key in zip(segmented.segments, segmented.keys)]
+    lo, hi = run.stages["propagating"]
+    mid = lo + (hi - lo) * SEGMENT_SHARE
+    total = sum(t.work for t in tasks) or 1
+    await run.update(progress={"stage": "propagating", "percent": lo},
+                     **({} if claim.resumed else {"state": DatasetState.propagating}))
+    remaining = []
+    for t in tasks:
+        if not await asyncio.to_thread(storage.exists, result_key(t.dataset_id, t.key)):
+            remaining.append(t)
+            await redis.delete(_error(t.key))
+    reused = len(tasks) - len(remaining)
+    for t in remaining:
+        await redis.enqueue_job("propagate_segment", t, _job_id=f"segment:{t.key}:{claim.token[:12]}")
+    log.info("dataset %s: propagating in %d segment jobs (%d stored already)", claim.dataset_id, len(tasks), reused)
+    holder = holder_of(ctx)
+    done_work = sum(t.work for t in tasks if t not in remaining)
+
+    async def report(extra: float = 0.0) -> None:
+        share = min(1.0, (done_work + extra) / total)
+        await run.update(progress={"stage": "propagating", "percent": round(lo + (mid - lo) * share, 1),
+                                   "segments_done": len(tasks) - len(remaining), "segments_total": len(tasks),
+                                   "eta_s": None})
+
+    async with run.heartbeat():
+        while remaining:
+            for t in list(remaining):
+                if (message := await redis.get(_error(t.key))) is not None:
+                    raise _failure(message.decode())
+                mine = None
+
+                async def progress_of(frames: int, t=t) -> None:
+                    span = max(1, t.last - t.first + 1)
+                    await report(t.work * min(1.0, frames / span))
+
+                try:
+                    mine = await run_here(ctx, t, holder, progress_of)
+                except (SeedError, VideoProbeError, ValueError):
+                    raise
+                except Exception as error:
+                    raise _failure(str(error)) from error
+                if mine or await asyncio.to_thread(storage.exists, result_key(t.dataset_id, t.key)):
+                    remaining.remove(t)
+                    done_work += t.work
+                    await report()
+            if remaining:
+                await report()
+                await asyncio.sleep(WAIT_S)
+    paths = [str(await asyncio.to_thread(storage.local_path, result_key(t.dataset_id, t.key))) for t in tasks]
+    run.timings["segments"] = round(time.monotonic() - started, 3)
+    tracked: Tracked = await run.cpu_stage(
+        "propagating", pipeline.finish_segments, claim.video_path, segmented, paths, reuse_path,
+        keep_path and str(keep_path), run.options.sampling.model_dump(), images and str(images), span=(mid, hi))
+    tracked.result.seconds = time.monotonic() - started
+    return tracked
+
