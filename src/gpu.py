@@ -36,7 +36,7 @@ ADVERT_EVERY_S = 30.0
 # jobs that use a GPU when there is one, whatever the settings
 GPU_FUNCTIONS = frozenset({"train_detector", "evaluate_detector"})
 # jobs that use one when the learned tracker is configured (TRACKER_MODEL_DIR)
-TRACKER_FUNCTIONS = frozenset({"build_dataset", "propagate_segment"})
+TRACKER_FUNCTIONS = frozenset({"build_dataset"})
 
 
 def wants_gpu(function: str) -> bool:

@@ -51,6 +51,8 @@ class JobContext(TypedDict, total=False):
     interactive: ThreadPoolExecutor  # one thread for short work a user waits on
     usage: UsageOf  # the quota usage (datasets.service.usage), for the video import
     dataset_ports: DatasetJobPorts  # review and detectors, as the dataset job sees them
+    segment_slots: asyncio.Semaphore  # room for segment jobs: one per pool process
+    segment_worker: Any  # src.datasets.segment_jobs.SegmentWorker, reading the segment queue
 
 
 def redis_settings(url: str | None = None) -> RedisSettings:

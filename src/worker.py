@@ -19,7 +19,8 @@ from src.config import get_settings
 from src.database import create_engine, create_sessionmaker
 from src.datasets import service as dataset_service
 from src.datasets.ports import DatasetJobPorts
-from src.datasets.tasks import build_dataset, preview_dataset, propagate_segment, requeue_stale
+from src.datasets.segment_jobs import SegmentWorker
+from src.datasets.tasks import build_dataset, preview_dataset, requeue_stale
 from src.detectors.tasks import apply_model, evaluate_detector, predict_frame, train_detector, validate_detector
 from src.gpu import ADVERT_EVERY_S, GPU_QUEUE, advertise, describe_devices, release_gpu_jobs, routing, withdraw, worker_id
 from src.jobs import JobContext, job_session, redis_settings, run_cpu
@@ -86,9 +87,16 @@ async def startup(ctx: JobContext) -> None:
     # One thread for short interactive work a user waits on (a model on one frame), so it
     # never queues behind the pool's long jobs; what it loads stays loaded between calls.
     ctx["interactive"] = ThreadPoolExecutor(1, thread_name_prefix="interactive")
+    # Segments of long videos (src/datasets/segment_jobs.py): read from their own queue, as many
+    # at once as the pool runs, so the other workers get the rest.
+    ctx["segment_slots"] = asyncio.Semaphore(settings.worker_processes)
+    ctx["segment_worker"] = SegmentWorker(ctx)
+    ctx["segment_worker"].start()
 
 
 async def shutdown(ctx: JobContext) -> None:
+    if "segment_worker" in ctx:
+        await ctx["segment_worker"].stop()
     # arq has cancelled the running jobs (they run again on the next worker): what the pool still
     # computes for them is wanted by nobody, and Python would wait for it before exiting.
     processes = list((getattr(ctx["pool"], "_processes", None) or {}).values())
@@ -102,8 +110,7 @@ async def shutdown(ctx: JobContext) -> None:
 def task_functions() -> list:
     """Every domain's arq functions; a domain adds its own here."""
     return [health_job, import_video, build_dataset, cvat_create_task, cvat_sync_job, cvat_retry, cvat_poll, cvat_accept_jobs,
-            validate_detector, train_detector, evaluate_detector, predict_frame, preview_dataset, deliver_webhook,
-            propagate_segment]
+            validate_detector, train_detector, evaluate_detector, predict_frame, preview_dataset, deliver_webhook]
 
 
 def cron_jobs() -> list:

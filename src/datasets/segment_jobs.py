@@ -50,12 +50,17 @@ from src.vision.video import VideoProbeError
 
 log = logging.getLogger("forge.datasets")
 
+# Segment jobs have their own queue, which each worker process reads with its own arq worker
+# (``SegmentWorker``) taking no more jobs than its process pool runs at once: arq's main
+# worker takes every queued job it has room for (ten), so one machine would take all the
+# segments of a video and leave the others idle.
+SEGMENT_QUEUE = "arq:queue:segments"
 WAIT_S = 0.5  # how often a coordinator looks at the segments others run
 SEGMENT_SHARE = 0.85  # of the propagating stage's progress: the segments (the rest: the final decode)
 ERROR_TTL_S = 3600
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one task is one object (its passes hold arrays)
 class SegmentTask:
     """What a segment job needs, on any machine: the passes (src.vision.propagate.Plan jobs)
     over frames ``first`` .. ``last`` of the stored video ``video_key`` at ``scale``, run by
@@ -95,6 +100,45 @@ def _error(key: str) -> str:
     return f"forge:segment:{key}:error"
 
 
+class SegmentWorker:
+    """The worker process's reader of SEGMENT_QUEUE: an arq worker of its own (own Redis
+    connections) running `propagate_segment`, at most WORKER_PROCESSES at once, in the same
+    process pool and context as the rest (`start` in the worker's start-up, `stop` at its end)."""
+
+    def __init__(self, ctx: dict):
+        from arq import func
+        from arq.worker import Worker
+
+        from src.jobs import redis_settings
+
+        settings = get_settings()
+        shared = {k: v for k, v in ctx.items() if k != "redis"}  # arq puts this worker's own pool there
+        self.worker = Worker(
+            [func(propagate_segment, name="propagate_segment")], queue_name=SEGMENT_QUEUE,
+            redis_settings=redis_settings(), ctx=shared, max_jobs=settings.worker_processes, handle_signals=False,
+            job_timeout=6 * 3600, max_tries=settings.job_max_tries, keep_result=600, poll_delay=0.25,
+            health_check_interval=30)
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.worker.main())
+
+    async def stop(self) -> None:
+        """Cancel what runs (arq puts those jobs back for the next worker) and close."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.worker.close()
+
+
+def _slots(ctx: dict):
+    """This worker process's room for segments: one per pool process, shared by the segment
+    jobs and the coordinator's own runs (none outside a worker)."""
+    return ctx.get("segment_slots") or contextlib.nullcontext()
+
+
 def holder_of(ctx: dict) -> str:
     """Who holds a lease: machine, worker process and arq job (what `forge` logs name)."""
     return f"{socket.gethostname()}:{os.getpid()}:{ctx.get('job_id')}"
@@ -126,6 +170,12 @@ async def run_here(ctx: dict, task: SegmentTask, holder: str,
     """Run ``task`` in this worker's process pool unless its result is stored or another
     worker holds it; True when it ran here. ``on_progress(frames decoded)`` every second.
     A failure is recorded for the coordinator (SegmentFailed carries it there) and raised."""
+    async with _slots(ctx):  # a lease only once this process can run it
+        return await _run_leased(ctx, task, holder, on_progress)
+
+
+async def _run_leased(ctx: dict, task: SegmentTask, holder: str,
+                      on_progress: Callable[[int], Awaitable[None]] | None) -> bool:
     storage, redis, settings = get_storage(), ctx["redis"], get_settings()
     stored = result_key(task.dataset_id, task.key)
     if await asyncio.to_thread(storage.exists, stored):
@@ -218,10 +268,11 @@ async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_
             await redis.delete(_error(t.key))
     reused = len(tasks) - len(remaining)
     for t in remaining:
-        await redis.enqueue_job("propagate_segment", t, _job_id=f"segment:{t.key}:{claim.token[:12]}")
+        await redis.enqueue_job("propagate_segment", t, _job_id=f"segment:{t.key}:{claim.token[:12]}",
+                                _queue_name=SEGMENT_QUEUE)
     log.info("dataset %s: propagating in %d segment jobs (%d stored already)", claim.dataset_id, len(tasks), reused)
     holder = holder_of(ctx)
-    done_work = sum(t.work for t in tasks if t not in remaining)
+    done_work = sum(t.work for t in tasks) - sum(t.work for t in remaining)
 
     async def report(extra: float = 0.0) -> None:
         share = min(1.0, (done_work + extra) / total)
@@ -240,6 +291,9 @@ async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_
                     span = max(1, t.last - t.first + 1)
                     await report(t.work * min(1.0, frames / span))
 
+                slots = ctx.get("segment_slots")
+                if slots is not None and slots.locked():
+                    continue  # this process's room is taken (by its segment jobs): look again soon
                 try:
                     mine = await run_here(ctx, t, holder, progress_of)
                 except (SeedError, VideoProbeError, ValueError):

@@ -183,13 +183,15 @@ def split_passes(jobs: list[tuple], target_work: int) -> list[Segment]:
 
     merged: list[list[int]] = []
     for stretch in stretches:
-        if merged and work(merged[-1]) + work(stretch) <= target_work:
+        # a stretch of empty passes (backward from a track's first keyframe at frame 0) is no job
+        if merged and (work(merged[-1]) + work(stretch) <= target_work or 0 in (work(stretch), work(merged[-1]))):
             merged[-1] = merged[-1] + stretch
         else:
             merged.append(list(stretch))
     out = []
     for group in merged:
-        parts = max(1, min(len(group), -(-work(group) // max(1, target_work))))
+        busy = sum(1 for i in group if jobs[i][2] != jobs[i][0])
+        parts = max(1, min(busy, -(-work(group) // max(1, target_work))))
         for indices in balanced_groups([abs(jobs[i][2] - jobs[i][0]) for i in group], parts):
             part = [group[j] for j in indices]
             lo = min(_interval(jobs[i])[0] for i in part)

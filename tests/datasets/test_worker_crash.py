@@ -74,12 +74,13 @@ def _alive(pid: int) -> bool:
 class WorkerProcess:
     """`python -m arq src.worker.WorkerSettings` against the test's PostgreSQL and Redis."""
 
-    def __init__(self, name: str, log_dir: Path, stale_seconds: int = STALE_SECONDS):
+    def __init__(self, name: str, log_dir: Path, stale_seconds: int = STALE_SECONDS, env: dict | None = None,
+                 command: tuple[str, ...] = ("-m", "arq", "src.worker.WorkerSettings")):
         env = {**os.environ, "JOB_STALE_SECONDS": str(stale_seconds), "WORKER_PROCESSES": "1",
-               "PYTHONUNBUFFERED": "1"}  # DATABASE_URL, REDIS_URL, VAR_DIR: set by tests/conftest.py
+               "PYTHONUNBUFFERED": "1", **(env or {})}  # DATABASE_URL, REDIS_URL, VAR_DIR: set by tests/conftest.py
         self.log = log_dir / f"{name}.log"
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "arq", "src.worker.WorkerSettings"], cwd=ROOT,
+            self.process = subprocess.Popen([sys.executable, *command], cwd=ROOT,
                                             env=env, stdout=out, stderr=subprocess.STDOUT)
         self.pool: list[int] = []
 

@@ -202,6 +202,9 @@ def test_split_passes_cuts_only_between_stretches_that_share_no_frame():
     merged = split_passes([_job(0, 49), _job(50, 99), _job(100, 149)], target_work=200)
     assert len(merged) == 1 and merged[0].passes == (0, 1, 2)
     assert split_passes([], 100) == []
+    # the empty backward passes from keyframe 0 go with the next stretch, not alone
+    first = split_passes([_job(0, 0), _job(0, 0), _job(0, 99), _job(0, 99)], target_work=50)
+    assert all(p.work > 0 for p in first) and sorted(i for p in first for i in p.passes) == [0, 1, 2, 3]
 
 
 def test_segments_run_apart_give_the_tracks_of_one_piece(h264_objects, tmp_path):

@@ -1,0 +1,140 @@
+"""Two workers as if on two machines: separate processes with their own local folders (scratch,
+read cache), sharing only PostgreSQL, Redis and an S3-protocol store (moto's server on
+loopback). A long video's segments are split between them; SIGKILL one mid-segment and the
+other takes its segment over when the lease runs out: the dataset is the one a single worker
+makes in one piece, label for label, with one charge, and nothing lands in a local storage folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+import zipfile
+
+import pytest
+
+from src.config import get_settings
+from tests.datasets.conftest import run_worker, top_up
+from tests.datasets.test_worker_crash import WorkerProcess, _ledger_kinds
+from tests.test_s3_storage import BUCKET, _objects, s3_endpoint, s3_settings  # noqa: F401 - fixtures
+from tests.videos.conftest import stored_files, upload
+
+FRAMES = 3000
+KEYFRAMES = (0, 750, 1500, 2250)
+LEASE_S = 4
+WORKER_ENV = {"SEGMENT_MIN_FRAMES": "1000", "SEGMENT_WORK": "1500", "SEGMENT_LEASE_SECONDS": str(LEASE_S)}
+
+
+async def _draft(client, video_id: str, truth, name: str) -> dict:
+    draft = await client.post("/api/v1/datasets", json={"video_id": video_id, "name": name, "classes": ["box"]})
+    assert draft.status_code == 201, draft.text
+    dataset = draft.json()
+    for f in KEYFRAMES:
+        objects = [{"track_id": t, "class": "box", "box": [round(float(v), 1) for v in boxes[f]]} for t, boxes in truth.items()]
+        put = await client.put(f"/api/v1/datasets/{dataset['id']}/keyframes/{f}", json={"objects": objects})
+        assert put.status_code == 200, put.text
+    options = {"sampling": {"mode": "every_n", "every_n": 25}, "split": {"train": 0.8, "valid": 0.2, "test": 0.0},
+               "formats": ["yolo", "mot"], "review_budget": 0.0}
+    assert (await client.put(f"/api/v1/datasets/{dataset['id']}/options", json=options)).status_code == 200
+    confirm = await client.post(f"/api/v1/datasets/{dataset['id']}/confirm")
+    assert confirm.status_code == 202, confirm.text
+    return dataset
+
+
+async def _leases(redis) -> dict[str, str]:
+    """segment key -> holder ("host:pid:job id") of every lease held now."""
+    held = {}
+    for key in await redis.keys("forge:segment:*:lease"):
+        holder = await redis.get(key)
+        if holder is not None:
+            held[key.decode().split(":")[2]] = holder.decode()
+    return held
+
+
+async def _labels(client, dataset_id: str) -> dict[str, bytes]:
+    found = {}
+    for fmt in ("yolo", "mot"):
+        response = await client.get(f"/api/v1/datasets/{dataset_id}/download", params={"format": fmt})
+        if response.status_code == 307:  # a presigned redirect to the store
+            async with __import__("httpx").AsyncClient() as outside:
+                response = await outside.get(response.headers["location"])
+        assert response.status_code == 200, response.text
+        with zipfile.ZipFile(io.BytesIO(response.content)) as z:
+            found |= {f"{fmt}/{n}": z.read(n) for n in z.namelist() if n.endswith(".txt")}
+    return found
+
+
+async def test_two_workers_share_a_long_video_and_one_dies_mid_segment(app, user_client, services, s3_settings,
+                                                                       tmp_path, monkeypatch):
+    from src.vision.synthetic import make_video
+
+    path = tmp_path / "long.mp4"
+    truth = await asyncio.to_thread(make_video, path, width=480, height=270, n_frames=FRAMES, n_objects=2, seed=11,
+                                    object_size=(40, 70), max_speed=1.5, pan=0.2)
+    video = await upload(user_client, path, "long.mp4")
+    assert video.status_code == 201 and video.json()["frame_count"] == FRAMES, video.text
+    video_id = video.json()["id"]
+    await top_up(app, "user@example.com", 1_000_000)
+
+    machines = {name: tmp_path / name for name in ("machine-a", "machine-b")}
+    workers = [WorkerProcess(name, tmp_path, 300, {**WORKER_ENV, "VAR_DIR": str(folder),
+                                                   "STORAGE_CACHE_DIR": str(folder / "cache")},
+                             command=("-m", "src.cli", "worker"))  # `forge worker`, which logs what it does
+               for name, folder in machines.items()]
+    by_pid = {w.process.pid: w for w in workers}
+    redis = app.state.redis
+    dataset = await _draft(user_client, video_id, truth, "split")
+    did = dataset["id"]
+    try:
+        # the coordinator (the dataset job) takes segments too; kill the other worker while it
+        # holds one that is not stored yet
+        coordinator = victim = held_key = None
+        deadline = time.monotonic() + 120
+        while victim is None:
+            assert time.monotonic() < deadline, f"no segment taken by a second worker: {await _leases(redis)}\n" + \
+                "\n".join(w.text()[-2000:] for w in workers)
+            for key, holder in (await _leases(redis)).items():
+                pid, job = int(holder.split(":")[1]), holder.split(":", 2)[2]
+                if job.startswith("dataset:"):
+                    coordinator = pid
+                elif coordinator is not None and pid != coordinator and pid in by_pid:
+                    victim, held_key = by_pid[pid], key
+            for w in workers:
+                assert w.process.poll() is None, w.text()[-3000:]
+            state = (await user_client.get(f"/api/v1/datasets/{did}")).json()
+            assert state["state"] not in ("failed", "cancelled", "ready"), (state["state"], state["error"])
+            await asyncio.sleep(0.05)
+        stored = f"forge/datasets/{did}/segments/{held_key}.npz"
+        victim.kill()
+        assert stored not in _objects(s3_settings), "the segment was done before the kill landed"
+        survivor = next(w for w in workers if w is not victim)
+
+        deadline = time.monotonic() + 300
+        while (state := (await user_client.get(f"/api/v1/datasets/{did}")).json())["state"] != "ready":
+            assert state["state"] not in ("failed", "cancelled"), state
+            assert time.monotonic() < deadline, f"not ready: {state}\n{survivor.text()[-3000:]}"
+            assert survivor.process.poll() is None, survivor.text()[-3000:]
+            await asyncio.sleep(0.3)
+    finally:
+        for w in workers:
+            w.stop()
+
+    # both machines ran segments; the survivor ran the one the victim was killed in
+    assert "propagate_segment(" in survivor.text()  # it took segment jobs of its own too
+    assert f"segment {held_key} of dataset {did}" in survivor.text(), survivor.text()[-3000:]
+    assert stored in _objects(s3_settings)
+    assert await _ledger_kinds(app, did) == ["reservation", "release", "charge"]
+
+    # the same dataset as one worker makes in one piece (this process's worker, no segments)
+    monkeypatch.setattr(get_settings(), "segment_min_frames", 0)
+    whole = await _draft(user_client, video_id, truth, "whole")
+    await run_worker(services[1])
+    assert (await user_client.get(f"/api/v1/datasets/{whole['id']}")).json()["state"] == "ready"
+    split, one = await _labels(user_client, did), await _labels(user_client, whole["id"])
+    assert len([n for n in one if n.startswith("yolo/")]) == FRAMES // 25
+    assert split == one
+
+    # nothing in a local storage folder: the test's, or either machine's
+    for root in [get_settings().storage_path, *(folder / "storage" for folder in machines.values())]:
+        assert not root.exists() or stored_files(root) == []
