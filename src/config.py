@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     # passes (frames x objects) per segment. A segment whose worker stopped renewing its lease
     # for SEGMENT_LEASE_SECONDS is taken over by another worker.
     segment_min_frames: int = 3000
-    segment_work: int = 4000
+    segment_work: int = 2000
     segment_lease_seconds: int = 20
 
     # First admin (forge up / forge create-admin)
