@@ -139,15 +139,12 @@ def run_segment(
 
 
 def finish_segments(
-    video_path: str, segmented: SegmentPlan, result_paths: list[str], reuse_path: str | None, keep_path: str | None,
-    sampling: dict[str, Any], images_dir: str | None, progress_path: str,
-) -> Tracked:
-    """The tracks from every segment's passes (box for box those of one piece), and the
-    delivered frames and their images from one decode of the video (segment jobs decode only
-    their own frames, so the sampling cannot ride on them)."""
+    segmented: SegmentPlan, result_paths: list[str], reuse_path: str | None, keep_path: str | None,
+    progress_path: str,
+) -> PropagationResult:
+    """The tracks from every segment's passes: box for box those of one piece."""
     from src.vision.propagate import assemble
     from src.vision.segments import Reusable, unpack_passes
-    from src.vision.video import iter_frames
 
     plan = segmented.plan
     passes = {}
@@ -158,24 +155,29 @@ def finish_segments(
     result = assemble(plan, passes, reuse=reuse, keep=keep_path is not None, budget=0)
     if keep_path is not None:
         Path(keep_path).write_bytes(result.reusable.to_bytes())
-    info = plan.info
+    return result
+
+
+def deliver_frames(video_path: str, info: VideoInfo, sampling: dict[str, Any], images_dir: str | None) -> list[int]:
+    """The delivered frames (and with ``images_dir`` their images) from one decode of the
+    video, for a run in segment jobs (they decode only their own frames, so the sampling
+    cannot ride on them). Runs while the segments do: it needs no track."""
+    from src.vision.video import iter_frames
+
     delivery = Delivery(sampling, info.width, Path(images_dir) if images_dir else None)
     if not delivery.needs_frames:
-        return Tracked(result, list(range(info.frames)), images_dir)
-    progress = ProgressFile(Path(progress_path))
+        return list(range(info.frames))
     fed = 0
     try:
         for fed, frame in enumerate(iter_frames(video_path), 1):
             delivery(fed - 1, frame)
-            if fed % 25 == 0:
-                progress(fed, info.frames)
             if fed == info.frames:
                 break
     finally:
         delivered = delivery.close()
     if fed < info.frames:
         raise VideoProbeError(f"the video stops decoding at frame {fed} of {info.frames}")
-    return Tracked(result, delivered, images_dir)
+    return delivered
 
 
 @dataclass(frozen=True)

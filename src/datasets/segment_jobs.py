@@ -19,7 +19,7 @@ after its own worker died reuses every segment already done, and the run after a
 A segment job needs only DATABASE_URL, REDIS_URL and the storage settings: it reads the video
 through the store's local copy (a read-through cache on S3) and writes its result into the
 store. The sampling and the export images need every frame in order, so the coordinator
-decodes the video once more for them after the segments (pipeline.finish_segments).
+decodes the video once more for them while the segments run (pipeline.deliver_frames).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ log = logging.getLogger("forge.datasets")
 # segments of a video and leave the others idle.
 SEGMENT_QUEUE = "arq:queue:segments"
 WAIT_S = 0.5  # how often a coordinator looks at the segments others run
-SEGMENT_SHARE = 0.85  # of the propagating stage's progress: the segments (the rest: the final decode)
+SEGMENT_SHARE = 0.9  # of the propagating stage's progress: the segments (the rest: assembling the tracks)
 ERROR_TTL_S = 3600
 
 
@@ -258,7 +258,6 @@ async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_
              for s, key in zip(segmented.segments, segmented.keys)]
     lo, hi = run.stages["propagating"]
     mid = lo + (hi - lo) * SEGMENT_SHARE
-    total = sum(t.work for t in tasks) or 1
     await run.update(progress={"stage": "propagating", "percent": lo},
                      **({} if claim.resumed else {"state": DatasetState.propagating}))
     remaining = []
@@ -271,6 +270,28 @@ async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_
         await redis.enqueue_job("propagate_segment", t, _job_id=f"segment:{t.key}:{claim.token[:12]}",
                                 _queue_name=SEGMENT_QUEUE)
     log.info("dataset %s: propagating in %d segment jobs (%d stored already)", claim.dataset_id, len(tasks), reused)
+    # the sampling and the images, from a decode of their own, while the segments run
+    images_path = images and str(images)
+    delivery = asyncio.ensure_future(run_cpu(ctx, pipeline.deliver_frames, claim.video_path, plan.info,
+                                             run.options.sampling.model_dump(), images_path))
+    try:
+        await _segments(run, tasks, remaining, lo, mid)
+        async with run.heartbeat():
+            delivered = await delivery
+    finally:
+        delivery.cancel()  # after a failure: nobody waits for it (the scratch folder goes)
+    paths = [str(await asyncio.to_thread(storage.local_path, result_key(t.dataset_id, t.key))) for t in tasks]
+    run.timings["segments"] = round(time.monotonic() - started, 3)
+    result = await run.cpu_stage("propagating", pipeline.finish_segments, segmented, paths, reuse_path,
+                                 keep_path and str(keep_path), span=(mid, hi))
+    result.seconds = time.monotonic() - started
+    return Tracked(result, delivered, images_path)
+
+
+async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask], lo: float, mid: float) -> None:
+    """Take segments here and wait for the others' until every result is stored."""
+    ctx, storage, redis = run.ctx, get_storage(), run.ctx["redis"]
+    total = sum(t.work for t in tasks) or 1
     holder = holder_of(ctx)
     done_work = sum(t.work for t in tasks) - sum(t.work for t in remaining)
 
@@ -307,11 +328,3 @@ async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_
             if remaining:
                 await report()
                 await asyncio.sleep(WAIT_S)
-    paths = [str(await asyncio.to_thread(storage.local_path, result_key(t.dataset_id, t.key))) for t in tasks]
-    run.timings["segments"] = round(time.monotonic() - started, 3)
-    tracked: Tracked = await run.cpu_stage(
-        "propagating", pipeline.finish_segments, claim.video_path, segmented, paths, reuse_path,
-        keep_path and str(keep_path), run.options.sampling.model_dump(), images and str(images), span=(mid, hi))
-    tracked.result.seconds = time.monotonic() - started
-    return tracked
-

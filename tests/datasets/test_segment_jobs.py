@@ -1,6 +1,6 @@
 """A long video's propagation in segment jobs (src.datasets.segment_jobs), in a real worker:
-the dataset equals the one made in one piece, label for label; a segment whose worker stopped
-renewing its lease is taken over; a failed segment fails the dataset with its message."""
+the dataset equals the one made in one piece, label for label (a worker that dies mid-segment:
+test_segment_workers.py)."""
 
 from __future__ import annotations
 
