@@ -110,12 +110,15 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"redis-server exited at start; see {self.data_dir / 'redis.log'}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return f"redis://127.0.0.1:{self.port}/0"
+            try:  # listening is not ready: while it loads its append-only file it answers LOADING
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(64).startswith(b"+PONG"):
+                        return f"redis://127.0.0.1:{self.port}/0"
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start listening within 15 s")
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not answer PING within 15 s")
 
     @property
     def pid(self) -> int | None:
