@@ -13,8 +13,10 @@ go through `run_cpu`, so the worker's event loop keeps answering arq's heartbeat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 
     from src.datasets.ports import DatasetJobPorts
     from src.quotas.service import UsageOf
+
+log = logging.getLogger("forge.jobs")
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -70,3 +74,27 @@ async def run_cpu(ctx: JobContext | dict[str, Any], fn: Callable[P, T], *args: P
     """Run a picklable function in the worker's process pool."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(ctx["pool"], functools.partial(fn, *args, **kwargs))
+
+
+@asynccontextmanager
+async def repeating(every_s: float, step: Callable[[], Awaitable[bool | None]], what: str) -> AsyncIterator[None]:
+    """Call ``step()`` every ``every_s`` seconds while the block runs (a heartbeat, a lease's
+    renewal); it returns False to stop. An error is logged as "<what> not written" and the
+    next call tries again (an outage: the block's own writes will tell)."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                if await step() is False:
+                    return
+            except Exception as error:
+                log.warning("%s not written: %s", what, error)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

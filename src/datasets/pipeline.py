@@ -27,7 +27,7 @@ from src.vision.hard_frames import select_hard_frames
 from src.vision.progress import ProgressFile
 from src.vision.propagate import propagate
 from src.vision.types import PropagationResult, SeedObject, VideoInfo
-from src.vision.video import VideoProbeError, probe
+from src.vision.video import probe
 
 
 def seed_objects(seeds: dict[int, list[dict[str, Any]]]) -> dict[int, list[SeedObject]]:
@@ -123,13 +123,13 @@ def run_segment(
     Refuses to run another engine than the plan's (``engine``: this machine lacks the learned
     tracker's files): its boxes would not be the dataset's. Returns the frames stepped through."""
     from src.vision.propagate import DEFAULT_PARAMS, resolve_engine, track_passes
-    from src.vision.segments import pack_passes
+    from src.vision.segments import pack_passes, pass_length
 
     here = resolve_engine(tracker_model)
     if here.name != engine:
         raise RuntimeError(f"this worker runs the {here.name} engine, the dataset's segments need {engine}"
                            f"{f' ({here.note})' if here.note else ''}")
-    work = sum(abs(j[2] - j[0]) for j in jobs)
+    work = sum(pass_length(j) for j in jobs)
     workers = max(1, os.cpu_count() or 1)
     results = track_passes(video_path, info, jobs, scale, here.model_dir, first=first, last=last, workers=workers,
                            processes=workers > 1 and work >= DEFAULT_PARAMS.process_min_work,
@@ -162,21 +162,15 @@ def deliver_frames(video_path: str, info: VideoInfo, sampling: dict[str, Any], i
     """The delivered frames (and with ``images_dir`` their images) from one decode of the
     video, for a run in segment jobs (they decode only their own frames, so the sampling
     cannot ride on them). Runs while the segments do: it needs no track."""
-    from src.vision.video import iter_frames
+    from src.vision.frames import feed_tap
 
     delivery = Delivery(sampling, info.width, Path(images_dir) if images_dir else None)
     if not delivery.needs_frames:
         return list(range(info.frames))
-    fed = 0
     try:
-        for fed, frame in enumerate(iter_frames(video_path), 1):
-            delivery(fed - 1, frame)
-            if fed == info.frames:
-                break
+        feed_tap(video_path, info.frames, delivery)
     finally:
         delivered = delivery.close()
-    if fed < info.frames:
-        raise VideoProbeError(f"the video stops decoding at frame {fed} of {info.frames}")
     return delivered
 
 

@@ -32,7 +32,7 @@ from src.datasets import service
 from src.datasets.draft import service as drafts
 from src.datasets.draft.models import LabelClass
 from src.datasets.models import Dataset, DatasetState
-from src.jobs import job_session
+from src.jobs import job_session, repeating
 from src.storage import get_storage
 from src.videos.models import Video
 from src.vision.attributes import AttributeSpec
@@ -97,23 +97,15 @@ async def update(ctx: dict, dataset_id: uuid.UUID, token: str, **fields: Any) ->
 async def heartbeat(ctx: dict, dataset_id: uuid.UUID, token: str, every_s: float = 5.0):
     """Keep the heartbeat fresh while a step without progress of its own runs, so the sweep
     does not take this live run for dead (a run that lost the dataset stops at its next write)."""
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            try:
-                await update(ctx, dataset_id, token)
-            except (Superseded, Cancelled):
-                return
-            except Exception as error:  # an outage: the step's own writes will tell
-                log.warning("dataset %s: heartbeat not written: %s", dataset_id, error)
+    async def beat() -> bool:
+        try:
+            await update(ctx, dataset_id, token)
+        except (Superseded, Cancelled):
+            return False
+        return True
 
-    task = asyncio.create_task(beat())
-    try:
+    async with repeating(every_s, beat, f"dataset {dataset_id}: heartbeat"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def claim(ctx: dict, dataset_id: uuid.UUID) -> Claim | None:

@@ -40,7 +40,7 @@ from src.datasets import pipeline, service
 from src.datasets.models import Dataset, DatasetState
 from src.datasets.pipeline import SegmentPlan, Tracked
 from src.datasets.preview import ENGINE_VERSION
-from src.jobs import job_session, run_cpu
+from src.jobs import job_session, repeating, run_cpu
 from src.storage import get_storage, resolve_model_dir
 from src.videos import service as video_service
 from src.vision.progress import ProgressFile
@@ -57,7 +57,7 @@ log = logging.getLogger("forge.datasets")
 SEGMENT_QUEUE = "arq:queue:segments"
 WAIT_S = 0.5  # how often a coordinator looks at the segments others run
 SEGMENT_SHARE = 0.9  # of the propagating stage's progress: the segments (the rest: assembling the tracks)
-ERROR_TTL_S = 3600
+MARK_TTL_S = 3600  # a segment's done and error marks (the store keeps the result itself)
 
 
 @dataclass(frozen=True, eq=False)  # one task is one object (its passes hold arrays)
@@ -98,6 +98,11 @@ def _lease(key: str) -> str:
 
 def _error(key: str) -> str:
     return f"forge:segment:{key}:error"
+
+
+def _done(key: str) -> str:
+    """Set once the result is stored: a coordinator waits on Redis, not on the store."""
+    return f"forge:segment:{key}:done"
 
 
 class SegmentWorker:
@@ -148,19 +153,16 @@ def holder_of(ctx: dict) -> str:
 async def _renewing(redis, key: str, holder: str, seconds: int):
     """Keep ``holder``'s lease on segment ``key`` alive while the block runs; release it after."""
 
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(max(0.2, seconds / 4))
-            if await redis.get(_lease(key)) == holder.encode():
-                await redis.expire(_lease(key), seconds)
+    async def renew() -> bool:
+        if await redis.get(_lease(key)) != holder.encode():
+            return False  # expired and taken by another worker: it runs the segment too (same result)
+        await redis.expire(_lease(key), seconds)
+        return True
 
-    task = asyncio.create_task(renew())
     try:
-        yield
+        async with repeating(max(0.2, seconds / 4), renew, f"lease of segment {key}"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         if await redis.get(_lease(key)) == holder.encode():
             await redis.delete(_lease(key))
 
@@ -203,11 +205,12 @@ async def _run_leased(ctx: dict, task: SegmentTask, holder: str,
                     report = await asyncio.to_thread(ProgressFile.read, progress_path) or {}
                     await on_progress(int(report.get("done") or 0))
             await asyncio.to_thread(storage.put_file, stored, out)
+            await redis.set(_done(task.key), holder, ex=MARK_TTL_S)
             log.info("segment %s of dataset %s (frames %d-%d, %d passes) done by %s in %.1f s", task.key,
                      task.dataset_id, task.first, task.last, len(task.jobs), holder, time.monotonic() - started)
             return True
     except Exception as error:
-        await redis.set(_error(task.key), str(error) or type(error).__name__, ex=ERROR_TTL_S)
+        await redis.set(_error(task.key), str(error) or type(error).__name__, ex=MARK_TTL_S)
         raise
     finally:
         out.unlink(missing_ok=True)
@@ -231,8 +234,8 @@ async def propagate_segment(ctx: dict, task: SegmentTask) -> str:
 
 def _failure(message: str) -> Exception:
     """The coordinator's error for a failed segment: the dataset fails with the message for
-    bad input (the run's usual rule), and is retried otherwise."""
-    if message.startswith(("the video stops decoding", "the video ")):
+    bad input (a damaged video: the run's usual rule), and is retried otherwise."""
+    if message.startswith("the video stops decoding"):
         return VideoProbeError(message)
     return SegmentFailed(f"a segment job failed: {message}")
 
@@ -306,25 +309,25 @@ async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask],
             for t in list(remaining):
                 if (message := await redis.get(_error(t.key))) is not None:
                     raise _failure(message.decode())
-                mine = None
 
                 async def progress_of(frames: int, t=t) -> None:
                     span = max(1, t.last - t.first + 1)
                     await report(t.work * min(1.0, frames / span))
 
+                finished = await redis.exists(_done(t.key))
                 slots = ctx.get("segment_slots")
-                if slots is not None and slots.locked():
-                    continue  # this process's room is taken (by its segment jobs): look again soon
-                try:
-                    mine = await run_here(ctx, t, holder, progress_of)
-                except (SeedError, VideoProbeError, ValueError):
-                    raise
-                except Exception as error:
-                    raise _failure(str(error)) from error
-                if mine or await asyncio.to_thread(storage.exists, result_key(t.dataset_id, t.key)):
+                if not finished and not await redis.exists(_lease(t.key)) and not (slots and slots.locked()):
+                    try:  # nobody runs it, and this process has room
+                        finished = await run_here(ctx, t, holder, progress_of)
+                    except (SeedError, VideoProbeError, ValueError):
+                        raise
+                    except Exception as error:
+                        raise _failure(str(error)) from error
+                    # not run here: stored meanwhile (its done mark can have expired), or just leased
+                    finished = finished or await asyncio.to_thread(storage.exists, result_key(t.dataset_id, t.key))
+                if finished:
                     remaining.remove(t)
                     done_work += t.work
                     await report()
-            if remaining:
-                await report()
+            if remaining:  # the heartbeat keeps the row fresh meanwhile; progress moves as segments end
                 await asyncio.sleep(WAIT_S)

@@ -36,7 +36,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from src.vision.video import open_capture, seek_to
+from src.vision.video import VideoProbeError, iter_frames, open_capture, seek_to
 
 LEVELS = 3
 Pyramid = tuple[np.ndarray, ...]  # one grey frame: (h, w), (h // 2, w // 2), (h // 4, w // 4) uint8
@@ -217,6 +217,19 @@ class FrameTap(Protocol):
     (full size, BGR, upright), on the decoder thread: it must be quick or hand the work on."""
 
     def __call__(self, i: int, bgr: np.ndarray) -> None: ...
+
+
+def feed_tap(video_path: str | Path, n_frames: int, tap: FrameTap, stop: threading.Event | None = None) -> None:
+    """Decode the video's first ``n_frames`` frames into ``tap``, in order (``stop`` set: end
+    early). Raises VideoProbeError when the video ends before them."""
+    fed = 0
+    for fed, frame in enumerate(iter_frames(video_path), 1):
+        if stop is not None and stop.is_set():
+            return
+        tap(fed - 1, frame)
+        if fed == n_frames:
+            return
+    raise VideoProbeError(f"the video stops decoding at frame {fed} of {n_frames}")
 
 
 class FrameStore:

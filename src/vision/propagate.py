@@ -41,10 +41,10 @@ import numpy as np
 from src.vision import kernels
 from src.vision.confidence import fused_confidence
 from src.vision.frame_cache import FrameCache
-from src.vision.frames import FrameReader, FrameSpec, FrameStore, FrameTap
+from src.vision.frames import FrameReader, FrameSpec, FrameStore, FrameTap, feed_tap
 from src.vision.hard_frames import select_hard_frames
 from src.vision.metrics import iou
-from src.vision.segments import Reusable, Span, balanced_groups, changed_spans
+from src.vision.segments import Reusable, Span, balanced_groups, changed_spans, pass_length
 from src.vision.tracker import ObjectTracker
 from src.vision.types import (
     SOURCE_KEYFRAME,
@@ -54,7 +54,7 @@ from src.vision.types import (
     Track,
     VideoInfo,
 )
-from src.vision.video import VideoProbeError, iter_frames, probe
+from src.vision.video import VideoProbeError, probe
 
 LK_ENGINE = "lk-ncc"  # the built-in tracker's name in results and datasets
 CANCEL_POLL_S = 0.1  # how often a running propagation asks whether it is still wanted
@@ -360,7 +360,7 @@ def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool
     cv2.setNumThreads(1)
     try:
         store.start(None if progress is None else (lambda done: progress(done, n)))
-        groups = balanced_groups([abs(j[2] - j[0]) for j in jobs], workers)
+        groups = balanced_groups([pass_length(j) for j in jobs], workers)
         pool = _process_pool(workers) if processes else ThreadPoolExecutor(workers)
         results: list = [None] * len(jobs)
         try:
@@ -485,18 +485,8 @@ class _TapFeed:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="forge-tap")
         self._stop = threading.Event()
 
-    def _feed(self) -> None:
-        fed = 0
-        for fed, frame in enumerate(iter_frames(self.video_path), 1):
-            if self._stop.is_set():  # the propagation failed: nobody wants the rest
-                return
-            self.tap(fed - 1, frame)
-            if fed == self.n:
-                return
-        raise VideoProbeError(f"the video stops decoding at frame {fed} of {self.n}")
-
     def __enter__(self) -> _TapFeed:
-        self._future = self._pool.submit(self._feed)
+        self._future = self._pool.submit(feed_tap, self.video_path, self.n, self.tap, self._stop)
         return self
 
     def __exit__(self, *exc) -> None:

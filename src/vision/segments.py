@@ -151,8 +151,12 @@ class Segment:
 
 
 def _interval(job: tuple) -> tuple[int, int]:
-    start, _, stop = job[0], job[1], job[2]
-    return min(start, stop), max(start, stop)
+    return min(job[0], job[2]), max(job[0], job[2])
+
+
+def pass_length(job: tuple) -> int:
+    """The frames a pass ((start, box, stop, ...)) steps through."""
+    return abs(job[2] - job[0])
 
 
 def split_passes(jobs: list[tuple], target_work: int) -> list[Segment]:
@@ -179,7 +183,7 @@ def split_passes(jobs: list[tuple], target_work: int) -> list[Segment]:
         reach = max(reach, hi)
 
     def work(group: list[int]) -> int:
-        return sum(abs(jobs[i][2] - jobs[i][0]) for i in group)
+        return sum(pass_length(jobs[i]) for i in group)
 
     merged: list[list[int]] = []
     for stretch in stretches:
@@ -192,7 +196,7 @@ def split_passes(jobs: list[tuple], target_work: int) -> list[Segment]:
     for group in merged:
         busy = sum(1 for i in group if jobs[i][2] != jobs[i][0])
         parts = max(1, min(busy, -(-work(group) // max(1, target_work))))
-        for indices in balanced_groups([abs(jobs[i][2] - jobs[i][0]) for i in group], parts):
+        for indices in balanced_groups([pass_length(jobs[i]) for i in group], parts):
             part = [group[j] for j in indices]
             lo = min(_interval(jobs[i])[0] for i in part)
             hi = max(_interval(jobs[i])[1] for i in part)

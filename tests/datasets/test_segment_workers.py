@@ -12,6 +12,7 @@ import io
 import time
 import zipfile
 
+import httpx
 import pytest
 
 from src.config import get_settings
@@ -57,7 +58,7 @@ async def _labels(client, dataset_id: str) -> dict[str, bytes]:
     for fmt in ("yolo", "mot"):
         response = await client.get(f"/api/v1/datasets/{dataset_id}/download", params={"format": fmt})
         if response.status_code == 307:  # a presigned redirect to the store
-            async with __import__("httpx").AsyncClient() as outside:
+            async with httpx.AsyncClient() as outside:
                 response = await outside.get(response.headers["location"])
         assert response.status_code == 200, response.text
         with zipfile.ZipFile(io.BytesIO(response.content)) as z:
