@@ -7,9 +7,12 @@ Every enqueue, from the web and from the workers, goes through `RoutingArqRedis`
 wants a GPU (detector training and evaluation, and dataset runs when the learned tracker is
 configured, whose onnxruntime session then uses the CUDA provider) goes to GPU_QUEUE while at
 least one GPU worker is advertised, and to the ordinary queue otherwise, so a platform
-without GPUs never waits for one. A GPU worker that goes away stops advertising (at once on a
-clean stop, within ADVERT_TTL_S when it dies), and `release_gpu_jobs`, a cron job of the
-ordinary workers, then hands the jobs still waiting in GPU_QUEUE to the ordinary queue.
+without GPUs never waits for one. Segments of a long video (src/datasets/segment_jobs.py) have
+queues of their own, SEGMENT_QUEUE and GPU_SEGMENT_QUEUE, chosen the same way by
+`segment_queue`: the learned tracker's segments go to the GPU workers while there are any, the
+built-in tracker's to every other worker. A GPU worker that goes away stops advertising (at
+once on a clean stop, within ADVERT_TTL_S when it dies), and `release_gpu_jobs`, a cron job of
+the ordinary workers, then hands the jobs still waiting in a GPU queue to its ordinary queue.
 
 This module stays light (no torch, no onnxruntime at import): the web imports it.
 """
@@ -30,6 +33,12 @@ from src.config import get_settings
 log = logging.getLogger("forge.gpu")
 
 GPU_QUEUE = "arq:queue:gpu"
+# A long video's segments: read by every worker process with an arq worker of its own
+# (src/datasets/segment_jobs.py SegmentWorker), the GPU workers' from their own queue.
+SEGMENT_QUEUE = "arq:queue:segments"
+GPU_SEGMENT_QUEUE = "arq:queue:segments:gpu"
+# where the jobs waiting in a GPU queue go once no GPU worker is there
+FALLBACK_QUEUES = {GPU_QUEUE: default_queue_name, GPU_SEGMENT_QUEUE: SEGMENT_QUEUE}
 ADVERTS = "forge:gpu-workers"  # sorted set: worker id -> the time its advertisement expires
 ADVERT_TTL_S = 90.0
 ADVERT_EVERY_S = 30.0
@@ -58,6 +67,15 @@ class RoutingArqRedis(ArqRedis):
         return await super().enqueue_job(function, *args, _queue_name=_queue_name, **kwargs)
 
 
+async def segment_queue(redis: Any, learned: bool) -> str:
+    """The queue for a segment: the GPU workers' when the learned tracker runs it (onnxruntime's
+    CUDA provider; the built-in tracker is CPU code) and a GPU worker is advertised, every
+    worker's otherwise."""
+    if learned and await gpu_workers(redis):
+        return GPU_SEGMENT_QUEUE
+    return SEGMENT_QUEUE
+
+
 def routing(pool: ArqRedis) -> RoutingArqRedis:
     """A RoutingArqRedis on the same connections and settings as ``pool`` (closing it closes
     them, as closing ``pool`` would)."""
@@ -83,19 +101,23 @@ async def withdraw(redis: Any, ident: str) -> None:
 
 async def release_gpu_jobs(ctx: dict) -> int:
     """Cron job of the ordinary workers: with no GPU worker advertised, move the jobs waiting
-    in GPU_QUEUE to the ordinary queue (same scores: same order and deferral)."""
+    in each GPU queue to its ordinary queue (same scores: same order and deferral)."""
     redis = ctx["redis"]
     if await gpu_workers(redis):
         return 0
-    waiting = await redis.zrange(GPU_QUEUE, 0, -1, withscores=True)
-    if not waiting:
-        return 0
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.zadd(default_queue_name, dict(waiting))
-        pipe.zrem(GPU_QUEUE, *[job_id for job_id, _ in waiting])
-        await pipe.execute()
-    log.warning("no GPU worker is running: %d job(s) waiting for one go to the CPU workers", len(waiting))
-    return len(waiting)
+    moved = 0
+    for gpu_queue, queue in FALLBACK_QUEUES.items():
+        waiting = await redis.zrange(gpu_queue, 0, -1, withscores=True)
+        if not waiting:
+            continue
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(queue, dict(waiting))
+            pipe.zrem(gpu_queue, *[job_id for job_id, _ in waiting])
+            await pipe.execute()
+        moved += len(waiting)
+    if moved:
+        log.warning("no GPU worker is running: %d job(s) waiting for one go to the CPU workers", moved)
+    return moved
 
 
 def describe_devices() -> str:

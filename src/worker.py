@@ -22,7 +22,8 @@ from src.datasets.ports import DatasetJobPorts
 from src.datasets.segment_jobs import SegmentWorker
 from src.datasets.tasks import build_dataset, preview_dataset, requeue_stale
 from src.detectors.tasks import apply_model, evaluate_detector, predict_frame, train_detector, validate_detector
-from src.gpu import ADVERT_EVERY_S, GPU_QUEUE, advertise, describe_devices, release_gpu_jobs, routing, withdraw, worker_id
+from src.gpu import (ADVERT_EVERY_S, GPU_QUEUE, GPU_SEGMENT_QUEUE, SEGMENT_QUEUE, advertise, describe_devices,
+                     release_gpu_jobs, routing, withdraw, worker_id)
 from src.jobs import JobContext, job_session, redis_settings, run_cpu
 from src.supervisor import die_with_parent
 from src.review.desk import ReviewDesk
@@ -87,10 +88,11 @@ async def startup(ctx: JobContext) -> None:
     # One thread for short interactive work a user waits on (a model on one frame), so it
     # never queues behind the pool's long jobs; what it loads stays loaded between calls.
     ctx["interactive"] = ThreadPoolExecutor(1, thread_name_prefix="interactive")
-    # Segments of long videos (src/datasets/segment_jobs.py): read from their own queue, as many
-    # at once as the pool runs, so the other workers get the rest.
+    # Segments of long videos (src/datasets/segment_jobs.py): read from their own queue (a GPU
+    # worker's: the learned tracker's segments), as many at once as the pool runs, so the other
+    # workers get the rest.
     ctx["segment_slots"] = asyncio.Semaphore(settings.worker_processes)
-    ctx["segment_worker"] = SegmentWorker(ctx)
+    ctx["segment_worker"] = SegmentWorker(ctx, GPU_SEGMENT_QUEUE if "gpu_worker" in ctx else SEGMENT_QUEUE)
     ctx["segment_worker"].start()
 
 
@@ -122,8 +124,8 @@ def cron_jobs() -> list:
 
 async def gpu_startup(ctx: JobContext) -> None:
     """A GPU worker: the usual start-up, then its advertisement, refreshed until it stops."""
+    ident = ctx["gpu_worker"] = worker_id()  # before start-up: its segment reader reads the GPU queue
     await startup(ctx)
-    ident = ctx["gpu_worker"] = worker_id()
     await advertise(ctx["redis"], ident)
 
     async def refresh() -> None:
@@ -132,7 +134,7 @@ async def gpu_startup(ctx: JobContext) -> None:
             await advertise(ctx["redis"], ident)
 
     ctx["gpu_advert"] = asyncio.create_task(refresh())
-    log.info("GPU worker %s on queue %s (CUDA_VISIBLE_DEVICES=%s): %s", ident, GPU_QUEUE,
+    log.info("GPU worker %s on queues %s and %s (CUDA_VISIBLE_DEVICES=%s): %s", ident, GPU_QUEUE, GPU_SEGMENT_QUEUE,
              os.environ.get("CUDA_VISIBLE_DEVICES", "unset"), describe_devices())
 
 

@@ -17,7 +17,8 @@ from arq import create_pool
 from arq.constants import default_queue_name
 
 from src.config import ROOT, get_settings
-from src.gpu import ADVERTS, GPU_QUEUE, advertise, gpu_workers, release_gpu_jobs, routing, withdraw
+from src.gpu import (ADVERTS, GPU_QUEUE, GPU_SEGMENT_QUEUE, SEGMENT_QUEUE, advertise, gpu_workers, release_gpu_jobs,
+                     routing, segment_queue, withdraw)
 from src.jobs import redis_settings
 from tests.datasets.conftest import make_draft, top_up
 
@@ -32,7 +33,7 @@ async def pool(services):
 
 
 async def _queue_of(redis, job_id: str) -> str | None:
-    for queue in (default_queue_name, GPU_QUEUE):
+    for queue in (default_queue_name, GPU_QUEUE, SEGMENT_QUEUE, GPU_SEGMENT_QUEUE):
         if await redis.zscore(queue, job_id) is not None:
             return queue
     return None
@@ -56,15 +57,23 @@ async def test_jobs_that_want_a_gpu_go_to_gpu_workers_only_while_one_is_there(po
     await pool.enqueue_job("build_dataset", "d3", _job_id="dataset-3", _queue_name=default_queue_name)
     assert await _queue_of(pool, "dataset-3") == default_queue_name  # an explicit queue is kept
 
+    # a long video's segments: the learned tracker's to the GPU workers, the built-in one's to all
+    assert await segment_queue(pool, learned=True) == GPU_SEGMENT_QUEUE
+    assert await segment_queue(pool, learned=False) == SEGMENT_QUEUE
+    await pool.enqueue_job("propagate_segment", "s1", _job_id="segment-1",
+                           _queue_name=await segment_queue(pool, learned=True))
+
     # while a GPU worker is there its jobs wait for it; once it is gone they go to the CPU workers
     ctx = {"redis": pool}
     assert await release_gpu_jobs(ctx) == 0 and await _queue_of(pool, "train-2") == GPU_QUEUE
     score = await pool.zscore(GPU_QUEUE, "train-2")
     await withdraw(pool, "gpu-host:1")
-    assert await release_gpu_jobs(ctx) == 2
+    assert await segment_queue(pool, learned=True) == SEGMENT_QUEUE
+    assert await release_gpu_jobs(ctx) == 3
     assert await _queue_of(pool, "train-2") == default_queue_name == await _queue_of(pool, "dataset-2")
     assert await pool.zscore(default_queue_name, "train-2") == score  # same place in the queue
-    assert await pool.zcard(GPU_QUEUE) == 0
+    assert await _queue_of(pool, "segment-1") == SEGMENT_QUEUE  # a segment stays a segment
+    assert await pool.zcard(GPU_QUEUE) == 0 == await pool.zcard(GPU_SEGMENT_QUEUE)
 
     # a GPU worker that died without withdrawing counts until its advertisement expires
     await advertise(pool, "gpu-host:2", ttl=0.5)

@@ -20,6 +20,10 @@ A segment job needs only DATABASE_URL, REDIS_URL and the storage settings: it re
 through the store's local copy (a read-through cache on S3) and writes its result into the
 store. The sampling and the export images need every frame in order, so the coordinator
 decodes the video once more for them while the segments run (pipeline.deliver_frames).
+
+The learned tracker's segments go to the GPU workers while one is advertised (src/gpu.py
+segment_queue), and a coordinator on a CPU worker leaves them to those; the built-in
+tracker's go to every worker.
 """
 
 from __future__ import annotations
@@ -40,21 +44,22 @@ from src.datasets import pipeline, service
 from src.datasets.models import Dataset, DatasetState
 from src.datasets.pipeline import SegmentPlan, Tracked
 from src.datasets.preview import ENGINE_VERSION
+from src.gpu import GPU_SEGMENT_QUEUE, SEGMENT_QUEUE, gpu_workers, segment_queue
 from src.jobs import job_session, repeating, run_cpu
 from src.storage import get_storage, resolve_model_dir
 from src.videos import service as video_service
 from src.vision.progress import ProgressFile
-from src.vision.propagate import SeedError
+from src.vision.propagate import LK_ENGINE, SeedError
 from src.vision.types import VideoInfo
 from src.vision.video import VideoProbeError
 
 log = logging.getLogger("forge.datasets")
 
-# Segment jobs have their own queue, which each worker process reads with its own arq worker
-# (``SegmentWorker``) taking no more jobs than its process pool runs at once: arq's main
-# worker takes every queued job it has room for (ten), so one machine would take all the
-# segments of a video and leave the others idle.
-SEGMENT_QUEUE = "arq:queue:segments"
+# Segment jobs have their own queues (src/gpu.py), which each worker process reads with its own
+# arq worker (``SegmentWorker``) taking no more jobs than its process pool runs at once: arq's
+# main worker takes every queued job it has room for (ten), so one machine would take all the
+# segments of a video and leave the others idle. GPU workers read GPU_SEGMENT_QUEUE, where the
+# learned tracker's segments go while one is advertised; every other worker SEGMENT_QUEUE.
 WAIT_S = 0.5  # how often a coordinator looks at the segments others run
 SEGMENT_SHARE = 0.9  # of the propagating stage's progress: the segments (the rest: assembling the tracks)
 MARK_TTL_S = 3600  # a segment's done and error marks (the store keeps the result itself)
@@ -76,6 +81,11 @@ class SegmentTask:
     jobs: list[tuple]
     key: str
     work: int
+
+    @property
+    def learned(self) -> bool:
+        """Tracked by the learned tracker: a segment that wants a GPU worker (src/gpu.py)."""
+        return self.engine != LK_ENGINE
 
 
 class SegmentFailed(RuntimeError):
@@ -106,11 +116,12 @@ def _done(key: str) -> str:
 
 
 class SegmentWorker:
-    """The worker process's reader of SEGMENT_QUEUE: an arq worker of its own (own Redis
-    connections) running `propagate_segment`, at most WORKER_PROCESSES at once, in the same
-    process pool and context as the rest (`start` in the worker's start-up, `stop` at its end)."""
+    """The worker process's reader of ``queue`` (SEGMENT_QUEUE; GPU_SEGMENT_QUEUE on a GPU
+    worker): an arq worker of its own (own Redis connections) running `propagate_segment`, at
+    most WORKER_PROCESSES at once, in the same process pool and context as the rest (`start` in
+    the worker's start-up, `stop` at its end)."""
 
-    def __init__(self, ctx: dict):
+    def __init__(self, ctx: dict, queue: str = SEGMENT_QUEUE):
         from arq import func
         from arq.worker import Worker
 
@@ -119,7 +130,7 @@ class SegmentWorker:
         settings = get_settings()
         shared = {k: v for k, v in ctx.items() if k != "redis"}  # arq puts this worker's own pool there
         self.worker = Worker(
-            [func(propagate_segment, name="propagate_segment")], queue_name=SEGMENT_QUEUE,
+            [func(propagate_segment, name="propagate_segment")], queue_name=queue,
             redis_settings=redis_settings(), ctx=shared, max_jobs=settings.worker_processes, handle_signals=False,
             job_timeout=6 * 3600, max_tries=settings.job_max_tries, keep_result=600, poll_delay=0.25,
             health_check_interval=30)
@@ -269,10 +280,12 @@ async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_
             remaining.append(t)
             await redis.delete(_error(t.key))
     reused = len(tasks) - len(remaining)
+    queue = await segment_queue(redis, tasks[0].learned)  # one engine for the whole plan
     for t in remaining:
         await redis.enqueue_job("propagate_segment", t, _job_id=f"segment:{t.key}:{claim.token[:12]}",
-                                _queue_name=SEGMENT_QUEUE)
-    log.info("dataset %s: propagating in %d segment jobs (%d stored already)", claim.dataset_id, len(tasks), reused)
+                                _queue_name=queue)
+    log.info("dataset %s: propagating in %d segment jobs (%d stored already) on %s", claim.dataset_id, len(tasks),
+             reused, "the GPU workers" if queue == GPU_SEGMENT_QUEUE else "every worker")
     # the sampling and the images, from a decode of their own, while the segments run
     images_path = images and str(images)
     delivery = asyncio.ensure_future(run_cpu(ctx, pipeline.deliver_frames, claim.video_path, plan.info,
@@ -289,6 +302,13 @@ async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_
                                  keep_path and str(keep_path), span=(mid, hi))
     result.seconds = time.monotonic() - started
     return Tracked(result, delivered, images_path)
+
+
+async def _mine_to_take(ctx: dict, task: SegmentTask) -> bool:
+    """Whether a coordinator takes ``task`` itself when nobody runs it: not a learned-tracker
+    segment on a CPU worker while a GPU worker is advertised (it waits for the GPU workers;
+    once none is left, it takes it)."""
+    return not task.learned or "gpu_worker" in ctx or not await gpu_workers(ctx["redis"])
 
 
 async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask], lo: float, mid: float) -> None:
@@ -316,7 +336,8 @@ async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask],
 
                 finished = await redis.exists(_done(t.key))
                 slots = ctx.get("segment_slots")
-                if not finished and not await redis.exists(_lease(t.key)) and not (slots and slots.locked()):
+                if (not finished and not await redis.exists(_lease(t.key)) and not (slots and slots.locked())
+                        and await _mine_to_take(ctx, t)):
                     try:  # nobody runs it, and this process has room
                         finished = await run_here(ctx, t, holder, progress_of)
                     except (SeedError, VideoProbeError, ValueError):

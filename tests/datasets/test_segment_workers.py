@@ -3,19 +3,25 @@ read cache), sharing only PostgreSQL, Redis and an S3-protocol store (moto's ser
 loopback). A long video's segments are split between them; SIGKILL one mid-segment and the
 other takes its segment over when the lease runs out: the dataset is the one a single worker
 makes in one piece, label for label, with one charge, and nothing lands in a local storage folder.
+
+With the learned tracker and a GPU worker there, the segments go to the GPU worker and the
+CPU worker that coordinates leaves them to it; once the GPU worker has stopped, the CPU worker
+takes the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import re
 import time
 import zipfile
 
 import httpx
 import pytest
 
-from src.config import get_settings
+from src.config import ROOT, get_settings
+from src.gpu import gpu_workers
 from tests.datasets.conftest import run_worker, top_up
 from tests.datasets.test_worker_crash import WorkerProcess, _ledger_kinds
 from tests.test_s3_storage import BUCKET, _objects, s3_endpoint, s3_settings  # noqa: F401 - fixtures
@@ -27,11 +33,11 @@ LEASE_S = 4
 WORKER_ENV = {"SEGMENT_MIN_FRAMES": "1000", "SEGMENT_WORK": "1500", "SEGMENT_LEASE_SECONDS": str(LEASE_S)}
 
 
-async def _draft(client, video_id: str, truth, name: str) -> dict:
+async def _draft(client, video_id: str, truth, name: str, keyframes=KEYFRAMES) -> dict:
     draft = await client.post("/api/v1/datasets", json={"video_id": video_id, "name": name, "classes": ["box"]})
     assert draft.status_code == 201, draft.text
     dataset = draft.json()
-    for f in KEYFRAMES:
+    for f in keyframes:
         objects = [{"track_id": t, "class": "box", "box": [round(float(v), 1) for v in boxes[f]]} for t, boxes in truth.items()]
         put = await client.put(f"/api/v1/datasets/{dataset['id']}/keyframes/{f}", json={"objects": objects})
         assert put.status_code == 200, put.text
@@ -139,3 +145,72 @@ async def test_two_workers_share_a_long_video_and_one_dies_mid_segment(app, user
     # nothing in a local storage folder: the test's, or either machine's
     for root in [get_settings().storage_path, *(folder / "storage" for folder in machines.values())]:
         assert not root.exists() or stored_files(root) == []
+
+
+NANOTRACK = ROOT.parent / "shared" / "models" / "nanotrack-v2"
+
+
+def _done_lines(worker: WorkerProcess, dataset_id: str) -> list[str]:
+    """The worker's log lines for segments of the dataset it stored ("... done by HOLDER in ...")."""
+    return [line for line in worker.text().splitlines() if f"of dataset {dataset_id} (frames" in line]
+
+
+@pytest.mark.skipif(not (NANOTRACK / "nanotrack_head_sim.onnx").exists(), reason="shared NanoTrack model missing")
+async def test_learned_tracker_segments_go_to_the_gpu_worker_and_fall_back_when_it_stops(app, user_client, tmp_path):
+    from src.vision.synthetic import make_video
+
+    frames, keyframes = 1500, (0, 500, 1000)
+    path = tmp_path / "long.mp4"
+    truth = await asyncio.to_thread(make_video, path, width=480, height=270, n_frames=frames, n_objects=1, seed=5,
+                                    object_size=(50, 80), max_speed=1.5, pan=0.2)
+    video = await upload(user_client, path, "long.mp4")
+    assert video.status_code == 201, video.text
+    await top_up(app, "user@example.com", 1_000_000)
+
+    # The web's settings say nothing of the learned tracker, so the dataset job itself goes to
+    # the CPU worker (as one queued before the GPU worker started would); the workers track with it.
+    env = {"SEGMENT_MIN_FRAMES": "1000", "SEGMENT_WORK": "1000", "SEGMENT_LEASE_SECONDS": str(LEASE_S),
+           "TRACKER_MODEL_DIR": str(NANOTRACK)}
+    cpu = WorkerProcess("cpu-worker", tmp_path, 300, env, command=("-m", "src.cli", "worker"))
+    gpu = WorkerProcess("gpu-worker", tmp_path, 300, env, command=("-m", "src.cli", "worker", "--gpu", "0"))
+    redis = app.state.redis
+    try:
+        deadline = time.monotonic() + 90
+        while not await gpu_workers(redis):
+            assert time.monotonic() < deadline and gpu.process.poll() is None, gpu.text()[-3000:]
+            await asyncio.sleep(0.2)
+        did = (await _draft(user_client, video.json()["id"], truth, "learned", keyframes))["id"]
+
+        # the GPU worker stores the first segment; the coordinating CPU worker has run none
+        deadline = time.monotonic() + 180
+        while not _done_lines(gpu, did):
+            assert time.monotonic() < deadline, f"no segment done by the GPU worker:\n{gpu.text()[-3000:]}"
+            for w in (cpu, gpu):
+                assert w.process.poll() is None, w.text()[-3000:]
+            state = (await user_client.get(f"/api/v1/datasets/{did}")).json()
+            assert state["state"] not in ("failed", "cancelled", "ready"), (state["state"], state["error"])
+            await asyncio.sleep(0.1)
+        assert f"dataset:{did}" in cpu.text()  # the coordinator is the CPU worker
+        assert _done_lines(cpu, did) == [], "the CPU worker took a segment while a GPU worker was there"
+        assert "on the GPU workers" in cpu.text(), cpu.text()[-3000:]
+        gpu.terminate()  # a clean stop withdraws its advertisement at once
+        assert await gpu_workers(redis) == 0
+        by_gpu = len(_done_lines(gpu, did))
+
+        deadline = time.monotonic() + 240
+        while (state := (await user_client.get(f"/api/v1/datasets/{did}")).json())["state"] != "ready":
+            assert state["state"] not in ("failed", "cancelled"), state
+            assert time.monotonic() < deadline, f"not ready: {state}\n{cpu.text()[-3000:]}"
+            assert cpu.process.poll() is None, cpu.text()[-3000:]
+            await asyncio.sleep(0.3)
+    finally:
+        for w in (cpu, gpu):
+            w.stop()
+    log = cpu.text()
+    assert f"dataset {did}: tracks made by the nanotrack-v2 engine" in log, log[-3000:]
+    total = int(re.search(rf"dataset {did}: propagating in (\d+) segment jobs", log).group(1))
+    assert total >= 3, log[-3000:]
+    # the CPU worker ran what the GPU worker left, and each segment was stored once
+    assert _done_lines(cpu, did), log[-3000:]
+    assert by_gpu + len(_done_lines(cpu, did)) == total, (by_gpu, _done_lines(cpu, did))
+    assert await _ledger_kinds(app, did) == ["reservation", "release", "charge"]
