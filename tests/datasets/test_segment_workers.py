@@ -214,3 +214,79 @@ async def test_learned_tracker_segments_go_to_the_gpu_worker_and_fall_back_when_
     assert _done_lines(cpu, did), log[-3000:]
     assert by_gpu + len(_done_lines(cpu, did)) == total, (by_gpu, _done_lines(cpu, did))
     assert await _ledger_kinds(app, did) == ["reservation", "release", "charge"]
+
+
+async def test_the_coordinator_dies_and_its_successor_reuses_the_stored_segments(app, user_client, tmp_path):
+    """SIGKILL the worker that runs the dataset job itself (the coordinator) once segments are
+    stored: the dataset's heartbeat goes stale, a restarted worker's sweep hands the dataset to a
+    new job, and that coordinator runs only the segments not stored yet; the dataset is the one
+    made in one piece, with one charge."""
+    from src.vision.synthetic import make_video
+
+    stale = 10
+    path = tmp_path / "long.mp4"
+    truth = await asyncio.to_thread(make_video, path, width=480, height=270, n_frames=FRAMES, n_objects=2, seed=11,
+                                    object_size=(40, 70), max_speed=1.5, pan=0.2)
+    video = await upload(user_client, path, "long.mp4")
+    assert video.status_code == 201, video.text
+    video_id = video.json()["id"]
+    await top_up(app, "user@example.com", 1_000_000)
+
+    workers = [WorkerProcess(name, tmp_path, stale, WORKER_ENV, command=("-m", "src.cli", "worker"))
+               for name in ("worker-a", "worker-b")]
+    by_pid = {w.process.pid: w for w in workers}
+    redis = app.state.redis
+    did = (await _draft(user_client, video_id, truth, "split"))["id"]
+    try:
+        coordinator = None
+        deadline = time.monotonic() + 180
+        while coordinator is None or not await redis.keys("forge:segment:*:done"):
+            assert time.monotonic() < deadline, "no segment stored:\n" + "\n".join(w.text()[-2000:] for w in workers)
+            for holder in (await _leases(redis)).values():
+                if holder.split(":", 2)[2].startswith("dataset:"):
+                    coordinator = by_pid[int(holder.split(":")[1])]
+            state = (await user_client.get(f"/api/v1/datasets/{did}")).json()
+            assert state["state"] in ("queued", "propagating"), (state["state"], state["error"])
+            await asyncio.sleep(0.05)
+        coordinator.kill()
+        stored_before = len(await redis.keys("forge:segment:*:done"))
+        total = int(re.search(r"propagating in (\d+) segment jobs", coordinator.text()).group(1))
+        assert stored_before < total, "every segment was stored before the kill landed"
+        await asyncio.sleep(stale + 1)  # a supervisor restarts a dead worker with a backoff
+        restarted = WorkerProcess("worker-a-restarted", tmp_path, stale, WORKER_ENV, command=("-m", "src.cli", "worker"))
+        workers.append(restarted)
+        alive = [w for w in workers if w is not coordinator]
+
+        deadline = time.monotonic() + 300
+        while (state := (await user_client.get(f"/api/v1/datasets/{did}")).json())["state"] != "ready":
+            assert state["state"] not in ("failed", "cancelled"), state
+            assert time.monotonic() < deadline, f"not ready: {state}\n" + "\n".join(w.text()[-2000:] for w in alive)
+            for w in alive:
+                assert w.process.poll() is None, w.text()[-3000:]
+            await asyncio.sleep(0.3)
+    finally:
+        for w in workers:
+            w.stop()
+
+    # the successor (a new job id from the sweep) reused what was stored before the kill
+    logs = "\n".join(w.text() for w in alive)
+    reused = [int(n) for n in re.findall(rf"dataset {did}: propagating in {total} segment jobs \((\d+) stored already\)",
+                                         logs)]
+    assert reused and reused[-1] >= stored_before, logs[-3000:]
+    assert f"dataset:{did}:retry1" in logs, logs[-3000:]
+    assert await _ledger_kinds(app, did) == ["reservation", "release", "charge"]
+
+    # One piece, by a worker of its own: the killed job stays in arq's queue as "in progress"
+    # until its timeout (then it runs, finds the dataset held or done and skips), so a burst
+    # worker here would wait for it.
+    whole = (await _draft(user_client, video_id, truth, "whole"))["id"]
+    one = WorkerProcess("one-piece", tmp_path, stale, {**WORKER_ENV, "SEGMENT_MIN_FRAMES": "0"})
+    try:
+        deadline = time.monotonic() + 300
+        while (state := (await user_client.get(f"/api/v1/datasets/{whole}")).json())["state"] != "ready":
+            assert state["state"] not in ("failed", "cancelled") and time.monotonic() < deadline, state
+            assert one.process.poll() is None, one.text()[-3000:]
+            await asyncio.sleep(0.3)
+    finally:
+        one.stop()
+    assert await _labels(user_client, did) == await _labels(user_client, whole)
