@@ -37,7 +37,7 @@ class PageParams:
         return 0 if self.page is None else (self.page - 1) * self.per_page
 
 
-def page_params(
+async def page_params(  # async: a plain function dependency would run in a worker thread
     page: Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="1-based page; unset: every item")] = None,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="items per page (with `page`)")] = 50,
 ) -> PageParams:

@@ -161,17 +161,30 @@ class JWTOrApiTokenStrategy(RevocableJWTStrategy):
         return await super().read_token(token, user_manager)
 
 
-def _strategy(strategy_class: type[RevocableJWTStrategy]) -> JWTStrategy:
-    keys = jwt_keys()
+@lru_cache(maxsize=8)
+def _strategy_for(strategy_class: type[RevocableJWTStrategy], certs_dir: Path, lifetime_seconds: int) -> JWTStrategy:
+    """One strategy per key pair and lifetime, with the keys loaded once: PyJWT takes key
+    objects as well as PEM text, and parsing the PEM (and reading certs/) on every request was
+    a good part of what a page cost (bench/load.py). Rotating the keys takes a restart, as it
+    did: every process must sign and check with the same pair."""
+    from cryptography.hazmat.primitives import serialization
+
+    keys = ensure_keys(certs_dir)
     return strategy_class(
-        secret=keys.private_pem,
-        public_key=keys.public_pem,
+        secret=serialization.load_pem_private_key(keys.private_pem.encode(), password=None),  # type: ignore[arg-type]
+        public_key=serialization.load_pem_public_key(keys.public_pem.encode()),  # type: ignore[arg-type]
         algorithm="RS256",
-        lifetime_seconds=get_settings().jwt_lifetime_seconds,
+        lifetime_seconds=lifetime_seconds,
     )
 
 
-def get_jwt_strategy() -> JWTStrategy:
+def _strategy(strategy_class: type[RevocableJWTStrategy]) -> JWTStrategy:
+    settings = get_settings()
+    return _strategy_for(strategy_class, settings.certs_dir, settings.jwt_lifetime_seconds)
+
+
+# async: a plain function dependency would run in a worker thread on every request
+async def get_jwt_strategy() -> JWTStrategy:
     return _strategy(RevocableJWTStrategy)
 
 
@@ -186,7 +199,7 @@ cookie_backend = AuthenticationBackend(
     ),
     get_strategy=get_jwt_strategy,
 )
-def get_bearer_strategy() -> JWTStrategy:
+async def get_bearer_strategy() -> JWTStrategy:
     return _strategy(JWTOrApiTokenStrategy)
 
 
