@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
 
 from arq import cron
 
@@ -42,6 +43,25 @@ def _pool_process(parent_pid: int, nice: int) -> None:
     die_with_parent(parent_pid)
     if nice > 0:
         os.nice(nice)
+        _autogroup_nice(nice)
+
+
+def _autogroup_nice(nice: int) -> None:
+    """Make the nice value count against the web server too. Linux's scheduler first shares
+    the CPU between autogroups (one per session: a terminal, ssh, anything started with
+    setsid) and only then by nice within each, so a worker started in a session of its own
+    took half the CPU from the web server whatever its nice (bench/load.py: web p99 3.3 s
+    during jobs). The pool process gets a session and autogroup of its own, at that nice.
+    Elsewhere (no autogroups, other systems) nothing changes; containers and systemd units are
+    cgroups, weighted by their own settings (docs/operations.md)."""
+    autogroup = Path("/proc/self/autogroup")
+    if not autogroup.exists():
+        return
+    try:
+        os.setsid()  # it ends with the worker all the same (die_with_parent)
+        autogroup.write_text(str(nice))
+    except OSError as error:
+        log.debug("autogroup nice not set: %s", error)
 
 
 def _cpu_probe() -> int:

@@ -56,6 +56,11 @@ def _nice(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
+def _autogroup(pid: int) -> str:
+    """The nice of a process's autogroup ("/autogroup-12 nice 10" -> "10")."""
+    return Path(f"/proc/{pid}/autogroup").read_text().split()[-1]
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -190,6 +195,8 @@ async def test_a_worker_dies_mid_job_and_the_next_one_finishes_it(app, user_clie
         assert base == _nice(os.getpid())  # the worker's event loop itself keeps its priority
         assert computing and all(_nice(p) == min(19, base + 10) for p in computing), \
             [(p, _nice(p), _cmdline(p)) for p in computing]
+        if Path("/proc/self/autogroup").exists():  # Linux shares the CPU between autogroups first
+            assert all(_autogroup(p) == "10" for p in computing), [(p, _autogroup(p)) for p in computing]
         if how == "SIGKILL":
             first.kill()
             deadline = time.monotonic() + 10  # SIGKILL lands at the next scheduling of each process
