@@ -47,6 +47,11 @@ class Settings(BaseSettings):
 
     # Services: unset means "start an embedded one under var/".
     database_url: str | None = None
+    # Connections each process keeps open to PostgreSQL, and how many more it may open at a
+    # peak (closed again after use: a new PostgreSQL backend each time). Budget
+    # (size + overflow) x (web processes + workers) under PostgreSQL's max_connections (100).
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
     redis_url: str | None = None
     var_dir: Path = ROOT / "var"
     storage_root: Path | None = None  # default: <var_dir>/storage
