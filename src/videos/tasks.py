@@ -9,7 +9,6 @@ number (`video.import_attempts`): a try that is not the current one leaves the v
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -28,7 +27,7 @@ from src.storage import get_storage
 from src.videos import service
 from src.videos.models import Video, VideoStatus
 from src.videos.url_import import check_page_import, download, download_with_ytdlp
-from src.jobs import job_session, run_cpu
+from src.jobs import job_session, repeating, run_cpu
 
 log = logging.getLogger("forge.videos")
 
@@ -62,16 +61,6 @@ async def _beat(ctx: dict, video_id: uuid.UUID, attempt: int) -> bool:
         return result.rowcount > 0
 
 
-async def _heartbeat(ctx: dict, video_id: uuid.UUID, attempt: int) -> None:
-    while True:
-        await asyncio.sleep(heartbeat_interval_s())
-        try:
-            if not await _beat(ctx, video_id, attempt):
-                return
-        except Exception as error:  # noqa: BLE001 - a missed beat is retried; the sweep judges
-            log.warning("import %s: heartbeat not written (%s: %s)", video_id, error.__class__.__name__, error)
-
-
 async def import_video(ctx: dict, video_id: str, attempt: int = 0) -> str:
     """Download, probe and store an imported video; idempotent (a finished import, or one a
     later try has taken over, is left alone)."""
@@ -87,7 +76,8 @@ async def import_video(ctx: dict, video_id: str, attempt: int = 0) -> str:
     storage = get_storage()
     temp = storage.temp_file()
     last = 0.0
-    beating = asyncio.create_task(_heartbeat(ctx, vid, attempt))
+    # a missed beat is logged and retried; the stale-import sweep judges a try gone silent
+    beating = repeating(heartbeat_interval_s(), lambda: _beat(ctx, vid, attempt), f"heartbeat of import {vid}")
 
     async def progress(done: int, total: int | None) -> None:
         nonlocal last
@@ -99,18 +89,19 @@ async def import_video(ctx: dict, video_id: str, attempt: int = 0) -> str:
                     row.import_progress = round(done / total, 3)
 
     try:
-        content_type = await download(url, temp, limit=limit, progress=progress)
-        if content_type == "text/html":
-            check_page_import(url)
-            await run_cpu(ctx, download_with_ytdlp, url, temp, limit=limit)
-        info = await run_cpu(ctx, service.probe_file, temp)
-        async with job_session(ctx) as session:
-            video = await _current(session, vid, attempt)
-            if video is None:
-                return "skipped"
-            video.import_progress = 1.0
-            await service.store_probed_file(session, video=video, path=temp, info=info, size=temp.stat().st_size,
-                                            usage=ctx["usage"])
+        async with beating:
+            content_type = await download(url, temp, limit=limit, progress=progress)
+            if content_type == "text/html":
+                check_page_import(url)
+                await run_cpu(ctx, download_with_ytdlp, url, temp, limit=limit)
+            info = await run_cpu(ctx, service.probe_file, temp)
+            async with job_session(ctx) as session:
+                video = await _current(session, vid, attempt)
+                if video is None:
+                    return "skipped"
+                video.import_progress = 1.0
+                await service.store_probed_file(session, video=video, path=temp, info=info,
+                                                size=temp.stat().st_size, usage=ctx["usage"])
         return "ready"
     except DomainError as error:
         await _mark_failed(ctx, vid, attempt, error.message)
@@ -124,7 +115,6 @@ async def import_video(ctx: dict, video_id: str, attempt: int = 0) -> str:
         await _mark_failed(ctx, vid, attempt, f"The download failed ({error.__class__.__name__}). Check the link and try again.")
         return "failed"
     finally:
-        beating.cancel()
         temp.unlink(missing_ok=True)
 
 
