@@ -36,6 +36,7 @@ pytestmark = pytest.mark.browser
 
 W, H = 360, 240
 SHOTS = Path(os.environ.get("FORGE_SCREENSHOTS", ROOT / "var" / "test-screenshots"))
+WIDTH = int(os.environ.get("FORGE_E2E_WIDTH", "1280"))  # 390: walk the journeys as on a phone
 TRUTH = load_otb(CROSSING / "groundtruth_rect.txt")
 
 
@@ -46,7 +47,7 @@ class Person:
         self.browser, self.base_url, self.name, self.step = browser, base_url, name, 0
 
     async def __aenter__(self):
-        self.context = await self.browser.new_context(base_url=self.base_url, viewport={"width": 1280, "height": 1000},
+        self.context = await self.browser.new_context(base_url=self.base_url, viewport={"width": WIDTH, "height": 1000},
                                                       accept_downloads=True)
         self.page = await self.context.new_page()
         return self

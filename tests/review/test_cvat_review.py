@@ -120,6 +120,8 @@ async def test_full_cvat_review_loop(app, client, user_client, annotators, servi
     assert cvat.jobs[cvat_job]["stage"] == "annotation"
     page = await anna.get("/review")
     assert page.status_code == 200 and "Frame 2: box too loose" in page.text
+    # the dataset's name opens the job as well as the Open button (on a phone the button is off-screen)
+    assert page.text.count(f'href="/review/jobs/{first["id"]}/open"') == 2, page.text
 
     # anna completes again, rob accepts; the other job is accepted untouched (found by the poll only)
     cvat.set_job(cvat_job, state="completed")
