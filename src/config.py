@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     segment_min_frames: int = 3000
     segment_work: int = 2000
     segment_lease_seconds: int = 20
+    # How long a learned-tracker segment waits for the GPU workers (while one is advertised)
+    # before a CPU worker's dataset run takes it itself: a busy or stuck GPU worker delays a
+    # dataset, it does not stop it.
+    segment_gpu_wait_seconds: int = 120
 
     # First admin (forge up / forge create-admin)
     forge_admin_email: str | None = None

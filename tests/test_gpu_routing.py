@@ -130,3 +130,40 @@ async def test_a_gpu_worker_takes_a_learned_tracker_dataset_and_withdraws_when_i
     assert await gpu_workers(pool) == 0  # withdrawn on a clean stop: new GPU jobs go to the CPU workers
     await pool.enqueue_job("train_detector", "m3", _job_id="train-3")
     assert await _queue_of(pool, "train-3") == default_queue_name
+
+
+@pytest.mark.skipif(not (NANOTRACK / "nanotrack_head_sim.onnx").exists(), reason="shared NanoTrack model missing")
+async def test_learned_segments_wait_for_a_gpu_worker_only_so_long(app, user_client, pool, services, monkeypatch,
+                                                                    tmp_path, caplog):
+    """A GPU worker is advertised but never takes anything (busy, or stuck): after
+    SEGMENT_GPU_WAIT_SECONDS the CPU worker's dataset run takes its learned-tracker segments."""
+    from src.vision.synthetic import make_video
+    from tests.datasets.conftest import run_worker
+    from tests.datasets.test_segment_workers import _draft
+    from tests.videos.conftest import upload
+
+    path = tmp_path / "long.mp4"
+    truth = await asyncio.to_thread(make_video, path, width=320, height=240, n_frames=1500, n_objects=1, seed=5,
+                                    object_size=(40, 70), max_speed=1.5, pan=0.2)
+    video = await upload(user_client, path, "long.mp4")
+    assert video.status_code == 201, video.text
+    await top_up(app, "user@example.com", 1_000_000)
+    dataset = await _draft(user_client, video.json()["id"], truth, "waits", (0, 500, 1000))  # queued for the CPU workers
+
+    settings = get_settings()
+    for name, value in {"tracker_model_dir": str(NANOTRACK), "segment_min_frames": 1000, "segment_work": 1000,
+                        "segment_gpu_wait_seconds": 3}.items():
+        monkeypatch.setattr(settings, name, value)
+    await advertise(pool, "busy-gpu-host:1", ttl=600)
+    try:
+        started = time.monotonic()
+        with caplog.at_level("INFO", logger="forge"):
+            await asyncio.wait_for(run_worker(services[1]), 240)  # its advertisement alone would last 600 s
+    finally:
+        await withdraw(pool, "busy-gpu-host:1")
+    state = (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()
+    assert state["state"] == "ready", (state["state"], state["error"])
+    waited = [r.getMessage() for r in caplog.records if "no GPU worker took it in 3 s" in r.getMessage()]
+    assert len(waited) >= 3, [r.getMessage() for r in caplog.records if r.name.startswith("forge")][-20:]
+    assert any("on the GPU workers" in r.getMessage() for r in caplog.records)  # they were queued for the GPU
+    assert time.monotonic() - started >= 3

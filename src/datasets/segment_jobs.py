@@ -304,11 +304,19 @@ async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_
     return Tracked(result, delivered, images_path)
 
 
-async def _mine_to_take(ctx: dict, task: SegmentTask) -> bool:
-    """Whether a coordinator takes ``task`` itself when nobody runs it: not a learned-tracker
-    segment on a CPU worker while a GPU worker is advertised (it waits for the GPU workers;
-    once none is left, it takes it)."""
-    return not task.learned or "gpu_worker" in ctx or not await gpu_workers(ctx["redis"])
+async def _mine_to_take(ctx: dict, task: SegmentTask, unclaimed_since: dict[str, float]) -> bool:
+    """Whether a coordinator takes ``task`` itself now that nobody runs it: not a learned-
+    tracker segment on a CPU worker while a GPU worker is advertised, unless it has waited
+    SEGMENT_GPU_WAIT_SECONDS for one (``unclaimed_since``: segment key -> when it was first
+    seen waiting); once no GPU worker is left, at once."""
+    if not task.learned or "gpu_worker" in ctx or not await gpu_workers(ctx["redis"]):
+        return True
+    first = unclaimed_since.setdefault(task.key, time.monotonic())
+    if time.monotonic() - first < get_settings().segment_gpu_wait_seconds:
+        return False
+    log.warning("segment %s of dataset %s: no GPU worker took it in %d s, running it here", task.key,
+                task.dataset_id, get_settings().segment_gpu_wait_seconds)
+    return True
 
 
 async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask], lo: float, mid: float) -> None:
@@ -317,6 +325,7 @@ async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask],
     total = sum(t.work for t in tasks) or 1
     holder = holder_of(ctx)
     done_work = sum(t.work for t in tasks) - sum(t.work for t in remaining)
+    unclaimed_since: dict[str, float] = {}  # learned-tracker segments waiting for a GPU worker
 
     async def report(extra: float = 0.0) -> None:
         share = min(1.0, (done_work + extra) / total)
@@ -337,7 +346,7 @@ async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask],
                 finished = await redis.exists(_done(t.key))
                 slots = ctx.get("segment_slots")
                 if (not finished and not await redis.exists(_lease(t.key)) and not (slots and slots.locked())
-                        and await _mine_to_take(ctx, t)):
+                        and await _mine_to_take(ctx, t, unclaimed_since)):
                     try:  # nobody runs it, and this process has room
                         finished = await run_here(ctx, t, holder, progress_of)
                     except (SeedError, VideoProbeError, ValueError):
