@@ -23,7 +23,7 @@ import pytest
 from src.config import ROOT, get_settings
 from src.gpu import gpu_workers
 from tests.datasets.conftest import run_worker, top_up
-from tests.datasets.test_worker_crash import WorkerProcess, _ledger_kinds
+from tests.datasets.test_worker_crash import WorkerProcess, _ledger_kinds, _wait
 from tests.test_s3_storage import BUCKET, _objects, s3_endpoint, s3_settings  # noqa: F401 - fixtures
 from tests.videos.conftest import stored_files, upload
 
@@ -47,6 +47,10 @@ async def _draft(client, video_id: str, truth, name: str, keyframes=KEYFRAMES) -
     confirm = await client.post(f"/api/v1/datasets/{dataset['id']}/confirm")
     assert confirm.status_code == 202, confirm.text
     return dataset
+
+
+def _ready(dataset: dict) -> bool:
+    return dataset["state"] == "ready"
 
 
 async def _leases(redis) -> dict[str, str]:
@@ -117,12 +121,7 @@ async def test_two_workers_share_a_long_video_and_one_dies_mid_segment(app, user
         assert stored not in _objects(s3_settings), "the segment was done before the kill landed"
         survivor = next(w for w in workers if w is not victim)
 
-        deadline = time.monotonic() + 300
-        while (state := (await user_client.get(f"/api/v1/datasets/{did}")).json())["state"] != "ready":
-            assert state["state"] not in ("failed", "cancelled"), state
-            assert time.monotonic() < deadline, f"not ready: {state}\n{survivor.text()[-3000:]}"
-            assert survivor.process.poll() is None, survivor.text()[-3000:]
-            await asyncio.sleep(0.3)
+        await _wait(user_client, did, _ready, 300, "the dataset to be ready", [survivor])
     finally:
         for w in workers:
             w.stop()
@@ -197,12 +196,7 @@ async def test_learned_tracker_segments_go_to_the_gpu_worker_and_fall_back_when_
         assert await gpu_workers(redis) == 0
         by_gpu = len(_done_lines(gpu, did))
 
-        deadline = time.monotonic() + 240
-        while (state := (await user_client.get(f"/api/v1/datasets/{did}")).json())["state"] != "ready":
-            assert state["state"] not in ("failed", "cancelled"), state
-            assert time.monotonic() < deadline, f"not ready: {state}\n{cpu.text()[-3000:]}"
-            assert cpu.process.poll() is None, cpu.text()[-3000:]
-            await asyncio.sleep(0.3)
+        await _wait(user_client, did, _ready, 240, "the dataset to be ready", [cpu])
     finally:
         for w in (cpu, gpu):
             w.stop()
@@ -257,13 +251,7 @@ async def test_the_coordinator_dies_and_its_successor_reuses_the_stored_segments
         workers.append(restarted)
         alive = [w for w in workers if w is not coordinator]
 
-        deadline = time.monotonic() + 300
-        while (state := (await user_client.get(f"/api/v1/datasets/{did}")).json())["state"] != "ready":
-            assert state["state"] not in ("failed", "cancelled"), state
-            assert time.monotonic() < deadline, f"not ready: {state}\n" + "\n".join(w.text()[-2000:] for w in alive)
-            for w in alive:
-                assert w.process.poll() is None, w.text()[-3000:]
-            await asyncio.sleep(0.3)
+        await _wait(user_client, did, _ready, 300, "the dataset to be ready", alive)
     finally:
         for w in workers:
             w.stop()
@@ -282,11 +270,7 @@ async def test_the_coordinator_dies_and_its_successor_reuses_the_stored_segments
     whole = (await _draft(user_client, video_id, truth, "whole"))["id"]
     one = WorkerProcess("one-piece", tmp_path, stale, {**WORKER_ENV, "SEGMENT_MIN_FRAMES": "0"})
     try:
-        deadline = time.monotonic() + 300
-        while (state := (await user_client.get(f"/api/v1/datasets/{whole}")).json())["state"] != "ready":
-            assert state["state"] not in ("failed", "cancelled") and time.monotonic() < deadline, state
-            assert one.process.poll() is None, one.text()[-3000:]
-            await asyncio.sleep(0.3)
+        await _wait(user_client, whole, _ready, 300, "the one-piece dataset to be ready", [one])
     finally:
         one.stop()
     assert await _labels(user_client, did) == await _labels(user_client, whole)
