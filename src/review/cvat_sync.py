@@ -118,7 +118,8 @@ async def create_in_cvat(session: AsyncSession, *, task_id: int, config: CvatCon
     ours = {j.id: j for j in jobs}
     for remote in created["jobs"]:
         ours[by_frame[remote["start_frame"]]].cvat_job_id = remote["id"]
-    _deal_jobs(jobs, frames, await cvat_people(session))
+    people = await cvat_people(session)
+    _deal_jobs(jobs, frames, people, await service.waiting_jobs(session, [u.id for u in people], besides=task.id))
     task.state, task.message = TaskState.open, None
     await session.flush()
     for job in jobs:
@@ -126,15 +127,17 @@ async def create_in_cvat(session: AsyncSession, *, task_id: int, config: CvatCon
     return "open"
 
 
-def _deal_jobs(jobs: list[ReviewJob], frames: list[ReviewFrame], people: list[User]) -> None:
-    """Primary jobs round-robin over the reviewers with a CVAT account; a QC job to the one
-    after the annotator of the primary job holding its frames (never the same person)."""
+def _deal_jobs(jobs: list[ReviewJob], frames: list[ReviewFrame], people: list[User], waiting: dict) -> None:
+    """Primary jobs to the reviewers with a CVAT account, the fewest jobs waiting first
+    (src.review.service.deal); a QC job to the one after the annotator of the primary job
+    holding its frames (never the same person)."""
     if not people:
         return
     ids = [u.id for u in people]
     ours = {j.id: j for j in jobs}
-    for number, job in enumerate(j for j in jobs if not j.qc):
-        job.assignee_id = ids[number % len(ids)]
+    primaries = [j for j in jobs if not j.qc]
+    for job, who in zip(primaries, service.deal(ids, len(primaries), waiting)):
+        job.assignee_id = who
     holder = {f.video_frame: f.job_id for f in frames if not ours[f.job_id].qc}  # frame -> its primary job
     for job in jobs:
         if job.qc and len(ids) >= 2:

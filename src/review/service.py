@@ -1,7 +1,7 @@
 """Review of hard frames, the same for CVAT and the built-in page.
 
-`open_review` turns the hard frames of a dataset into a task of jobs (assigned round-robin
-to annotators); a job goes annotation -> validation -> acceptance; accepted jobs yield
+`open_review` turns the hard frames of a dataset into a task of jobs (dealt to the annotators
+with the fewest jobs waiting, `deal`); a job goes annotation -> validation -> acceptance; accepted jobs yield
 corrections; when every job is accepted the dataset goes back to the worker, which
 re-propagates with the reviewed frames as extra keyframes (`corrections`).
 """
@@ -38,6 +38,30 @@ async def reviewers(session: AsyncSession) -> list[User]:
     return []
 
 
+async def waiting_jobs(session: AsyncSession, people: Sequence[uuid.UUID], *, besides: int | None = None,
+                       ) -> dict[uuid.UUID, int]:
+    """How many jobs each of ``people`` has waiting for them to annotate (outside task ``besides``)."""
+    query = (select(ReviewJob.assignee_id, func.count()).where(ReviewJob.assignee_id.in_(list(people)),
+                                                               ReviewJob.stage == JobStage.annotation)
+             .group_by(ReviewJob.assignee_id))
+    if besides is not None:
+        query = query.where(ReviewJob.task_id != besides)
+    return {who: count for who, count in (await session.execute(query)).all()}
+
+
+def deal(people: Sequence[uuid.UUID], jobs: int, waiting: dict[uuid.UUID, int]) -> list[uuid.UUID]:
+    """Who gets each of ``jobs`` new jobs: the person with the fewest jobs waiting (``waiting``,
+    counting the ones dealt here), the longest-standing account first among equals. So a fresh
+    annotator gets work while the first one still has some, and equals take turns."""
+    load = {who: waiting.get(who, 0) for who in people}
+    dealt = []
+    for _ in range(jobs if people else 0):
+        who = min(people, key=load.__getitem__)  # the first of the least loaded, in account order
+        dealt.append(who)
+        load[who] += 1
+    return dealt
+
+
 async def get_task(session: AsyncSession, *, dataset_id: uuid.UUID) -> ReviewTask | None:
     return await session.scalar(select(ReviewTask).where(ReviewTask.dataset_id == dataset_id))
 
@@ -62,10 +86,12 @@ async def open_review(
     await session.flush()
     people = [await session.get(User, dataset.owner_id)] if by_owner else await reviewers(session)
     frames = sorted(proposed)
+    starts = range(0, len(frames), job_size)
+    ids = [u.id for u in people]
+    assignees = deal(ids, len(starts), await waiting_jobs(session, ids, besides=task.id)) if ids else [None] * len(starts)
     primaries: list[tuple[ReviewJob, list[int]]] = []
-    for number, start in enumerate(range(0, len(frames), job_size)):
-        job = ReviewJob(task_id=task.id, assignee_id=people[number % len(people)].id if people else None,
-                        stage=JobStage.annotation, updated_at=utcnow())
+    for start, assignee in zip(starts, assignees):
+        job = ReviewJob(task_id=task.id, assignee_id=assignee, stage=JobStage.annotation, updated_at=utcnow())
         session.add(job)
         await session.flush()
         primaries.append((job, frames[start : start + job_size]))

@@ -121,3 +121,22 @@ async def test_a_refused_validation_on_the_page_changes_nothing(app, user_client
     accepted = await rob.post(f"/review/jobs/{job['id']}/validate", data={"accept": "true"}, headers={"accept": "text/html"})
     assert accepted.status_code == 303 and accepted.headers["location"].endswith("/review")
     assert (await _job_row(app, job["id"]))["stage"] == "acceptance"
+
+
+def test_jobs_are_dealt_to_whoever_has_the_fewest_waiting():
+    from src.review.service import deal
+
+    first, second, third = "anna", "rob", "eve"  # in account order
+    assert deal([first, second, third], 4, {first: 2}) == [second, third, second, third]
+    assert deal([first, second], 3, {}) == [first, second, first]  # equals take turns, oldest first
+    assert deal([], 2, {}) == []
+
+
+async def test_a_second_task_goes_to_the_annotator_with_nothing_waiting(app, user_client, annotators, services):
+    """One job per dataset: the first to the longest-standing annotator, the next to the other
+    one (dealt by account age alone, both went to the first)."""
+    anna, rob = annotators
+    await _dataset_in_review(app, user_client, services)
+    await _dataset_in_review(app, user_client, services)
+    mine = [(await person.get("/api/v1/review/jobs")).json() for person in (anna, rob)]
+    assert [len(jobs) for jobs in mine] == [1, 1], mine
