@@ -15,8 +15,13 @@ per segment, an arq job, a Redis lease and one result object (a few kB) in the s
 machine, one copy of the video into its read cache; and, once per dataset, the coordinator's
 decode of the whole video for the sampling and export images.
 
+From one keyframe only, every pass runs from frame 0 to the end: the bench then runs those
+passes as the platform does with SEGMENT_CHUNK_FRAMES, in chunks one after another, each from
+the checkpoint of the one before, and prints the time, the checkpoints' size and whether the
+tracks equal one piece.
+
     python -m bench.scale [--sequence otb_crossing] [--frames 10000] [--every 500]
-                          [--workers 1 2 4] [--segment-work 2000]
+                          [--workers 1 2 4] [--segment-work 2000] [--chunk-frames 2000]
 """
 
 from __future__ import annotations
@@ -89,6 +94,33 @@ def run(video: str, plan, segments, workers: int) -> tuple[float, list[float], l
     return wall, [o[1] for o in out], [o[0] for o in out]
 
 
+def chained(video: str, plan, segments) -> tuple[float, dict, list[int]]:
+    """The segments in order in this process, each chunk going on from the checkpoint of the
+    chunk before (as chunk jobs on any machine do): seconds, the passes' results, and the size
+    of each checkpoint handed on."""
+    from src.vision.propagate import Checkpoint
+
+    passes, checkpoints, sizes = {}, {}, []
+    started = time.perf_counter()
+    for s in segments:
+        resume = until = None
+        if s.chunk is not None:
+            resume, until = [checkpoints.get((s.passes, s.chunk.index - 1))], [s.chunk.until]
+        out = track_passes(video, plan.info, [plan.jobs[i] for i in s.passes], plan.scale, None, first=s.first,
+                           last=s.last, workers=1, processes=False, resume=resume, until=until)
+        if isinstance(out[0], Checkpoint):
+            checkpoints[(s.passes, s.chunk.index)] = out[0].data
+            sizes.append(len(out[0].data))
+            continue
+        passes |= {plan.keys[i]: r for i, r in zip(s.passes, unpack_passes(pack_passes(out)))}
+    return time.perf_counter() - started, passes, sizes
+
+
+def _same(got, want) -> bool:
+    return all(np.array_equal(a.source, b.source) and np.allclose(a.boxes, b.boxes, atol=1e-3, equal_nan=True)
+               for a, b in zip(got.tracks, want.tracks, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sequence", default="otb_crossing")
@@ -96,6 +128,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=500, help="a keyframe every this many frames")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--segment-work", type=int, default=2000, help="SEGMENT_WORK")
+    parser.add_argument("--chunk-frames", type=int, default=2000, help="SEGMENT_CHUNK_FRAMES")
     args = parser.parse_args()
 
     source, _, gt = load_sequence(args.sequence)
@@ -106,7 +139,8 @@ def main() -> None:
         keyframes = {f: objs for f, objs in keyframes.items() if any(not o.gone for o in objs)}
         plan = plan_propagation(video, keyframes)
         segments = split_passes(plan.jobs, args.segment_work)
-        one_keyframe = split_passes(plan_propagation(video, {0: keyframes[0]}).jobs, args.segment_work)
+        one_keyframe = split_passes(plan_propagation(video, {0: keyframes[0]}).jobs, args.segment_work,
+                                    args.chunk_frames)
         cpus = len(os.sched_getaffinity(0))
         size = video.stat().st_size
         print(f"{args.sequence} looped to {args.frames} frames ({plan.info.width}x{plan.info.height}, "
@@ -130,9 +164,7 @@ def main() -> None:
             passes = {}
             for s, blob in zip(segments, packed):
                 passes |= {plan.keys[i]: r for i, r in zip(s.passes, unpack_passes(blob))}
-            got = assemble(plan, passes, budget=0)
-            same = all(np.array_equal(a.source, b.source) and np.allclose(a.boxes, b.boxes, atol=1e-3, equal_nan=True)
-                       for a, b in zip(got.tracks, whole.tracks))
+            same = _same(assemble(plan, passes, budget=0), whole)
             print(f"{n} worker(s): {wall:6.1f} s wall, {args.frames / wall:6.0f} frames/s, efficiency "
                   f"{base / (used * wall):.2f} (on {used} CPU(s)); segments {min(seconds):.1f}-{max(seconds):.1f} s; "
                   f"tracks {'equal to' if same else 'DIFFERENT from'} one piece")
@@ -141,6 +173,22 @@ def main() -> None:
         print(f"per segment overhead (1 worker, segments vs one piece): {overhead:+.2f} s; "
               f"storage traffic per frame: {result_bytes / args.frames:.0f} B of segment results, "
               f"{size / args.frames:.0f} B of video per machine (once, into its read cache)")
+
+        # from one keyframe: each pass the whole video long, in chunks one after another
+        single = plan_propagation(video, {0: keyframes[0]})
+        chunks = split_passes(single.jobs, args.segment_work, args.chunk_frames)
+        _pin_main()
+        started = time.perf_counter()
+        one = propagate(video, {0: keyframes[0]}, budget=0, workers=1, processes=False, info=plan.info)
+        piece = time.perf_counter() - started
+        seconds, passes, sizes = chained(str(video), single, chunks)
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        count = sum(1 for c in chunks if c.chunk is not None)
+        print(f"from one keyframe: {len(single.jobs)} passes, {count} chunks of at most {args.chunk_frames} frames, "
+              f"one after another on one CPU: {seconds:.1f} s against {piece:.1f} s in one piece "
+              f"({(seconds - piece) / max(1, count):+.2f} s per chunk); checkpoints "
+              f"{min(sizes, default=0) / 1e3:.0f}-{max(sizes, default=0) / 1e3:.0f} kB; tracks "
+              f"{'equal to' if _same(assemble(single, passes, budget=0), one) else 'DIFFERENT from'} one piece")
 
 
 def _pin_main() -> None:

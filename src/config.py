@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     # for SEGMENT_LEASE_SECONDS is taken over by another worker.
     segment_min_frames: int = 3000
     segment_work: int = 2000
+    # A pass longer than this many frames (a long stretch without keyframes) runs as chunks one
+    # after another, each from the checkpoint of the one before: a worker that dies loses one
+    # chunk, and chunks move between machines (0: passes are never cut).
+    segment_chunk_frames: int = 2000
     segment_lease_seconds: int = 20
     # How long a learned-tracker segment waits for the GPU workers (while one is advertised)
     # before a CPU worker's dataset run takes it itself: a busy or stuck GPU worker delays a

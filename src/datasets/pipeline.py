@@ -96,10 +96,11 @@ class SegmentPlan:
 
 def plan_segments(
     video_path: str, seeds: dict[int, list[dict]], info: VideoInfo, tracker_model: str | None,
-    reuse_path: str | None, target_work: int, video_identity: str, engine_version: str,
+    reuse_path: str | None, target_work: int, video_identity: str, engine_version: str, chunk_frames: int = 0,
 ) -> SegmentPlan:
     """The passes a propagation of ``seeds`` runs (after a review, with ``reuse_path``: only
-    those next to the corrections), in segments of about ``target_work`` frames of passes."""
+    those next to the corrections), in segments of about ``target_work`` frames of passes,
+    passes longer than ``chunk_frames`` in chunks (src.vision.segments.split_passes)."""
     from dataclasses import asdict
 
     from src.vision.propagate import DEFAULT_PARAMS, plan_propagation
@@ -107,7 +108,7 @@ def plan_segments(
 
     reuse = Reusable.from_bytes(Path(reuse_path).read_bytes()) if reuse_path else None
     plan = plan_propagation(video_path, seed_objects(seeds), info=info, tracker_model=tracker_model, reuse=reuse)
-    segments = split_passes(plan.jobs, target_work)
+    segments = split_passes(plan.jobs, target_work, chunk_frames)
     engine = f"{plan.engine.name}:{engine_version}"
     keys = [segment_key(s, plan.jobs, video=video_identity, engine=engine, scale=plan.scale,
                         params=asdict(DEFAULT_PARAMS)) for s in segments]
@@ -117,24 +118,36 @@ def plan_segments(
 def run_segment(
     video_path: str, info: VideoInfo, jobs: list[tuple], first: int, last: int, scale: float,
     tracker_model: str | None, engine: str, out_path: str, progress_path: str,
+    chunk: tuple | None = None, checkpoint_path: str | None = None,
 ) -> int:
     """One segment job's passes over frames ``first`` .. ``last`` at ``scale``, on whatever
     machine took it; their PassResults go to ``out_path`` (src.vision.segments.pack_passes).
-    Refuses to run another engine than the plan's (``engine``: this machine lacks the learned
-    tracker's files): its boxes would not be the dataset's. Returns the frames stepped through."""
+    A chunk of a long pass (``chunk``: src.vision.segments.Chunk, ``checkpoint_path``: the
+    checkpoint of the chunk before, for all but the first) writes the pass's checkpoint there
+    instead, unless it is the pass's last. Refuses to run another engine than the plan's
+    (``engine``: this machine lacks the learned tracker's files): its boxes would not be the
+    dataset's. Returns the frames stepped through."""
     from src.vision.propagate import DEFAULT_PARAMS, resolve_engine, track_passes
-    from src.vision.segments import pack_passes, pass_length
+    from src.vision.segments import Chunk, pack_passes, pass_length
 
     here = resolve_engine(tracker_model)
     if here.name != engine:
         raise RuntimeError(f"this worker runs the {here.name} engine, the dataset's segments need {engine}"
                            f"{f' ({here.note})' if here.note else ''}")
-    work = sum(pass_length(j) for j in jobs)
+    chunk = None if chunk is None else Chunk(*chunk)
+    work = sum(pass_length(j) for j in jobs) if chunk is None else chunk.until - chunk.start
     workers = max(1, os.cpu_count() or 1)
+    resume = until = None
+    if chunk is not None:
+        resume = [Path(checkpoint_path).read_bytes() if chunk.index > 0 else None]
+        until = [chunk.until]
     results = track_passes(video_path, info, jobs, scale, here.model_dir, first=first, last=last, workers=workers,
                            processes=workers > 1 and work >= DEFAULT_PARAMS.process_min_work,
-                           progress=ProgressFile(Path(progress_path)))
-    Path(out_path).write_bytes(pack_passes(results))
+                           progress=ProgressFile(Path(progress_path)), resume=resume, until=until)
+    if chunk is not None and not chunk.last_one:
+        Path(out_path).write_bytes(results[0].data)
+    else:
+        Path(out_path).write_bytes(pack_passes(results))
     return work
 
 
@@ -149,6 +162,8 @@ def finish_segments(
     plan = segmented.plan
     passes = {}
     for segment, path in zip(segmented.segments, result_paths):
+        if segment.checkpoint_only:  # the pass's boxes are in its last chunk's result
+            continue
         for i, result in zip(segment.passes, unpack_passes(Path(path).read_bytes())):
             passes[plan.keys[i]] = result
     reuse = Reusable.from_bytes(Path(reuse_path).read_bytes()) if reuse_path else None

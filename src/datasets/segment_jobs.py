@@ -81,6 +81,8 @@ class SegmentTask:
     jobs: list[tuple]
     key: str
     work: int
+    chunk: tuple | None = None  # a chunk of a long pass: src.vision.segments.Chunk
+    after: str | None = None  # ... and the key of the chunk before it, whose checkpoint it goes on from
 
     @property
     def learned(self) -> bool:
@@ -193,6 +195,9 @@ async def _run_leased(ctx: dict, task: SegmentTask, holder: str,
     stored = result_key(task.dataset_id, task.key)
     if await asyncio.to_thread(storage.exists, stored):
         return False
+    before = task.after and result_key(task.dataset_id, task.after)
+    if before and not await asyncio.to_thread(storage.exists, before):
+        return False  # the chunk before is not done: the coordinator enqueues this one once it is
     if not await redis.set(_lease(task.key), holder, nx=True, ex=settings.segment_lease_seconds):
         return False
     out = storage.temp_file(".segment.npz")
@@ -204,9 +209,10 @@ async def _run_leased(ctx: dict, task: SegmentTask, holder: str,
             started = time.monotonic()
             video_path = str(await asyncio.to_thread(storage.local_path, task.video_key))
             model = await asyncio.to_thread(resolve_model_dir, settings.tracker_model_dir)
+            checkpoint = before and str(await asyncio.to_thread(storage.local_path, before))
             future = asyncio.ensure_future(run_cpu(
                 ctx, pipeline.run_segment, video_path, task.info, task.jobs, task.first, task.last, task.scale,
-                model, task.engine, str(out), str(progress_path)))
+                model, task.engine, str(out), str(progress_path), task.chunk, checkpoint))
             while True:
                 done, _ = await asyncio.wait({future}, timeout=1.0)
                 if done:
@@ -262,13 +268,16 @@ async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_
     identity = f"{claim.video.storage_key}:{claim.video.size_bytes}"
     info = video_service.stored_probe(claim.video)
     segmented: SegmentPlan = await run_cpu(ctx, pipeline.plan_segments, claim.video_path, seeds, info, model,
-                                           reuse_path, settings.segment_work, identity, ENGINE_VERSION)
+                                           reuse_path, settings.segment_work, identity, ENGINE_VERSION,
+                                           settings.segment_chunk_frames)
     if len(segmented.segments) < 2:
         return None
     plan = segmented.plan
     run.segments = len(segmented.segments)
+    chunk_keys = {(s.passes, s.chunk.index): key for s, key in zip(segmented.segments, segmented.keys) if s.chunk}
     tasks = [SegmentTask(str(claim.dataset_id), claim.video.storage_key, plan.info, plan.engine.name, plan.scale,
-                         s.first, s.last, [plan.jobs[i] for i in s.passes], key, s.work)
+                         s.first, s.last, [plan.jobs[i] for i in s.passes], key, s.work,
+                         s.chunk and tuple(s.chunk), s.chunk and chunk_keys.get((s.passes, s.chunk.index - 1)))
              for s, key in zip(segmented.segments, segmented.keys)]
     lo, hi = run.stages["propagating"]
     mid = lo + (hi - lo) * SEGMENT_SHARE
@@ -281,22 +290,27 @@ async def track(run, seeds: dict[int, list[dict]], reuse_path: str | None, keep_
             await redis.delete(_error(t.key))
     reused = len(tasks) - len(remaining)
     queue = await segment_queue(redis, tasks[0].learned)  # one engine for the whole plan
-    for t in remaining:
+
+    async def enqueue(t: SegmentTask) -> None:
         await redis.enqueue_job("propagate_segment", t, _job_id=f"segment:{t.key}:{claim.token[:12]}",
                                 _queue_name=queue)
-    log.info("dataset %s: propagating in %d segment jobs (%d stored already) on %s", claim.dataset_id, len(tasks),
-             reused, "the GPU workers" if queue == GPU_SEGMENT_QUEUE else "every worker")
+
+    chunks = sum(1 for t in tasks if t.chunk)
+    log.info("dataset %s: propagating in %d segment jobs (%d stored already) on %s%s", claim.dataset_id, len(tasks),
+             reused, "the GPU workers" if queue == GPU_SEGMENT_QUEUE else "every worker",
+             f", {chunks} of them chunks of long passes" if chunks else "")
     # the sampling and the images, from a decode of their own, while the segments run
     images_path = images and str(images)
     delivery = asyncio.ensure_future(run_cpu(ctx, pipeline.deliver_frames, claim.video_path, plan.info,
                                              run.options.sampling.model_dump(), images_path))
     try:
-        await _segments(run, tasks, remaining, lo, mid)
+        await _segments(run, tasks, remaining, lo, mid, enqueue)
         async with run.heartbeat():
             delivered = await delivery
     finally:
         delivery.cancel()  # after a failure: nobody waits for it (the scratch folder goes)
-    paths = [str(await asyncio.to_thread(storage.local_path, result_key(t.dataset_id, t.key))) for t in tasks]
+    paths = [str(await asyncio.to_thread(storage.local_path, result_key(t.dataset_id, t.key)))
+             if not s.checkpoint_only else "" for t, s in zip(tasks, segmented.segments)]
     run.timings["segments"] = round(time.monotonic() - started, 3)
     result = await run.cpu_stage("propagating", pipeline.finish_segments, segmented, paths, reuse_path,
                                  keep_path and str(keep_path), span=(mid, hi))
@@ -319,13 +333,17 @@ async def _mine_to_take(ctx: dict, task: SegmentTask, unclaimed_since: dict[str,
     return True
 
 
-async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask], lo: float, mid: float) -> None:
-    """Take segments here and wait for the others' until every result is stored."""
+async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask], lo: float, mid: float,
+                    enqueue: Callable[[SegmentTask], Awaitable[None]]) -> None:
+    """Enqueue the segments, take them here and wait for the others' until every result is
+    stored. A chunk is enqueued (and taken) only once the chunk before it is stored."""
     ctx, storage, redis = run.ctx, get_storage(), run.ctx["redis"]
     total = sum(t.work for t in tasks) or 1
     holder = holder_of(ctx)
     done_work = sum(t.work for t in tasks) - sum(t.work for t in remaining)
     unclaimed_since: dict[str, float] = {}  # learned-tracker segments waiting for a GPU worker
+    stored = {t.key for t in tasks} - {t.key for t in remaining}
+    queued: set[str] = set()
 
     async def report(extra: float = 0.0) -> None:
         share = min(1.0, (done_work + extra) / total)
@@ -335,7 +353,13 @@ async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask],
 
     async with run.heartbeat():
         while remaining:
-            for t in list(remaining):
+            ready = [t for t in remaining if t.after is None or t.after in stored]  # a chunk waits for the one before
+            ended = len(stored)
+            for t in ready:
+                if t.key not in queued:  # all of them before this process takes one: the others start at once
+                    await enqueue(t)
+                    queued.add(t.key)
+            for t in ready:
                 if (message := await redis.get(_error(t.key))) is not None:
                     raise _failure(message.decode())
 
@@ -357,7 +381,10 @@ async def _segments(run, tasks: list[SegmentTask], remaining: list[SegmentTask],
                     finished = finished or await asyncio.to_thread(storage.exists, result_key(t.dataset_id, t.key))
                 if finished:
                     remaining.remove(t)
+                    stored.add(t.key)
                     done_work += t.work
                     await report()
-            if remaining:  # the heartbeat keeps the row fresh meanwhile; progress moves as segments end
+            # the heartbeat keeps the row fresh meanwhile; progress moves as segments end (and
+            # a chunk whose predecessor just ended is enqueued at once)
+            if remaining and len(stored) == ended:
                 await asyncio.sleep(WAIT_S)

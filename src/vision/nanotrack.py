@@ -198,6 +198,16 @@ class NanoState:
         side = self._context()
         self.template = model.features(crop(frame, *self.pos, side, EXEMPLAR)[None])
 
+    def __copy__(self) -> NanoState:
+        other = object.__new__(NanoState)
+        other.__dict__.update(self.__dict__)
+        return other
+
+    def __getstate__(self) -> dict:
+        """Pickled (a pass's checkpoint, src.vision.propagate) without the model: the process
+        that goes on attaches its own (``LearnedObjectTracker.attach``)."""
+        return {k: v for k, v in self.__dict__.items() if k != "model"}
+
     def moved(self, camera: np.ndarray, own: np.ndarray) -> NanoState:
         """A copy whose search centre follows the camera (``(2, 3)``, from the last frame to
         the next) and the object's own velocity ``own``: the region the object should be in."""
@@ -276,6 +286,10 @@ class LearnedObjectTracker(ObjectTracker):
         other.__dict__.update(self.__dict__)
         other.nano = copy.copy(self.nano)  # update() rebinds its arrays, never mutates them
         return other
+
+    def attach(self, model: NanoModel) -> None:
+        """Use ``model`` (this process's sessions) after being unpickled from a checkpoint."""
+        self.nano.model = model
 
     def _exit_guard(self, old: np.ndarray, box: np.ndarray, dt: int) -> np.ndarray:
         """A Siamese tracker does not let its object leave: when the object goes out past an

@@ -25,8 +25,10 @@ import contextlib
 import copy
 import multiprocessing
 import os
+import pickle
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -195,13 +197,25 @@ class PassResult(NamedTuple):
     left: np.ndarray
 
 
+class Checkpoint(NamedTuple):
+    """A pass stopped part-way, at the end of one chunk of a long pass (src.vision.segments):
+    its whole state (the tracker's included, its model not), for the next chunk to go on from
+    on any machine, box for box as if it had never stopped. Pickled (and compressed): it is
+    written and read only by the workers, in the platform's own store (never anything a user
+    uploads)."""
+
+    data: bytes
+
+
 class _Pass:
     """One tracking pass: from keyframe ``start`` (box in full-res px) over frames
     ``start+step .. stop`` inclusive; each ``advance`` covers one frame, or two or three (see
-    PropagationParams.stride_conf). ``mark``: its mark in the frame ring (FrameReader.hold), if any."""
+    PropagationParams.stride_conf). ``mark``: its mark in the frame ring (FrameReader.hold), if any.
+    ``until``: stop once this many of its frames are done (a chunk of the pass; None: its end)."""
 
     def __init__(self, start: int, box: np.ndarray, stop: int, step: int, mark: int | None = None,
                  open_end: bool = False, model_dir: str | None = None, params: PropagationParams = DEFAULT_PARAMS):
+        self.until: int | None = None
         self.params = params
         self.start, self.box, self.step, self.mark = start, np.asarray(box, np.float64), step, mark
         self.open_end = open_end  # no keyframe beyond ``stop``: report only while the evidence holds
@@ -217,7 +231,33 @@ class _Pass:
 
     @property
     def done(self) -> bool:
+        """Done with this run: at the pass's end, or at ``until``."""
+        return self.finished or (self.until is not None and self.i >= self.until)
+
+    @property
+    def finished(self) -> bool:
         return self.i >= len(self.frames)
+
+    def checkpoint(self) -> Checkpoint:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("mark", "model_dir", "until")}
+        return Checkpoint(zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1))
+
+    @classmethod
+    def resume(cls, checkpoint: bytes, mark: int | None = None, model_dir: str | None = None) -> _Pass:
+        """The pass as ``checkpoint`` left it, going on in this process (``model_dir``: its
+        copy of the learned tracker's files)."""
+        p = cls.__new__(cls)
+        p.__dict__.update(pickle.loads(zlib.decompress(checkpoint)))  # the workers' own (see Checkpoint)
+        p.mark, p.model_dir, p.until = mark, model_dir, None
+        if model_dir is not None and p.tracker is not None:
+            from src.vision.nanotrack import NanoModel
+
+            p.tracker.attach(NanoModel.load(model_dir))
+        return p
+
+    def outcome(self) -> PassResult | Checkpoint:
+        """Its result at its end; where it stopped at ``until``, its checkpoint."""
+        return self.result() if self.finished else self.checkpoint()
 
     def _stride(self) -> int:
         tr = self.tracker
@@ -234,6 +274,16 @@ class _Pass:
     def needs(self) -> int:
         """The frame the next ``advance`` reads."""
         return self.start if self.tracker is None else int(self.frames[self.i + self._stride() - 1])
+
+    @property
+    def waits_for(self) -> int:
+        """The highest frame the next ``advance`` touches: ``needs``, or for a backward pass the
+        frame its tracker last saw (the camera motion from it is known once it is decoded).
+        From its keyframe, which it read first, that frame is always decoded; a backward chunk
+        going on from a checkpoint, in a store that starts lower, may have to wait for it."""
+        if self.step > 0 or self.tracker is None:
+            return self.needs
+        return self.start if self.i == 0 else int(self.frames[self.i - 1])
 
     def first_frame(self) -> int:
         """The lowest frame this pass will still read (its ring mark)."""
@@ -315,18 +365,30 @@ class _Pass:
         return PassResult(self.frames, self.boxes, self.conf, self.lost, self.left)
 
 
-def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[PassResult]:
-    """Run a group of passes (``_Pass`` arguments: start, box, stop, step, mark, open_end,
-    model_dir, params) together, one frame of each in turn, so that every pass of the group
-    follows the decoder instead of the last ones waiting for the first to finish. Returns each pass's ``_Pass.result()``, in order."""
+def _make_pass(start: int, box: np.ndarray, stop: int, step: int, mark: int | None = None, open_end: bool = False,
+               model_dir: str | None = None, params: PropagationParams = DEFAULT_PARAMS,
+               resume: bytes | None = None, until: int | None = None) -> _Pass:
+    """A pass from its keyframe, or (``resume``: a Checkpoint's data) from where it stopped;
+    ``until``: see ``_Pass``."""
+    p = _Pass(start, box, stop, step, mark, open_end, model_dir, params) if resume is None else \
+        _Pass.resume(resume, mark, model_dir)
+    p.until = until
+    return p
+
+
+def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[PassResult | Checkpoint]:
+    """Run a group of passes (``_make_pass`` arguments: start, box, stop, step, mark, open_end,
+    model_dir, params[, resume, until]) together, one frame of each in turn, so that every pass
+    of the group follows the decoder instead of the last ones waiting for the first to finish.
+    Returns each pass's ``_Pass.outcome()``, in order."""
     store = FrameReader(spec)
-    todo = [_Pass(*p) for p in passes]
+    todo = [_make_pass(*p) for p in passes]
     active = [p for p in todo if not p.done]
     while active:
         if store.cancelled():
             raise PropagationCancelled("propagation cancelled")
         moved = False
-        ready = [p for p in active if store.ready(p.needs)]
+        ready = [p for p in active if store.ready(p.waits_for)]
         # learned-tracker steps of this round share one model call (one batch per round)
         batch = [p for p in ready if p.batchable()]
         pre = {}
@@ -343,8 +405,8 @@ def _run_passes(spec: FrameSpec, passes: list[tuple]) -> list[PassResult]:
             moved = True
         active = [p for p in active if not p.done]
         if not moved:
-            store.get(min(p.needs for p in active))  # wait for the decoder
-    return [p.result() for p in todo]
+            store.get(min(p.waits_for for p in active))  # wait for the decoder
+    return [p.outcome() for p in todo]
 
 
 def _run_all(store: FrameStore, jobs: list[tuple], workers: int, processes: bool, progress,
@@ -613,11 +675,16 @@ def track_passes(video_path: str | Path, info: VideoInfo, jobs: list[tuple], sca
                  first: int = 0, last: int | None = None, workers: int | None = None, processes: bool = False,
                  progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None,
                  params: PropagationParams = DEFAULT_PARAMS, frame_cache: FrameCache | None = None,
-                 tap: FrameTap | None = None) -> list[PassResult]:
+                 tap: FrameTap | None = None, resume: list[bytes | None] | None = None,
+                 until: list[int | None] | None = None) -> list[PassResult | Checkpoint]:
     """Run the passes ``jobs`` ((start, box, stop, step, open_end), see ``Plan``) over frames
     ``first`` .. ``last`` (default: the end) decoded at ``scale``: each pass's PassResult, in
     order. A segment job runs a part of a plan's passes this way, on any machine: the same
-    passes at the same scale give the same boxes as in one piece."""
+    passes at the same scale give the same boxes as in one piece.
+
+    A chunk of a long pass (src.vision.segments.chunk_frames): ``until[i]`` stops pass ``i``
+    once that many of its frames are done and gives its Checkpoint instead of its result;
+    ``resume[i]`` (a Checkpoint's data) goes on from where an earlier chunk stopped."""
     n = info.frames
     last = n - 1 if last is None else last
     colour = model_dir is not None
@@ -633,16 +700,20 @@ def track_passes(video_path: str | Path, info: VideoInfo, jobs: list[tuple], sca
             w, h = max(16, round(info.width * scale)), max(16, round(info.height * scale))
             if frame_cache.fits(int(n * w * h * (4 / 3) * (1.5 if colour else 1.0))):
                 slots = n  # the whole video in the store, to be kept
+    resume = resume or [None] * len(jobs)
+    until = until or [None] * len(jobs)
+    starts = [_Pass(*job[:4]) if data is None else _Pass.resume(data) for job, data in zip(jobs, resume)]
     store = FrameStore(
         video_path, last + 1, info.width, info.height, scale, slots,
-        marks=[min(_Pass(*job[:4]).first_frame(), n) for job in jobs], first=first, colour=colour,
+        marks=[min(max(p.first_frame(), first), n) for p in starts], first=first, colour=colour,
         decoded=decoded, tap=tap,
     )
     # One call at a time uses the shared process pool: a call's decoder waits for all of its
     # passes, so its groups must not queue behind another call's.
     with _pool_user if processes else contextlib.nullcontext():
         try:
-            runs = [(*job[:4], mark, job[4], model_dir, params) for mark, job in enumerate(jobs)]
+            runs = [(*job[:4], mark, job[4], model_dir, params, data, stop)
+                    for mark, (job, data, stop) in enumerate(zip(jobs, resume, until))]
             results = _run_all(store, runs, workers, processes, progress, cancelled)
             if entry is not None and decoded is None and whole:
                 frame_cache.put(entry, store)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -133,21 +134,51 @@ def changed_spans(before: dict[int, list[SeedObject]], after: dict[int, list[See
 
 # --- segment jobs --------------------------------------------------------------------------
 # A long video's passes (src.vision.propagate.Plan) split into parts that separate jobs, on
-# separate machines, run at once (src.datasets.segment_jobs). Passes are never cut: a pass
-# restarted half-way from its own last box would lose the keyframe it started from (its
-# template, its appearance check) and give other boxes. So the parts are groups of whole
-# passes, and the tracks assembled from them are box for box those of one piece.
+# separate machines, run at once (src.datasets.segment_jobs). A pass restarted half-way from
+# its own last box would lose the keyframe it started from (its template, its appearance
+# check) and give other boxes. So the parts are groups of whole passes, and a pass longer
+# than ``chunk_frames`` (a long stretch without keyframes) is cut into chunks that run one
+# after another, each going on from the checkpoint of the one before (the pass's whole state:
+# src.vision.propagate.Checkpoint): a worker that dies loses one chunk, not the whole pass,
+# and the chunks of one pass may run on different machines. Either way the tracks assembled
+# from the parts are box for box those of one piece.
+#
+# A chunk reads one frame before its first (the frame the pass's tracker last saw) and up to
+# two after its last (a stride of three frames may cross the chunk's end): that is the
+# chunks' overlap. Chunks cannot run at the same time: each needs where the one before
+# left the object.
+
+
+class Chunk(NamedTuple):
+    """Chunk ``index`` of ``count`` of one long pass: from ``start`` of its frames done (0: at
+    the keyframe; otherwise going on from chunk ``index - 1``'s checkpoint) to ``until``."""
+
+    index: int
+    count: int
+    start: int
+    until: int
+
+    @property
+    def last_one(self) -> bool:
+        return self.index == self.count - 1
 
 
 @dataclass(frozen=True)
 class Segment:
     """Passes ``passes`` (indices into the plan's jobs), reading frames ``first`` .. ``last``;
-    ``work``: the frames they step through together."""
+    ``work``: the frames they step through together; ``chunk``: for a chunk of a long pass
+    (one pass), which one."""
 
     first: int
     last: int
     passes: tuple[int, ...]
     work: int
+    chunk: Chunk | None = None
+
+    @property
+    def checkpoint_only(self) -> bool:
+        """A chunk before its pass's last: its result is the pass's checkpoint, not its boxes."""
+        return self.chunk is not None and not self.chunk.last_one
 
 
 def _interval(job: tuple) -> tuple[int, int]:
@@ -159,9 +190,25 @@ def pass_length(job: tuple) -> int:
     return abs(job[2] - job[0])
 
 
-def split_passes(jobs: list[tuple], target_work: int) -> list[Segment]:
+def chunks_of(job: tuple, index: int, chunk_frames: int) -> list[Segment]:
+    """Pass ``jobs[index]`` = ``job`` cut into chunks of at most ``chunk_frames`` of its frames
+    (near-equal), in order; each reads its frames plus the overlap (see above)."""
+    m = pass_length(job)
+    count = -(-m // chunk_frames)
+    size = -(-m // count)
+    start, step = int(job[0]), int(job[3])
+    out = []
+    for k in range(count):
+        lo, hi = k * size, min(m, (k + 1) * size)
+        ends = (start + step * lo, start + step * min(hi + 2, m))  # the frame before .. two after
+        out.append(Segment(min(ends), max(ends), (index,), hi - lo, Chunk(k, count, lo, hi)))
+    return out
+
+
+def split_passes(jobs: list[tuple], target_work: int, chunk_frames: int = 0) -> list[Segment]:
     """The passes ``jobs`` ((start, box, stop, step, open_end)) in segments of about
-    ``target_work`` frames of passes each, in frame order.
+    ``target_work`` frames of passes each, in frame order, then (``chunk_frames`` > 0) every
+    pass longer than ``chunk_frames`` in chunks (``chunks_of``).
 
     Passes whose frames overlap (more than the keyframe two of them start from) are tracked
     from frames they share, so they stay in one stretch; stretches apart from each other
@@ -169,9 +216,16 @@ def split_passes(jobs: list[tuple], target_work: int) -> list[Segment]:
     up to ``target_work``; a stretch with more work than that (many objects, or one long
     stretch without keyframes) is split by passes into balanced groups, each decoding the
     stretch for itself."""
-    if not jobs:
+    long = [i for i, job in enumerate(jobs) if chunk_frames > 0 and pass_length(job) > chunk_frames]
+    chunked = [c for i in long for c in chunks_of(jobs[i], i, chunk_frames)]
+    whole = [i for i in range(len(jobs)) if i not in set(long)]
+    return _group_passes(jobs, whole, target_work) + chunked
+
+
+def _group_passes(jobs: list[tuple], indices: list[int], target_work: int) -> list[Segment]:
+    if not indices:
         return []
-    order = sorted(range(len(jobs)), key=lambda i: _interval(jobs[i]))
+    order = sorted(indices, key=lambda i: _interval(jobs[i]))
     stretches: list[list[int]] = []
     reach = None
     for i in order:
@@ -226,6 +280,8 @@ def segment_key(segment: Segment, jobs: list[tuple], *, video: str, engine: str,
            "last": segment.last, "params": params,
            "passes": [[int(jobs[i][0]), [round(float(v), 4) for v in jobs[i][1]], int(jobs[i][2]), int(jobs[i][3]),
                        bool(jobs[i][4])] for i in segment.passes]}
+    if segment.chunk is not None:  # (whole passes keep the names they had before chunks)
+        doc["chunk"] = [int(v) for v in segment.chunk]
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -197,7 +197,9 @@ class ObjectTracker:
         self.good_tpl = self.key_tpl  # the crop at the last very confident step: re-detection looks
         self.good_u = self.key_u  # for it beside the keyframe crop (which may be half occluded)
         self.key_area = bw * bh
-        self.key_frame, self.key_box = frame, self.box.copy()  # size recovery cuts the keyframe crop again
+        # size recovery cuts the keyframe crop again: a copy, as ``frame`` is a view into the
+        # frame ring, whose slot the decoder reuses once the pass has moved on
+        self.key_frame, self.key_box = tuple(np.array(lv) for lv in frame), self.box.copy()
         self.key0_wh = np.array([bw, bh])
         self.grow_sides: np.ndarray | None = None  # from the last LK step (see _grow_sides)
         self.grow_votes = np.zeros(4, int)  # LK steps in a row each side said "grow"

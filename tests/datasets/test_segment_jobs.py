@@ -65,3 +65,25 @@ async def test_segment_jobs_give_the_dataset_of_one_piece(app, user_client, serv
     assert _timeline(parts["id"])["segments"] >= 3
     one, split = await _labels(user_client, whole["id"]), await _labels(user_client, parts["id"])
     assert one and one == split
+
+
+async def test_a_long_pass_in_chunk_jobs_gives_the_dataset_of_one_piece(app, user_client, services, monkeypatch):
+    """Keyframes on frames 0 and 60: the three passes of 59 frames (forward from 0, both ways
+    from 60) run as chunks of at most 25 frames, each a job going on from the checkpoint of the
+    one before: the labels are those of one piece."""
+    await top_up(app, "user@example.com", 1_000_000)
+    settings = get_settings()
+    monkeypatch.setattr(settings, "segment_min_frames", 0)
+    whole = await _confirmed(app, user_client, "one piece")
+    await run_worker(services[1])
+    monkeypatch.setattr(settings, "segment_min_frames", 100)
+    monkeypatch.setattr(settings, "segment_chunk_frames", 25)
+    video = (await user_client.get(f"/api/v1/datasets/{whole['id']}")).json()["video_id"]
+    chunked = await _confirmed(app, user_client, "chunks", video={"id": video})
+    await run_worker(services[1])
+    for dataset in (whole, chunked):
+        done = (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()
+        assert done["state"] == "ready", done
+    assert _timeline(chunked["id"])["segments"] == 3 * 3 + 1  # and the empty pass back from frame 0
+    one, split = await _labels(user_client, whole["id"]), await _labels(user_client, chunked["id"])
+    assert one and one == split

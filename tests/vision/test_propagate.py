@@ -173,6 +173,20 @@ def test_a_small_frame_ring_gives_the_same_tracks(synthetic_video, processes):
         np.testing.assert_array_equal(a.confidence, b.confidence)
 
 
+def test_the_tracker_keeps_its_own_copy_of_the_keyframe():
+    """Size recovery cuts the keyframe crop again, long after the keyframe: from a copy, as the
+    frame a pass starts on is a view into the frame ring, whose slot the decoder reuses."""
+    from src.vision.frames import pyramid
+    from src.vision.tracker import ObjectTracker
+
+    frame = pyramid(np.random.default_rng(0).integers(0, 255, (120, 160), np.uint8))
+    before = [level.copy() for level in frame]
+    tracker = ObjectTracker(frame, np.array([40.0, 30.0, 90.0, 80.0]))
+    for level in frame:
+        level[:] = 0  # the decoder writes another frame into the slot
+    assert all(np.array_equal(a, b) for a, b in zip(tracker.key_frame, before, strict=True))
+
+
 def test_concurrent_calls_take_turns_with_the_pass_processes(synthetic_video, monkeypatch):
     """Calls at once in one process share its pass processes; each call's decoder waits for all
     of its own passes, so a call whose groups queued behind another call's could hang. So the

@@ -12,6 +12,7 @@ import pytest
 
 from src.vision.frames import FrameStore
 from src.vision.propagate import (
+    Checkpoint,
     PropagationCancelled,
     assemble,
     plan_propagation,
@@ -23,7 +24,7 @@ from src.vision.segments import Reusable, Span, changed_spans, pack_passes, spli
 from src.vision.synthetic import make_video
 from src.vision.types import SeedObject
 from src.vision.video import probe
-from tests.vision.conftest import decoded_store, sequence
+from tests.vision.conftest import decoded_store, seeds_at, sequence
 
 
 def _seed(tid: int, box, cls: str = "object") -> SeedObject:
@@ -159,6 +160,7 @@ def test_a_cancelled_propagation_stops_promptly(h264_objects, processes):
     assert seconds < full, (seconds, full)
 
 
+from tests.vision.test_learned import model_dir  # noqa: E402,F401 - the NanoTrack files, as a fixture here
 from tests.vision.test_vfr import vfr_video  # noqa: E402,F401 - the variable-frame-rate file, as a fixture here
 
 
@@ -226,3 +228,62 @@ def test_segments_run_apart_give_the_tracks_of_one_piece(h264_objects, tmp_path)
     got = assemble(plan, passes, budget=0)
     _assert_same(got, want)
     assert got.engine == want.engine
+
+
+# --- chunks of a long pass ------------------------------------------------------------------
+
+def test_a_long_pass_is_cut_into_chunks_that_read_their_frames_and_the_overlap():
+    jobs = [_job(100, 399), _job(100, 0), _job(0, 49)]  # forward 299 frames, backward 100, a short one
+    parts = split_passes(jobs, target_work=1000, chunk_frames=120)
+    whole = [p for p in parts if p.chunk is None]
+    assert [p.passes for p in whole] == [(1, 2)]  # passes up to 120 frames are grouped as before
+    forward = [p for p in parts if p.passes == (0,)]
+    assert [c.chunk.index for c in forward] == [0, 1, 2] and {c.chunk.count for c in forward} == {3}
+    assert [(c.chunk.start, c.chunk.until) for c in forward] == [(0, 100), (100, 200), (200, 299)]
+    # from the frame the tracker last saw to two frames past the chunk's end (a stride of three)
+    assert [(c.first, c.last) for c in forward] == [(100, 202), (200, 302), (300, 399)]
+    assert [c.checkpoint_only for c in forward] == [True, True, False]
+    backward = split_passes([_job(400, 100)], target_work=1000, chunk_frames=120)
+    assert [(c.chunk.start, c.chunk.until, c.first, c.last) for c in backward] == [
+        (0, 100, 298, 400), (100, 200, 198, 300), (200, 300, 100, 200)]  # frames read down from 400
+    assert split_passes(jobs, target_work=1000) == split_passes(jobs, 1000, chunk_frames=0)  # 0: never cut
+
+
+def _run_chunked(path, plan, chunk_frames: int, model_dir=None) -> dict:
+    """Every pass of ``plan``, long ones in chunks, each chunk in a store of its own frames
+    going on from the checkpoint the chunk before left (packed and unpacked, as stored)."""
+    parts = split_passes(plan.jobs, target_work=10**6, chunk_frames=chunk_frames)
+    passes, checkpoints = {}, {}
+    for p in parts:
+        jobs = [plan.jobs[i] for i in p.passes]
+        resume = until = None
+        if p.chunk is not None:
+            resume, until = [checkpoints.get((p.passes, p.chunk.index - 1))], [p.chunk.until]
+        out = track_passes(path, plan.info, jobs, plan.scale, model_dir, first=p.first, last=p.last, workers=1,
+                           resume=resume, until=until)
+        if p.checkpoint_only:
+            assert isinstance(out[0], Checkpoint)
+            checkpoints[(p.passes, p.chunk.index)] = out[0].data
+            continue
+        passes |= {plan.keys[i]: r for i, r in zip(p.passes, unpack_passes(pack_passes(out)))}
+    return passes
+
+
+@pytest.mark.parametrize("engine", ["built-in", "learned"])
+def test_a_pass_run_in_chunks_gives_the_boxes_of_one_piece(engine, request):
+    """A long pass cut into chunks that run one after another, each from the checkpoint of the
+    one before and decoding only its own frames (as on separate machines), gives the tracks of
+    the pass run whole: the tracker's state travels with the checkpoint."""
+    model_dir = str(request.getfixturevalue("model_dir")) if engine == "learned" else None
+    path, info, gt = sequence("otb_crossing")
+    keyframes = {40: seeds_at(gt, 40)}  # forward 79 frames, backward (open-ended) 40
+    plan = plan_propagation(path, keyframes, info=info, tracker_model=model_dir)
+    assert (plan.engine.model_dir is None) == (model_dir is None)
+    model_dir = plan.engine.model_dir
+    one = {plan.keys[i]: r for i, r in enumerate(
+        track_passes(path, info, [job], plan.scale, model_dir, workers=1)[0] for job in plan.jobs)}
+    want = assemble(plan, one, budget=0)
+    for chunk_frames in (13, 30):  # boundaries at different phases of the stride
+        got = assemble(plan, _run_chunked(path, plan, chunk_frames, model_dir), budget=0)
+        _assert_same(got, want)
+    assert np.isfinite(want.tracks[0].boxes[:80]).all(1).mean() > 0.5  # it tracked something
