@@ -76,8 +76,11 @@ async def _labels(client, dataset_id: str) -> dict[str, bytes]:
     return found
 
 
+@pytest.mark.parametrize("chunk", [0, 400], ids=["whole passes", "chunks of 400 frames"])
 async def test_two_workers_share_a_long_video_and_one_dies_mid_segment(app, user_client, services, s3_settings,
-                                                                       tmp_path, monkeypatch):
+                                                                       tmp_path, monkeypatch, chunk):
+    """With chunks, every pass (750 frames) is two chunks: the victim dies in one, and the
+    survivor goes on from the checkpoint the chunk before left in the store."""
     from src.vision.synthetic import make_video
 
     path = tmp_path / "long.mp4"
@@ -90,7 +93,8 @@ async def test_two_workers_share_a_long_video_and_one_dies_mid_segment(app, user
 
     machines = {name: tmp_path / name for name in ("machine-a", "machine-b")}
     workers = [WorkerProcess(name, tmp_path, 300, {**WORKER_ENV, "VAR_DIR": str(folder),
-                                                   "STORAGE_CACHE_DIR": str(folder / "cache")},
+                                                   "STORAGE_CACHE_DIR": str(folder / "cache"),
+                                                   "SEGMENT_CHUNK_FRAMES": str(chunk)},
                              command=("-m", "src.cli", "worker"))  # `forge worker`, which logs what it does
                for name, folder in machines.items()]
     by_pid = {w.process.pid: w for w in workers}
@@ -128,6 +132,8 @@ async def test_two_workers_share_a_long_video_and_one_dies_mid_segment(app, user
 
     # both machines ran segments; the survivor ran the one the victim was killed in
     assert "propagate_segment(" in survivor.text()  # it took segment jobs of its own too
+    planned = re.search(rf"dataset {did}: propagating in \d+ segment jobs.*", "".join(w.text() for w in workers))
+    assert planned and ("of them chunks of long passes" in planned.group(0)) == bool(chunk), planned
     assert f"segment {held_key} of dataset {did}" in survivor.text(), survivor.text()[-3000:]
     assert stored in _objects(s3_settings)
     assert await _ledger_kinds(app, did) == ["reservation", "release", "charge"]
