@@ -153,3 +153,29 @@ def test_pool_processes_end_with_the_worker(services):
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+PASS_POOL = """
+import time
+from src.vision import propagate
+propagate.start_processes(2)
+print(" ".join(str(pid) for pid in propagate._pool._processes), flush=True)
+time.sleep(120)
+"""
+
+
+def test_pass_processes_end_with_the_process_that_started_them():
+    """The engine's pass processes (started inside a worker's pool process for a large
+    propagation) end when that process is killed: they were left running for ever."""
+    owner = subprocess.Popen([sys.executable, "-c", PASS_POOL], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[1])
+    try:
+        line = owner.stdout.readline()
+        passes = [int(pid) for pid in line.split()]
+        assert len(passes) == 2, line
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(30)
+        _wait(lambda: all(_gone(pid) for pid in passes), timeout=15, what="pass processes to end")
+    finally:
+        if owner.poll() is None:
+            owner.kill()
