@@ -11,12 +11,18 @@ site's pages poll every 2 s). After a 5 s warm-up that is not counted, two phase
 `--seconds` each: idle, then while dataset jobs keep the worker's pool busy (three long
 synthetic videos confirmed at once, by three accounts). Bounded: the users stop at the end of each phase, every
 request has a 30 s timeout, the platform is stopped and its directory deleted at the end.
+
+The users are lean keep-alive HTTP/1.1 connections (`_Tab`), not httpx clients: the bench
+runs on the machine it measures, and httpx's CPU (about 2.4 ms a request) was a quarter of
+what the web processes got. The report says how far apart the users' medians are: far apart
+means some users sit on a busier web process than others.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -182,7 +188,49 @@ def _routes(account: dict) -> list[tuple[str, str]]:
             ("GET /static/css/forge.css", "/static/css/forge.css")]
 
 
-async def _user(client: httpx.AsyncClient, routes, stop_at: float, think: float, out: dict, errors: dict) -> None:
+class _Tab:
+    """One browser tab: a keep-alive HTTP/1.1 connection sending one GET at a time with the
+    session's cookies, reading each whole answer. Written on asyncio streams because the
+    load generator shares the machine's CPUs with what it measures: httpx spent about 2.4 ms
+    of CPU per request here (a quarter of the CPU the web processes got), this about a tenth
+    of that."""
+
+    def __init__(self, url: str, cookies: dict[str, str]):
+        parsed = httpx.URL(url)
+        self.host, self.port = parsed.host, parsed.port
+        self.head = (f"Host: {self.host}:{self.port}\r\nCookie: "
+                     + "; ".join(f"{k}={v}" for k, v in cookies.items()) + "\r\nAccept: */*\r\n\r\n").encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> int:
+        """The answer's status; OSError, EOFError or ValueError when the exchange broke."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\n" + self.head)
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
+        if "content-length" in fields:
+            await self.reader.readexactly(int(fields["content-length"]))
+        elif fields.get("transfer-encoding", "").lower() == "chunked":
+            while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                await self.reader.readexactly(size + 2)
+            await self.reader.readuntil(b"\r\n")
+        if fields.get("connection", "").lower() == "close":
+            await self.close()
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+async def _user(tab: _Tab, routes, stop_at: float, think: float, out: dict, errors: dict,
+                mine: list[float]) -> None:
     i = random.randrange(len(routes))
     if think:  # users who pause do not all start in the same instant
         await asyncio.sleep(random.uniform(0, think))
@@ -191,12 +239,13 @@ async def _user(client: httpx.AsyncClient, routes, stop_at: float, think: float,
         i += 1
         started = time.perf_counter()
         try:
-            response = await client.get(path, timeout=30)
-            ok = response.status_code == 200
-        except httpx.HTTPError:
+            ok = await asyncio.wait_for(tab.get(path), 30) == 200
+        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+            await tab.close()
             ok = False
         elapsed = time.perf_counter() - started
         (out if ok else errors).setdefault(name, []).append(elapsed)
+        mine.append(elapsed)
         if think:
             await asyncio.sleep(random.uniform(0.5 * think, 1.5 * think))
 
@@ -204,25 +253,26 @@ async def _user(client: httpx.AsyncClient, routes, stop_at: float, think: float,
 async def _phase(url: str, accounts: list[dict], users: int, seconds: float, think: float,
                  platform: Platform) -> tuple[dict, dict, float, dict]:
     """`users` sessions (sharing the accounts' cookies) for `seconds`; latencies per route, and
-    the CPU seconds the web processes, the worker (with its pool) and this client used."""
+    the CPU seconds the web processes, the worker (with its pool) and this client used (with
+    each user's median latency, under "tabs")."""
     clients = []
     for n in range(users):
         account = accounts[n % len(accounts)]
-        client = httpx.AsyncClient(base_url=url, cookies=dict(account["client"].cookies),
-                                   limits=httpx.Limits(max_connections=1))  # one browser tab: one request at a time
-        clients.append((client, _routes(account)))
+        clients.append((_Tab(url, dict(account["client"].cookies)), _routes(account)))
     out: dict[str, list[float]] = {}
     errors: dict[str, list[float]] = {}
     web, worker = (_tree(child.pid) for child in platform.children)
     before = {"web": _cpu_seconds(web), "worker": _cpu_seconds(worker), "client": time.process_time()}
     started = time.monotonic()
     stop_at = started + seconds
-    await asyncio.gather(*(_user(c, r, stop_at, think, out, errors) for c, r in clients))
+    tabs: list[list[float]] = [[] for _ in clients]
+    await asyncio.gather(*(_user(c, r, stop_at, think, out, errors, mine) for (c, r), mine in zip(clients, tabs)))
+    tab_medians = sorted(statistics.median(t) for t in tabs if t)  # each user's median latency
     wall = time.monotonic() - started
     cpu = {"web": _cpu_seconds(web) - before["web"], "worker": _cpu_seconds(worker) - before["worker"],
-           "client": time.process_time() - before["client"]}
-    for client, _ in clients:
-        await client.aclose()
+           "client": time.process_time() - before["client"], "tabs": tab_medians}
+    for tab, _ in clients:
+        await tab.close()
     return out, errors, wall, cpu
 
 
@@ -233,6 +283,8 @@ def _report(title: str, out: dict, errors: dict, wall: float, cpu: dict) -> None
     print(f"  CPU used: web processes {cpu['web']:.1f} s ({1000 * cpu['web'] / max(1, len(everything)):.1f} ms per "
           f"request), worker and pool {cpu['worker']:.1f} s, this client {cpu['client']:.1f} s; "
           f"{(cpu['web'] + cpu['worker'] + cpu['client']) / wall:.2f} of {os.cpu_count()} cores")
+    if cpu["tabs"]:  # far apart: some users wait for a busier web process than others
+        print(f"  each user's median: {1000 * cpu['tabs'][0]:.0f}-{1000 * cpu['tabs'][-1]:.0f} ms")
     print(f"  {'route':38s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
     for name in sorted(out):
         values = out[name]

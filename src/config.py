@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     # Web server processes (uvicorn --workers): unset, one per CPU core, 2 to 8. One process
     # answers every request of the site in turn; with a job running it also waits for the CPU.
     web_workers: int | None = None
+    # Seconds a keep-alive connection answers before the server closes it (src/keepalive.py), so
+    # a client that never pauses is not pinned to one web process (0: no limit).
+    web_keepalive_seconds: float = 2.0
+    # Requests one web process works on at once; the others wait their turn, and each gives its
+    # place back when its answer starts or after half a second (src/admission.py; 0: no gate).
+    web_active_requests: int = 4
     jwt_lifetime_seconds: int = 8 * 3600
     cookie_secure: bool = False
     login_max_failures: int = 10

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -52,8 +52,22 @@ def create_engine(url: str) -> AsyncEngine:
     # The pool is sized for the requests one web process serves at once: with SQLAlchemy's
     # default (5 kept), 50 back-to-back users opened and closed a PostgreSQL connection on most
     # requests (bench/load.py: p99 1.5 s idle, 4.4 s at worst for /health).
-    return create_async_engine(asyncpg_url(url), pool_pre_ping=True, pool_size=settings.database_pool_size,
-                               max_overflow=settings.database_max_overflow)
+    engine = create_async_engine(asyncpg_url(url), pool_size=settings.database_pool_size,
+                                 max_overflow=settings.database_max_overflow)
+    event.listen(engine.sync_engine, "checkout", _closed_is_gone)
+    return engine
+
+
+def _closed_is_gone(dbapi_connection, connection_record, connection_proxy) -> None:
+    """The pool's check of a connection it hands out: one asyncpg already saw closed (a
+    PostgreSQL restart or a killed backend closes the socket, and asyncpg notices at once) is
+    replaced by a fresh one, so the first request after an outage succeeds. This costs nothing;
+    SQLAlchemy's pre-ping (a ``SELECT 1`` round trip on every checkout) was about 8% of a page's
+    web CPU under bench/load.py. A connection dead without a close (a network cut) fails its
+    first query instead, which invalidates the pool (a 503, then fresh connections)."""
+    raw = getattr(dbapi_connection, "driver_connection", None)
+    if raw is not None and raw.is_closed():
+        raise exc.DisconnectionError("the PostgreSQL connection was closed")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from src import api_docs
+from src.admission import AdmissionGate
 from src.admin import pages as admin_pages
 from src.admin.router import router as admin_router
 from src.auth import pages as auth_pages
@@ -31,6 +32,7 @@ from src.billing import service as billing_service
 from src.billing.router import router as billing_router
 from src.config import ROOT, get_settings
 from src.database import create_engine, create_sessionmaker
+from src.keepalive import KeepAliveLimit
 from src.datasets import pages as dataset_pages
 from src.datasets import service as dataset_service
 from src.datasets.ports import DatasetPagePorts
@@ -133,7 +135,9 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Data Forge", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(SecurityMiddleware, session_cookie=SESSION_COOKIE, secure_cookies=settings.cookie_secure,
                        login_paths=LOGIN_PATHS)
-    app.add_middleware(BodyGuardMiddleware, limits=body_limits(settings))  # outermost: before anything reads
+    app.add_middleware(BodyGuardMiddleware, limits=body_limits(settings))  # before anything reads
+    app.add_middleware(AdmissionGate, size=settings.web_active_requests)  # src/admission.py
+    app.add_middleware(KeepAliveLimit, seconds=settings.web_keepalive_seconds)  # src/keepalive.py
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     # What the domains below datasets need from it: the quota usage (videos, datasets) the
     # checks count (src/quotas/service.py, UsageOf), a video's datasets (src/videos/ports.py).

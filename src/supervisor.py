@@ -10,16 +10,13 @@ Backoff: the first restart waits `backoff_initial` seconds, each further one twi
 up to `backoff_max`; a process that has run `stable_s` seconds before dying starts again
 from `backoff_initial`.
 
-`die_with_parent` is the initializer of the worker's CPU pool (src/worker.py): a pool process
-ends when the worker that started it ends, however it ends (PR_SET_PDEATHSIG on Linux, and a
-thread that watches the parent id everywhere), so no pool process is left running after a
-crashed, killed or stopped worker. See docs/operations.md.
+The worker's CPU pool processes, and the engine's pass processes under them, end with the
+process that started them, however it ends (src/vision/lifetime.py `die_with_parent`), so no
+pool process is left running after a crashed, killed or stopped worker. See docs/operations.md.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import signal
 import subprocess
 import sys
@@ -28,35 +25,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-# ---------------------------------------------------------------- pool processes
-
-def die_with_parent(parent_pid: int | None = None, interval_s: float = 1.0) -> None:
-    """End this process when its parent ends (call it first thing in the child, e.g. as a
-    ProcessPoolExecutor initializer). The kernel sends SIGKILL when the parent exits; a daemon
-    thread checks the parent id every `interval_s` as well (other systems, and the kernel's
-    signal fires when the parent's *thread* that started us exits, not only the process)."""
-    parent = parent_pid or os.getppid()
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
-            pass
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval_s)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
-
 
 # ---------------------------------------------------------------- supervised processes
 

@@ -26,11 +26,11 @@ from src.detectors.tasks import apply_model, evaluate_detector, predict_frame, t
 from src.gpu import (ADVERT_EVERY_S, GPU_QUEUE, GPU_SEGMENT_QUEUE, SEGMENT_QUEUE, advertise, describe_devices,
                      release_gpu_jobs, routing, withdraw, worker_id)
 from src.jobs import JobContext, job_session, redis_settings, run_cpu
-from src.supervisor import die_with_parent
 from src.review.desk import ReviewDesk
 from src.review.tasks import cvat_accept_jobs, cvat_create_task, cvat_poll, cvat_retry, cvat_sync_job
 from src.webhooks.tasks import deliver_webhook
 from src.videos.tasks import import_video, requeue_stale_imports
+from src.vision.lifetime import die_with_parent
 
 __all__ = ["GpuWorkerSettings", "WorkerSettings", "redis_settings", "shutdown", "startup", "task_functions"]
 
@@ -101,7 +101,7 @@ async def startup(ctx: JobContext) -> None:
     # What the dataset job needs from the domains above datasets (src/datasets/ports.py).
     ctx["dataset_ports"] = DatasetJobPorts(review=ReviewDesk(), apply_model=apply_model)
     # spawn, not fork: the worker process holds an event loop, sockets and threads. The pool's
-    # processes end with this worker, however it ends (src/supervisor.py, die_with_parent).
+    # processes end with this worker, however it ends (src/vision/lifetime.py, die_with_parent).
     ctx["pool"] = ProcessPoolExecutor(settings.worker_processes, mp_context=multiprocessing.get_context("spawn"),
                                       initializer=_pool_process, initargs=(os.getpid(), settings.worker_nice))
     await asyncio.gather(*(run_cpu(ctx, _warm_up) for _ in range(settings.worker_processes)))

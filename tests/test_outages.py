@@ -196,6 +196,20 @@ async def test_postgres_down_then_back(postgres_app, postgres_server):
         assert (await api.get("/health")).status_code == 200
 
 
+async def test_the_first_request_after_a_quiet_postgres_restart_succeeds(postgres_app, postgres_server):
+    """PostgreSQL restarts while nobody asks anything: the pool's connections are dead, and
+    the next page must not be the one that finds out (src.database._closed_is_gone)."""
+    server, _ = postgres_server
+    async with _client(postgres_app) as browser:
+        await register(browser, "pg-restart@example.com")
+        await login_cookie(browser, "pg-restart@example.com")
+        assert (await browser.get("/videos", headers=HTML)).status_code == 200
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.start)
+        assert (await browser.get("/videos", headers=HTML)).status_code == 200
+        assert (await browser.get("/api/v1/videos")).status_code == 200
+
+
 def test_outage_of_tells_services_from_bugs():
     """The classification the handlers use: an OSError from storage stays a bug (500)."""
     import redis.exceptions

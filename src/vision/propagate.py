@@ -849,7 +849,7 @@ def _process_pool(workers: int) -> Executor:
 
 
 def _init_pass_process() -> None:
-    from src.supervisor import die_with_parent
+    from src.vision.lifetime import die_with_parent
 
     die_with_parent()  # a worker process killed mid-run must not leave its pass processes behind
     cv2.setNumThreads(1)
