@@ -30,8 +30,9 @@ from src.datasets.models import Dataset
 from tests.datasets.conftest import top_up
 from tests.videos.conftest import upload
 
-FRAMES = 1500  # 50 s at 30 fps: propagation takes long enough to be caught mid-way
-EVERY_N = 20
+FRAMES = 2400  # 80 s at 30 fps: propagation takes long enough to be caught mid-way (1500 took 1 s once);
+# under SEGMENT_MIN_FRAMES, so in one piece
+EVERY_N = 30
 STALE_SECONDS = 10  # JOB_STALE_SECONDS of the test's workers after a SIGKILL (300 after a SIGTERM: see below)
 
 
@@ -122,11 +123,14 @@ class WorkerProcess:
             self.process.wait(timeout=10)
 
 
-async def _long_dataset(app, client, tmp_path: Path) -> dict:
+async def _long_dataset(app, client, tmp_path: Path, seed: int = 5) -> dict:
+    """A dataset of a FRAMES-frame video made from ``seed``: one seed per test, as the same file
+    uploaded again is the same stored video, whose decode a worker of this test session may
+    have kept (the frame cache), and the job would end before anyone could kill its worker."""
     from src.vision.synthetic import make_video
 
     path = tmp_path / "long.mp4"
-    truth = await asyncio.to_thread(make_video, path, width=320, height=240, n_frames=FRAMES, n_objects=1, seed=5,
+    truth = await asyncio.to_thread(make_video, path, width=320, height=240, n_frames=FRAMES, n_objects=1, seed=seed,
                                     object_size=(40, 70), max_speed=1.5, pan=0.2)
     video = await upload(client, path, "long.mp4")
     assert video.status_code == 201, video.text
@@ -174,7 +178,7 @@ async def _ledger_kinds(app, dataset_id: str) -> list[str]:
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 async def test_a_worker_dies_mid_job_and_the_next_one_finishes_it(app, user_client, services, tmp_path, how):
-    dataset = await _long_dataset(app, user_client, tmp_path)
+    dataset = await _long_dataset(app, user_client, tmp_path, seed={"SIGKILL": 5, "SIGTERM": 6}[how])
     did = dataset["id"]
     # After a SIGTERM the next worker must take the job over at once, long before the
     # heartbeat could look stale: a stale threshold it cannot reach in this test.
