@@ -61,9 +61,9 @@ def create_engine(url: str) -> AsyncEngine:
 def _closed_is_gone(dbapi_connection, connection_record, connection_proxy) -> None:
     """The pool's check of a connection it hands out: one asyncpg already saw closed (a
     PostgreSQL restart or a killed backend closes the socket, and asyncpg notices at once) is
-    replaced by a fresh one, so the first request after an outage succeeds. This costs nothing;
-    SQLAlchemy's pre-ping (a ``SELECT 1`` round trip on every checkout) was about 8% of a page's
-    web CPU under bench/load.py. A connection dead without a close (a network cut) fails its
+    replaced by a fresh one, so the first request after a quiet restart succeeds. It costs no
+    round trip; SQLAlchemy's pre-ping (a ``SELECT 1`` on every checkout) was about 7% of the web
+    process's samples in a py-spy profile under bench/load.py. A connection dead without a close (a network cut) fails its
     first query instead, which invalidates the pool (a 503, then fresh connections)."""
     raw = getattr(dbapi_connection, "driver_connection", None)
     if raw is not None and raw.is_closed():

@@ -218,7 +218,7 @@ def split_passes(jobs: list[tuple], target_work: int, chunk_frames: int = 0) -> 
     stretch for itself."""
     long = [i for i, job in enumerate(jobs) if chunk_frames > 0 and pass_length(job) > chunk_frames]
     chunked = [c for i in long for c in chunks_of(jobs[i], i, chunk_frames)]
-    whole = [i for i in range(len(jobs)) if i not in set(long)]
+    whole = sorted(set(range(len(jobs))) - set(long))
     return _group_passes(jobs, whole, target_work) + chunked
 
 
