@@ -43,6 +43,8 @@ class KeepAliveLimit:
         if now - opened < self.seconds:
             if len(self.opened) > MAX_TRACKED:  # closed connections are never told apart from open ones
                 self.opened = {k: t for k, t in self.opened.items() if now - t < self.seconds}
+                if len(self.opened) > MAX_TRACKED // 2:  # that many young ones: start again (they live on)
+                    self.opened = {key: opened}
             await self.app(scope, receive, send)
             return
         del self.opened[key]

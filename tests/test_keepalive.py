@@ -68,3 +68,19 @@ async def test_no_limit_keeps_the_connection():
         assert await _answers_on_one_connection(port, 12) == ["keep-alive"] * 12
     finally:
         server.should_exit = True
+
+
+async def test_the_connections_remembered_stay_bounded():
+    from src.keepalive import MAX_TRACKED
+
+    limit = KeepAliveLimit(_hello, seconds=60)
+
+    async def send(message):
+        return None
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    for port in range(MAX_TRACKED * 3):
+        await limit({"type": "http", "client": ("10.0.0.1", port)}, receive, send)
+    assert len(limit.opened) <= MAX_TRACKED + 1
