@@ -219,7 +219,9 @@ def split_passes(jobs: list[tuple], target_work: int, chunk_frames: int = 0) -> 
     long = [i for i, job in enumerate(jobs) if chunk_frames > 0 and pass_length(job) > chunk_frames]
     chunked = [c for i in long for c in chunks_of(jobs[i], i, chunk_frames)]
     whole = sorted(set(range(len(jobs))) - set(long))
-    return _group_passes(jobs, whole, target_work) + chunked
+    # a group of empty passes alone (back from a keyframe on frame 0, when every other pass is
+    # chunked) has nothing to run: the assembly needs no result from it
+    return [g for g in _group_passes(jobs, whole, target_work) if g.work > 0] + chunked
 
 
 def _group_passes(jobs: list[tuple], indices: list[int], target_work: int) -> list[Segment]:

@@ -247,6 +247,8 @@ def test_a_long_pass_is_cut_into_chunks_that_read_their_frames_and_the_overlap()
     assert [(c.chunk.start, c.chunk.until, c.first, c.last) for c in backward] == [
         (0, 100, 298, 400), (100, 200, 198, 300), (200, 300, 100, 200)]  # frames read down from 400
     assert split_passes(jobs, target_work=1000) == split_passes(jobs, 1000, chunk_frames=0)  # 0: never cut
+    alone = split_passes([_job(0, 0), _job(0, 299)], target_work=1000, chunk_frames=120)
+    assert [p.passes for p in alone] == [(1,)] * 3  # the empty pass back from frame 0 is no job of its own
 
 
 def _run_chunked(path, plan, chunk_frames: int, model_dir=None) -> dict:
