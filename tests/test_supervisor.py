@@ -135,24 +135,29 @@ time.sleep(120)
 """
 
 
+def _children_end_with_their_parent(script: str, env: dict | None = None) -> None:
+    """Run ``script`` (it prints its two children's pids, then sleeps), SIGKILL it (so nothing
+    of its own runs), and wait for both children to end."""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env,
+                              cwd=Path(__file__).resolve().parents[1])
+    try:
+        line = parent.stdout.readline()
+        children = [int(pid) for pid in line.split()]
+        assert len(children) == 2, line
+        for pid in children:
+            assert psutil.Process(pid).ppid() == parent.pid
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(30)
+        _wait(lambda: all(_gone(pid) for pid in children), timeout=15, what="the child processes to end")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
 def test_pool_processes_end_with_the_worker(services):
     """The real worker start-up (src.worker.startup) makes the pool; a worker killed in the
     middle of a job (SIGKILL, so nothing of its own runs) leaves no pool process running."""
-    env = {**os.environ, "WORKER_PROCESSES": "2"}
-    worker = subprocess.Popen([sys.executable, "-c", WORKER_WITH_POOL], stdout=subprocess.PIPE, text=True, env=env,
-                              cwd=Path(__file__).resolve().parents[1])
-    try:
-        line = worker.stdout.readline()
-        pool = [int(pid) for pid in line.split()]
-        assert len(pool) == 2, line
-        for pid in pool:
-            assert psutil.Process(pid).ppid() == worker.pid
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(30)
-        _wait(lambda: all(_gone(pid) for pid in pool), timeout=15, what="pool processes to end")
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    _children_end_with_their_parent(WORKER_WITH_POOL, {**os.environ, "WORKER_PROCESSES": "2"})
 
 
 PASS_POOL = """
@@ -167,15 +172,4 @@ time.sleep(120)
 def test_pass_processes_end_with_the_process_that_started_them():
     """The engine's pass processes (started inside a worker's pool process for a large
     propagation) end when that process is killed: they were left running for ever."""
-    owner = subprocess.Popen([sys.executable, "-c", PASS_POOL], stdout=subprocess.PIPE, text=True,
-                             cwd=Path(__file__).resolve().parents[1])
-    try:
-        line = owner.stdout.readline()
-        passes = [int(pid) for pid in line.split()]
-        assert len(passes) == 2, line
-        owner.send_signal(signal.SIGKILL)
-        owner.wait(30)
-        _wait(lambda: all(_gone(pid) for pid in passes), timeout=15, what="pass processes to end")
-    finally:
-        if owner.poll() is None:
-            owner.kill()
+    _children_end_with_their_parent(PASS_POOL)

@@ -702,10 +702,12 @@ def track_passes(video_path: str | Path, info: VideoInfo, jobs: list[tuple], sca
                 slots = n  # the whole video in the store, to be kept
     resume = resume or [None] * len(jobs)
     until = until or [None] * len(jobs)
-    starts = [_Pass(*job[:4]) if data is None else _Pass.resume(data) for job, data in zip(jobs, resume)]
+    # the lowest frame each pass reads first; a chunk going on from a checkpoint reads nothing
+    # below the store's first frame and moves its mark up with its first step
+    marks = [min(max(_Pass(*job[:4]).first_frame(), first), n) if data is None else first
+             for job, data in zip(jobs, resume)]
     store = FrameStore(
-        video_path, last + 1, info.width, info.height, scale, slots,
-        marks=[min(max(p.first_frame(), first), n) for p in starts], first=first, colour=colour,
+        video_path, last + 1, info.width, info.height, scale, slots, marks=marks, first=first, colour=colour,
         decoded=decoded, tap=tap,
     )
     # One call at a time uses the shared process pool: a call's decoder waits for all of its

@@ -47,23 +47,32 @@ def _timeline(dataset_id: str) -> dict:
         return json.load(f)
 
 
-async def test_segment_jobs_give_the_dataset_of_one_piece(app, user_client, services, monkeypatch):
+async def _one_piece_and_split(app, client, services, monkeypatch, **split) -> tuple[str, str]:
+    """The same keyframes made into a dataset in one piece, then in segment jobs with the
+    settings ``split`` (the 120-frame clip counting as long): both ready; their ids."""
     await top_up(app, "user@example.com", 1_000_000)
     settings = get_settings()
     monkeypatch.setattr(settings, "segment_min_frames", 0)  # one piece
-    whole = await _confirmed(app, user_client, "whole")
+    whole = await _confirmed(app, client, "one piece")
     await run_worker(services[1])
-    monkeypatch.setattr(settings, "segment_min_frames", 100)  # the 120-frame clip counts as long
-    monkeypatch.setattr(settings, "segment_work", 40)  # 4 passes of ~60 frames: a segment or two each
-    video = (await user_client.get(f"/api/v1/datasets/{whole['id']}")).json()["video_id"]
-    parts = await _confirmed(app, user_client, "segments", video={"id": video})
+    monkeypatch.setattr(settings, "segment_min_frames", 100)
+    for name, value in split.items():
+        monkeypatch.setattr(settings, name, value)
+    video = (await client.get(f"/api/v1/datasets/{whole['id']}")).json()["video_id"]
+    parts = await _confirmed(app, client, "segments", video={"id": video})
     await run_worker(services[1])
     for dataset in (whole, parts):
-        done = (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()
+        done = (await client.get(f"/api/v1/datasets/{dataset['id']}")).json()
         assert done["state"] == "ready", done
-    assert _timeline(whole["id"])["segments"] == 0
-    assert _timeline(parts["id"])["segments"] >= 3
-    one, split = await _labels(user_client, whole["id"]), await _labels(user_client, parts["id"])
+    return whole["id"], parts["id"]
+
+
+async def test_segment_jobs_give_the_dataset_of_one_piece(app, user_client, services, monkeypatch):
+    # 4 passes of ~60 frames: a segment or two each
+    whole, parts = await _one_piece_and_split(app, user_client, services, monkeypatch, segment_work=40)
+    assert _timeline(whole)["segments"] == 0
+    assert _timeline(parts)["segments"] >= 3
+    one, split = await _labels(user_client, whole), await _labels(user_client, parts)
     assert one and one == split
 
 
@@ -71,19 +80,7 @@ async def test_a_long_pass_in_chunk_jobs_gives_the_dataset_of_one_piece(app, use
     """Keyframes on frames 0 and 60: the three passes of 59 frames (forward from 0, both ways
     from 60) run as chunks of at most 25 frames, each a job going on from the checkpoint of the
     one before: the labels are those of one piece."""
-    await top_up(app, "user@example.com", 1_000_000)
-    settings = get_settings()
-    monkeypatch.setattr(settings, "segment_min_frames", 0)
-    whole = await _confirmed(app, user_client, "one piece")
-    await run_worker(services[1])
-    monkeypatch.setattr(settings, "segment_min_frames", 100)
-    monkeypatch.setattr(settings, "segment_chunk_frames", 25)
-    video = (await user_client.get(f"/api/v1/datasets/{whole['id']}")).json()["video_id"]
-    chunked = await _confirmed(app, user_client, "chunks", video={"id": video})
-    await run_worker(services[1])
-    for dataset in (whole, chunked):
-        done = (await user_client.get(f"/api/v1/datasets/{dataset['id']}")).json()
-        assert done["state"] == "ready", done
-    assert _timeline(chunked["id"])["segments"] == 3 * 3  # the empty pass back from frame 0 is no job
-    one, split = await _labels(user_client, whole["id"]), await _labels(user_client, chunked["id"])
+    whole, chunked = await _one_piece_and_split(app, user_client, services, monkeypatch, segment_chunk_frames=25)
+    assert _timeline(chunked)["segments"] == 3 * 3  # the empty pass back from frame 0 is no job
+    one, split = await _labels(user_client, whole), await _labels(user_client, chunked)
     assert one and one == split
