@@ -97,6 +97,16 @@ def ious_of(tracks_boxes: dict[int, np.ndarray], gt) -> np.ndarray:
     return np.concatenate([frame_ious(tracks_boxes[t], gt[t]) for t in gt])
 
 
+def scored(tracks, gt) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence, IoU) of every object-frame, one ground-truth track after another, aligned:
+    the tracks come sorted by id, the ground truth in its file's order (until 2026-12-03 the
+    confidences were taken in the tracks' order, so AUROC, ECE and "wrong with conf >= 0.7"
+    paired boxes with other objects' confidences on clips whose ids were not in order)."""
+    by_id = {t.track_id: t for t in tracks}
+    return (np.concatenate([by_id[t].confidence for t in gt]),
+            np.concatenate([frame_ious(by_id[t].boxes, g) for t, g in gt.items()]))
+
+
 def ok50(v: np.ndarray) -> float:
     v = v[~np.isnan(v)]
     return float(np.mean(v >= 0.5)) if len(v) else float("nan")
@@ -113,8 +123,7 @@ def engine_figures(path, info, gt, model, budgets, rng):
     res = propagate(path, seeds, budget=max(budgets), info=info, tracker_model=model)
     fps = info.frames / (time.perf_counter() - t0)
     boxes = {t.track_id: t.boxes for t in res.tracks}
-    v = ious_of(boxes, gt)
-    conf = np.concatenate([t.confidence for t in res.tracks if t.track_id in gt])
+    conf, v = scored(res.tracks, gt)
     m = ~np.isnan(v)
     wrong = m & (v < 0.5)
     mota, idf1 = mot_scores(boxes, gt)
