@@ -37,7 +37,7 @@ from src.datasets.models import Dataset
 from src.exceptions import Unprocessable
 from src.storage import get_storage
 
-ENGINE_VERSION = "2026-12-02"  # bump when the engine's tracks change for the same keyframes
+ENGINE_VERSION = "2026-12-03"  # bump when the engine's tracks change for the same keyframes
 MAX_RANGE = 2000  # frames per GET page
 
 

@@ -19,6 +19,9 @@ change and distance from the keyframe lower it; between keyframes, agreement of 
 passes (IoU) is worth +2.5 logits at full agreement and -1.25 at none. The benches report
 how well it ranks errors (AUROC for IoU < 0.5). Refitting them by logistic regression on
 all shared sequences together is the obvious next step.
+
+After fusion, src.vision.history folds in the track's way from its keyframe (its weakest
+moment, its closest brush with another object): that is the confidence a track reports.
 """
 
 
